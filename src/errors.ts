@@ -1,0 +1,75 @@
+// Every failure the CLI reports is one of these; main.ts turns it into one stderr line and an exit code.
+
+export const ExitCode = {
+  ok: 0,
+  usage: 64, // bad flags or a spark-submit argument that would override a managed setting
+  refused: 65, // the user or the namespace is not permitted
+  kubernetes: 69, // the Kubernetes API failed or denied us while provisioning (what was created is rolled back)
+  internal: 70,
+  impersonation: 71, // sudo refused, or spark-submit missing / not executable
+  teardownIncomplete: 75, // some job objects could not be deleted; the message lists them
+  config: 78, // the configuration file or profile is invalid
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** A failure with a one-line, user-facing message that says what is wrong and how to fix it. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.usage);
+  }
+}
+
+export class RefusedError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.refused);
+  }
+}
+
+export class ConfigError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.config);
+  }
+}
+
+export class KubernetesError extends CliError {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message, ExitCode.kubernetes);
+  }
+}
+
+export class ImpersonationError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.impersonation);
+  }
+}
+
+export class TeardownError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.teardownIncomplete);
+  }
+}
+
+/** The process was asked to stop; exit 128 + signal number once teardown is done. */
+export class SignalledError extends CliError {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`, 128 + signalNumber(signal));
+  }
+}
+
+const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+export function signalNumber(signal: NodeJS.Signals): number {
+  return signalNumbers[signal] ?? 1;
+}

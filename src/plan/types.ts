@@ -1,0 +1,60 @@
+import type {
+  AuthenticationV1TokenRequest,
+  V1Lease,
+  V1Namespace,
+  V1Role,
+  V1RoleBinding,
+  V1ServiceAccount,
+} from '@kubernetes/client-node';
+
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'dss-spark-k8s';
+export const JOB_LABEL = 'dss-spark-k8s.dataiku.io/job-id';
+export const USER_LABEL = 'dss-spark-k8s.dataiku.io/user';
+/** On namespaces the tool manages (auto-created or prepared by an admin for team mode). */
+export const MANAGED_NAMESPACE_LABEL = 'dss-spark-k8s.dataiku.io/managed';
+
+export const ANNOTATION_PREFIX = 'dss-spark-k8s.dataiku.io/';
+export const Annotation = {
+  login: `${ANNOTATION_PREFIX}login`,
+  host: `${ANNOTATION_PREFIX}host`,
+  pid: `${ANNOTATION_PREFIX}pid`,
+  processStart: `${ANNOTATION_PREFIX}process-start`,
+  createdAt: `${ANNOTATION_PREFIX}created-at`,
+  expiresAt: `${ANNOTATION_PREFIX}expires-at`,
+} as const;
+
+/** Who runs this job, where and when: everything the plan needs that is not in the profile. */
+export interface JobContext {
+  jobId: string;
+  login: string;
+  uid: number;
+  /** Admin properties of the user, for `${adminProperty:NAME}`. */
+  adminProperties: Record<string, string>;
+  host: string;
+  pid: number;
+  /** Start time of this process (ISO 8601): with host and pid it tells a live job from a reused pid. */
+  processStart: string;
+  now: Date;
+}
+
+/** Everything one job creates, and the spark-submit command line; built by a pure function. */
+export interface JobPlan {
+  jobId: string;
+  login: string;
+  userSlug: string;
+  namespace: string;
+  /** Shared by the job ServiceAccount, Role, RoleBinding and Lease. */
+  baseName: string;
+  labels: Record<string, string>;
+  /** Present only when the profile auto-creates the namespace. */
+  namespaceObject?: V1Namespace;
+  serviceAccount: V1ServiceAccount;
+  executorServiceAccount: V1ServiceAccount;
+  role: V1Role;
+  roleBinding: V1RoleBinding;
+  lease: V1Lease;
+  tokenRequest: AuthenticationV1TokenRequest;
+  /** The spark-submit arguments after the executable, managed ones included (no secret in them). */
+  sparkSubmitArgs: string[];
+}
