@@ -1,17 +1,32 @@
-// Bundles the CLI into one ESM file: loading one file is several times faster than resolving
-// @kubernetes/client-node's many modules at every start (every Spark job pays the start-up).
+// Bundles a TypeScript entry point into one ESM file. The CLI is shipped bundled: loading one file is
+// several times faster than resolving @kubernetes/client-node's many modules, and every Spark job pays
+// the start-up. The tests bundle their helper executables the same way.
 import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-await build({
-  entryPoints: ['src/main.ts'],
-  outfile: 'dist/dss-spark-k8s.mjs',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node22',
-  sourcemap: 'linked',
-  legalComments: 'none',
-  logLevel: 'warning',
-  // Some dependencies are CommonJS and call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-});
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+
+export async function bundleFile(entryPoint, outfile, { sourcemap = false } = {}) {
+  await build({
+    entryPoints: [entryPoint],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    sourcemap: sourcemap ? 'linked' : false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    define: { __DSS_SPARK_K8S_VERSION__: JSON.stringify(version) },
+    // Some dependencies are CommonJS and call require(); give the ESM bundle one.
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  });
+}
+
+export const cliEntry = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+export const cliBundle = fileURLToPath(new URL('../dist/dss-spark-k8s.mjs', import.meta.url));
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await bundleFile(cliEntry, cliBundle, { sourcemap: true });
+}

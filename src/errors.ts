@@ -14,12 +14,11 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** A failure with a one-line, user-facing message that says what is wrong and how to fix it. */
 export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
     super(message);
     this.name = new.target.name;
+    this.exitCode = exitCode;
   }
 }
 
@@ -42,11 +41,10 @@ export class ConfigError extends CliError {
 }
 
 export class KubernetesError extends CliError {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
+  readonly status?: number;
+  constructor(message: string, status?: number) {
     super(message, ExitCode.kubernetes);
+    this.status = status;
   }
 }
 
@@ -64,8 +62,10 @@ export class TeardownError extends CliError {
 
 /** The process was asked to stop; exit 128 + signal number once teardown is done. */
 export class SignalledError extends CliError {
-  constructor(readonly signal: NodeJS.Signals) {
+  readonly signal: NodeJS.Signals;
+  constructor(signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`, 128 + signalNumber(signal));
+    this.signal = signal;
   }
 }
 

@@ -1,0 +1,3 @@
+export function bundleFile(entryPoint: string, outfile: string, options?: { sourcemap?: boolean }): Promise<void>;
+export const cliEntry: string;
+export const cliBundle: string;

@@ -1,0 +1,50 @@
+// The command line: commander definitions only; each action hands its options to a command module.
+import { Command, CommanderError, Option } from 'commander';
+import { UsageError } from './errors.ts';
+import { VERSION } from './version.ts';
+
+export async function runCli(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('dss-spark-k8s')
+    .description('Per-job Kubernetes credentials for Spark client-mode jobs under DSS user isolation')
+    .version(VERSION)
+    .exitOverride()
+    // Errors are reported once, by main.ts's error boundary.
+    .configureOutput({ outputError: () => {} });
+
+  program
+    .command('run')
+    .description('run spark-submit as an end user with a per-job service account, then tear it down')
+    .requiredOption('--user <login>', 'the end user (Unix login) the job runs as')
+    .option('--profile <name>', 'profile of the configuration file')
+    .option('--config <file>', 'configuration file (default $DSS_SPARK_K8S_CONFIG or /etc/dss-spark-k8s/config.yaml)')
+    .option('--job-id <id>', 'job id given by the job runner (default: generated)')
+    .option('--kubeconfig <file>', "dssuser's kubeconfig (overrides the profile)")
+    .option('--context <name>', "context of dssuser's kubeconfig (overrides the profile)")
+    .addOption(new Option('--dry-run <mode>', 'print the plan (client) or send every write with dryRun=All (server)').choices(['client', 'server']))
+    .addOption(new Option('-o, --output <format>', 'format of the --dry-run plan').choices(['yaml', 'json']).default('yaml'))
+    .option('--admin-property <name=value>', 'an admin property of the user (repeatable)', collect, [])
+    .option('--events <file|fd>', 'write one JSON line per phase to this file or file descriptor')
+    .option('--quiet', 'no status lines on stderr')
+    .argument('[spark-submit-args...]', 'arguments for spark-submit, after --')
+    .action(async (sparkArgs: string[], options) => {
+      const { runCommand } = await import('./commands/run.ts');
+      exitCode = await runCommand({ ...options, sparkArgs });
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with code 0.
+      if (error.exitCode === 0) return 0;
+      throw new UsageError(`${error.message.replace(/^error: /, '')}; see dss-spark-k8s --help`);
+    }
+    throw error;
+  }
+  return exitCode;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,3 @@
+export async function runCommand(_options: Record<string, unknown>): Promise<number> {
+  throw new Error('not yet');
+}

@@ -1,0 +1,33 @@
+// The process entry point and the one error boundary: every failure becomes one stderr line and a
+// documented exit code. `--version` answers before anything heavy is loaded (it is called by scripts).
+import { CliError, ExitCode } from './errors.ts';
+import { VERSION } from './version.ts';
+
+const [major] = process.versions.node.split('.').map(Number);
+if (major! < 22) {
+  process.stderr.write(`dss-spark-k8s: Node.js ${process.version} is too old; Node.js 22 or newer is required\n`);
+  process.exit(ExitCode.config);
+}
+
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  process.stdout.write(`${VERSION}\n`);
+} else {
+  try {
+    const { runCli } = await import('./cli.ts');
+    process.exitCode = await runCli(process.argv);
+  } catch (error) {
+    process.exitCode = reportError(error);
+  }
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof CliError) {
+    process.stderr.write(`dss-spark-k8s: ${error.message}\n`);
+    return error.exitCode;
+  }
+  // An unexpected failure: one line, never an object dump (it could carry request headers).
+  const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  process.stderr.write(`dss-spark-k8s: internal error: ${message}; please report it\n`);
+  return ExitCode.internal;
+}

@@ -1,0 +1,156 @@
+// Names of everything a job creates: user slugs, namespaces, job ids and object base names. Pure functions.
+
+import { createHash } from 'node:crypto';
+import type { Profile } from '../config/types.ts';
+import { ConfigError, RefusedError, UsageError } from '../errors.ts';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_LABEL_MAX = 63;
+const HASH_LENGTH = 8;
+/** Separates a slug from its hash. A slug never contains "--" otherwise (runs collapse to one "-"). */
+const HASH_SEPARATOR = '--';
+/** Spark refuses an executor pod name prefix longer than 47 characters; the base name is used as that prefix. */
+export const BASE_NAME_MAX = 47;
+const BASE_PREFIX = 'dss-spark-';
+const JOB_ID_RAW_MAX = 12;
+const JOB_ID_LENGTH = 10;
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+function trimDashes(text: string): string {
+  return text.replace(/^-+/, '').replace(/-+$/, '');
+}
+
+export function isDnsLabel(text: string): boolean {
+  return text.length <= DNS_LABEL_MAX && DNS_LABEL.test(text);
+}
+
+/**
+ * A DNS-1123 friendly slug of a login. A login that is already a clean slug is kept as is; any other login gets
+ * "--" + 8 hex of sha256(login) appended. Clean slugs never contain "--", so a hashed slug can never equal the slug
+ * of another, clean login (`John.Doe`, `john.doe` and `john-doe` all differ).
+ */
+export function loginToSlug(login: string, maxLength = 40): string {
+  const slug = trimDashes(login.toLowerCase().replace(/[^a-z0-9]+/g, '-'));
+  if (slug === login && slug.length > 0 && slug.length <= maxLength) return slug;
+  const room = maxLength - HASH_SEPARATOR.length - HASH_LENGTH;
+  if (room < 1) throw new Error(`loginToSlug: maxLength ${maxLength} leaves no room for the hash`);
+  // "x" keeps the separator when nothing usable is left, so a bare hash can never equal an 8-hex login.
+  const head = trimDashes(slug.slice(0, room)) || 'x';
+  return `${head}${HASH_SEPARATOR}${sha256Hex(login).slice(0, HASH_LENGTH)}`;
+}
+
+export interface TemplateVars {
+  login: string;
+  adminProperties: Record<string, string>;
+}
+
+/** Expands `${dssUserLogin}` (slugged) and `${adminProperty:NAME}` (as is) in one pass. */
+export function expandNamespaceTemplate(template: string, vars: TemplateVars): string {
+  let out = '';
+  let pos = 0;
+  for (;;) {
+    const start = template.indexOf('${', pos);
+    if (start < 0) return out + template.slice(pos);
+    const end = template.indexOf('}', start + 2);
+    if (end < 0) {
+      throw new ConfigError(
+        `namespace template "${template}": "\${" at position ${start} is not closed; write \${dssUserLogin} or \${adminProperty:NAME}`,
+      );
+    }
+    out += template.slice(pos, start) + expandVariable(template, template.slice(start + 2, end), vars);
+    pos = end + 1;
+  }
+}
+
+function expandVariable(template: string, variable: string, vars: TemplateVars): string {
+  if (variable === 'dssUserLogin') return loginToSlug(vars.login);
+  const property = /^adminProperty:(.+)$/.exec(variable)?.[1];
+  if (property === undefined) {
+    throw new ConfigError(
+      `namespace template "${template}": unknown variable "\${${variable}}"; use \${dssUserLogin} or \${adminProperty:NAME}`,
+    );
+  }
+  const value = Object.hasOwn(vars.adminProperties, property) ? vars.adminProperties[property] : undefined;
+  if (!value) {
+    throw new RefusedError(
+      `user "${vars.login}" has no admin property "${property}" (needed by the namespace template "${template}"); ` +
+        `set it for this user or pass --admin-property ${property}=VALUE`,
+    );
+  }
+  return value;
+}
+
+function isSystemNamespace(ns: string): boolean {
+  return ns === 'default' || ns.startsWith('kube-') || ns === 'openshift' || ns.startsWith('openshift-');
+}
+
+/** Refuses a namespace that is not a DNS-1123 label, is a system namespace, or is not allowed by the profile. */
+export function validateNamespace(ns: string, allowed: RegExp, source: string): string {
+  if (ns.length > DNS_LABEL_MAX) {
+    throw new RefusedError(
+      `namespace "${ns}" (from ${source}) is ${ns.length} characters long, more than 63; shorten the namespace template or the admin property it uses`,
+    );
+  }
+  if (!DNS_LABEL.test(ns)) {
+    throw new RefusedError(
+      `namespace "${ns}" (from ${source}) is not a valid Kubernetes namespace name; use lowercase letters, digits and '-', starting and ending with a letter or digit`,
+    );
+  }
+  if (isSystemNamespace(ns)) {
+    throw new RefusedError(
+      `namespace "${ns}" (from ${source}) is a system namespace and may not run jobs; point the namespace template at a dedicated namespace`,
+    );
+  }
+  // search() ignores the g flag and lastIndex, unlike test().
+  if (ns.search(allowed) < 0) {
+    throw new RefusedError(
+      `namespace "${ns}" does not match the allowed pattern ${allowed} of ${source}; change the namespace template or allowedNamespaces`,
+    );
+  }
+  return ns;
+}
+
+export function resolveNamespace(profile: Profile, ctx: TemplateVars): string {
+  const ns = expandNamespaceTemplate(profile.targetNamespace, ctx);
+  return validateNamespace(ns, profile.allowedNamespaces, `profile "${profile.name}" in ${profile.source}`);
+}
+
+export function validateJobId(id: string): string {
+  if (!isDnsLabel(id)) {
+    throw new UsageError(`--job-id "${id}": must be lowercase letters, digits and '-', at most 63 characters`);
+  }
+  return id;
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** 10 lowercase base32 characters (50 bits) from at least 7 random bytes. */
+export function generateJobId(randomBytes: Buffer): string {
+  if (randomBytes.length < 7) throw new Error(`generateJobId needs 7 random bytes, got ${randomBytes.length}`);
+  let bits = 0n;
+  for (const byte of randomBytes.subarray(0, 7)) bits = (bits << 8n) | BigInt(byte);
+  let id = '';
+  for (let i = 0; i < JOB_ID_LENGTH; i++) {
+    id += BASE32[Number(bits & 31n)];
+    bits >>= 5n;
+  }
+  return id;
+}
+
+/**
+ * `dss-spark-<user>-<job>`: a DNS-1123 label of at most BASE_NAME_MAX characters, used for the job ServiceAccount,
+ * Role, RoleBinding, Lease and as Spark's executor pod name prefix. Long job ids are replaced by a hash.
+ */
+export function jobBaseName(userSlug: string, jobId: string): string {
+  const jobPart = jobId.length <= JOB_ID_RAW_MAX ? jobId : sha256Hex(jobId).slice(0, 10);
+  const userRoom = BASE_NAME_MAX - BASE_PREFIX.length - 1 - jobPart.length;
+  const userPart = trimDashes(userSlug.slice(0, userRoom));
+  return userPart ? `${BASE_PREFIX}${userPart}-${jobPart}` : `${BASE_PREFIX}${jobPart}`;
+}
+
+export function executorServiceAccountName(baseName: string): string {
+  return `${baseName}-exec`;
+}

@@ -1,0 +1,178 @@
+// One pure builder per Kubernetes object a job creates. apiVersion and kind are always set: --dry-run prints them.
+
+import { V1MicroTime } from '@kubernetes/client-node';
+import type {
+  AuthenticationV1TokenRequest,
+  V1Lease,
+  V1Namespace,
+  V1PolicyRule,
+  V1Role,
+  V1RoleBinding,
+  V1ServiceAccount,
+} from '@kubernetes/client-node';
+import type { Profile } from '../config/types.ts';
+import {
+  Annotation,
+  JOB_LABEL,
+  type JobContext,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  MANAGED_NAMESPACE_LABEL,
+  USER_LABEL,
+} from './types.ts';
+
+type StringMap = Record<string, string>;
+
+/** The profile's labels first, so they can never override the tool's own. */
+export function jobLabels(profile: Profile, jobId: string, userSlug: string): StringMap {
+  return {
+    ...profile.labels,
+    [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+    [JOB_LABEL]: jobId,
+    [USER_LABEL]: userSlug,
+  };
+}
+
+export function jobAnnotations(profile: Profile, ctx: JobContext, expiresAt: Date): StringMap {
+  return {
+    ...profile.annotations,
+    [Annotation.login]: ctx.login,
+    [Annotation.host]: ctx.host,
+    [Annotation.pid]: String(ctx.pid),
+    [Annotation.processStart]: ctx.processStart,
+    [Annotation.createdAt]: ctx.now.toISOString(),
+    [Annotation.expiresAt]: expiresAt.toISOString(),
+  };
+}
+
+/** A namespace outlives jobs: it carries no job label, only "managed" and the Pod Security Admission levels. */
+export function buildNamespace(name: string, profile: Profile, labels: StringMap = {}): V1Namespace {
+  const podSecurity: StringMap = {};
+  for (const mode of ['enforce', 'audit', 'warn'] as const) {
+    const level = profile.podSecurity[mode];
+    if (!level) continue;
+    podSecurity[`pod-security.kubernetes.io/${mode}`] = level;
+    podSecurity[`pod-security.kubernetes.io/${mode}-version`] = 'latest';
+  }
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name,
+      labels: {
+        ...profile.labels,
+        ...labels,
+        ...podSecurity,
+        [MANAGED_NAMESPACE_LABEL]: 'true',
+        [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+      },
+      annotations: { ...profile.annotations },
+    },
+  };
+}
+
+/** No token is ever mounted from this account: the token is handed over through a TokenRequest only. */
+export function buildServiceAccount(
+  name: string,
+  namespace: string,
+  labels: StringMap,
+  annotations: StringMap,
+): V1ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
+    automountServiceAccountToken: false,
+  };
+}
+
+/** The executors' account: bound to no role, and no token mounted into executor pods. */
+export function buildExecutorServiceAccount(
+  name: string,
+  namespace: string,
+  labels: StringMap,
+  annotations: StringMap,
+): V1ServiceAccount {
+  return buildServiceAccount(name, namespace, labels, annotations);
+}
+
+export interface PolicyRule {
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+}
+
+/** What Spark's client-mode driver does with the API (design.md §3), and nothing more. Frozen: shared. */
+export const DRIVER_RULES: readonly PolicyRule[] = Object.freeze([
+  Object.freeze({
+    apiGroups: Object.freeze(['']),
+    resources: Object.freeze(['pods', 'services', 'configmaps', 'persistentvolumeclaims']),
+    verbs: Object.freeze(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection']),
+  }),
+]);
+
+export function buildDriverRole(name: string, namespace: string, labels: StringMap, annotations: StringMap): V1Role {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
+    rules: DRIVER_RULES.map((rule): V1PolicyRule => ({
+      apiGroups: [...rule.apiGroups],
+      resources: [...rule.resources],
+      verbs: [...rule.verbs],
+    })),
+  };
+}
+
+export function buildRoleBinding(
+  name: string,
+  namespace: string,
+  roleName: string,
+  serviceAccountName: string,
+  labels: StringMap,
+  annotations: StringMap,
+): V1RoleBinding {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName },
+    subjects: [{ kind: 'ServiceAccount', name: serviceAccountName, namespace }],
+  };
+}
+
+/** The job's liveness record: renewed while the job runs, so cleanup can tell a live job from an orphan. */
+export function buildLease(
+  name: string,
+  namespace: string,
+  labels: StringMap,
+  annotations: StringMap,
+  holderIdentity: string,
+  leaseDurationSeconds: number,
+  now: Date,
+): V1Lease {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
+    spec: {
+      holderIdentity,
+      leaseDurationSeconds,
+      // V1MicroTime serialises with the microseconds the API server requires for MicroTime fields.
+      acquireTime: new V1MicroTime(now.getTime()),
+      renewTime: new V1MicroTime(now.getTime()),
+    },
+  };
+}
+
+export function buildTokenRequest(expirationSeconds: number, audiences?: string[]): AuthenticationV1TokenRequest {
+  return {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: audiences ? { expirationSeconds, audiences: [...audiences] } : { expirationSeconds },
+  };
+}
+
+export function holderIdentity(ctx: Pick<JobContext, 'host' | 'pid' | 'processStart'>): string {
+  return `${ctx.host}/${ctx.pid}/${ctx.processStart}`;
+}

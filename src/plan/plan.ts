@@ -1,0 +1,84 @@
+// The whole job, computed without touching anything: what --dry-run=client prints and what apply creates.
+
+import type { Profile } from '../config/types.ts';
+import {
+  BASE_NAME_MAX,
+  executorServiceAccountName,
+  isDnsLabel,
+  jobBaseName,
+  loginToSlug,
+  resolveNamespace,
+  validateJobId,
+} from './names.ts';
+import {
+  buildDriverRole,
+  buildExecutorServiceAccount,
+  buildLease,
+  buildNamespace,
+  buildRoleBinding,
+  buildServiceAccount,
+  buildTokenRequest,
+  holderIdentity,
+  jobAnnotations,
+  jobLabels,
+} from './objects.ts';
+import { buildSparkSubmitArgs, checkCallerArgs } from './spark-args.ts';
+import type { JobContext, JobPlan } from './types.ts';
+
+/** A Lease not renewed for this many intervals marks an orphaned job. */
+export const LEASE_RENEWALS_PER_DURATION = 4;
+
+export interface PlanInput {
+  apiServer: string;
+  caCertFile?: string;
+  callerArgs: string[];
+}
+
+export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): JobPlan {
+  const jobId = validateJobId(ctx.jobId);
+  checkCallerArgs(input.callerArgs);
+  const userSlug = loginToSlug(ctx.login);
+  const namespace = resolveNamespace(profile, ctx);
+  const baseName = jobBaseName(userSlug, jobId);
+  if (baseName.length > BASE_NAME_MAX || !isDnsLabel(baseName)) {
+    throw new Error(`internal: base name "${baseName}" is not a DNS label of at most ${BASE_NAME_MAX} characters`);
+  }
+  const executorName = executorServiceAccountName(baseName);
+  const labels = jobLabels(profile, jobId, userSlug);
+  const expiresAt = new Date(ctx.now.getTime() + profile.tokenTtlSeconds * 1000);
+  const annotations = jobAnnotations(profile, ctx, expiresAt);
+
+  return {
+    jobId,
+    login: ctx.login,
+    userSlug,
+    namespace,
+    baseName,
+    labels,
+    ...(profile.autoCreateNamespace ? { namespaceObject: buildNamespace(namespace, profile) } : {}),
+    serviceAccount: buildServiceAccount(baseName, namespace, labels, annotations),
+    executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, annotations),
+    role: buildDriverRole(baseName, namespace, labels, annotations),
+    roleBinding: buildRoleBinding(baseName, namespace, baseName, baseName, labels, annotations),
+    lease: buildLease(
+      baseName,
+      namespace,
+      labels,
+      annotations,
+      holderIdentity(ctx),
+      LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds,
+      ctx.now,
+    ),
+    tokenRequest: buildTokenRequest(profile.tokenTtlSeconds),
+    sparkSubmitArgs: buildSparkSubmitArgs({
+      apiServer: input.apiServer,
+      namespace,
+      caCertFile: input.caCertFile,
+      executorServiceAccount: executorName,
+      labels,
+      podNamePrefix: baseName,
+      profileConf: profile.sparkConf,
+      callerArgs: input.callerArgs,
+    }),
+  };
+}

@@ -1,0 +1,187 @@
+// The spark-submit command line: the settings the tool manages, the profile's defaults, then the caller's arguments,
+// which may not override a managed setting.
+
+import { UsageError } from '../errors.ts';
+import { JOB_LABEL, MANAGED_BY_LABEL, USER_LABEL } from './types.ts';
+
+const OUR_LABELS = [JOB_LABEL, USER_LABEL, MANAGED_BY_LABEL];
+
+/** Spark confs only the tool sets. */
+export const MANAGED_SPARK_CONFS: readonly string[] = [
+  'spark.master',
+  'spark.remote',
+  'spark.submit.deployMode',
+  'spark.kubernetes.namespace',
+  'spark.kubernetes.context',
+  'spark.kubernetes.executor.podNamePrefix',
+  'spark.kubernetes.driver.pod.name',
+  ...OUR_LABELS.flatMap((label) => [`spark.kubernetes.driver.label.${label}`, `spark.kubernetes.executor.label.${label}`]),
+];
+/** Every conf under these prefixes is managed: credentials and service accounts. */
+export const MANAGED_SPARK_CONF_PREFIXES: readonly string[] = ['spark.kubernetes.authenticate.'];
+
+export function isManagedConfKey(key: string): boolean {
+  const k = key.trim();
+  return MANAGED_SPARK_CONFS.includes(k) || MANAGED_SPARK_CONF_PREFIXES.some((prefix) => k.startsWith(prefix));
+}
+
+// spark-submit's options that take a value (Spark 4.3 SparkSubmitOptionParser). Any other "-…" argument is a switch.
+const OPTIONS_WITH_VALUE = new Set([
+  '--archives',
+  '--class',
+  '--conf',
+  '-c',
+  '--deploy-mode',
+  '--driver-class-path',
+  '--driver-cores',
+  '--driver-default-class-path',
+  '--driver-java-options',
+  '--driver-library-path',
+  '--driver-memory',
+  '--exclude-packages',
+  '--executor-cores',
+  '--executor-memory',
+  '--extra-properties-file',
+  '--files',
+  '--jars',
+  '--keytab',
+  '--kill',
+  '--master',
+  '--name',
+  '--num-executors',
+  '--packages',
+  '--principal',
+  '--properties-file',
+  '--proxy-user',
+  '--py-files',
+  '--queue',
+  '--remote',
+  '--repositories',
+  '--status',
+  '--total-executor-cores',
+]);
+
+/** Options refused whatever their value, with the reason. */
+const REFUSED_OPTIONS: Record<string, string> = {
+  '--master': 'dss-spark-k8s sets the master (k8s://<API server>) itself',
+  '--remote': 'dss-spark-k8s sets the master (k8s://<API server>) itself; Spark Connect is not supported',
+  '--proxy-user': 'dss-spark-k8s already runs spark-submit as the end user',
+  '--principal': 'dss-spark-k8s manages the Kubernetes credentials; Kerberos login is not supported',
+  '--keytab': 'dss-spark-k8s manages the Kubernetes credentials; Kerberos login is not supported',
+  '--properties-file': 'it could override settings dss-spark-k8s manages; pass each setting with --conf instead',
+  '--extra-properties-file': 'it could override settings dss-spark-k8s manages; pass each setting with --conf instead',
+  '--kill': 'dss-spark-k8s only submits applications',
+  '--status': 'dss-spark-k8s only submits applications',
+};
+
+const JAVA_OPTIONS_CONFS = ['spark.driver.extraJavaOptions', 'spark.driver.defaultJavaOptions'];
+
+interface SubmitOption {
+  name: string;
+  value: string | undefined;
+}
+
+/** spark-submit's own options: everything before the application resource (the first non-option argument). */
+function submitOptions(args: string[]): SubmitOption[] {
+  const options: SubmitOption[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith('-')) break;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    let value = eq > 0 ? arg.slice(eq + 1) : undefined;
+    if (value === undefined && OPTIONS_WITH_VALUE.has(name)) value = args[++i];
+    options.push({ name, value });
+  }
+  return options;
+}
+
+function confKey(setting: string): string {
+  const eq = setting.indexOf('=');
+  return (eq < 0 ? setting : setting.slice(0, eq)).trim();
+}
+
+/** A managed conf set as a `-D` system property in JVM options (the driver JVM reads `spark.*` properties). */
+function managedKeyInJavaOptions(options: string): string | undefined {
+  for (const token of options.split(/\s+/)) {
+    const t = token.replace(/["']/g, '');
+    if (t.startsWith('-D') && isManagedConfKey(confKey(t.slice(2)))) return confKey(t.slice(2));
+  }
+  return undefined;
+}
+
+function refuse(argument: string, reason: string): never {
+  // Values are never echoed: a refused conf may well carry a token.
+  throw new UsageError(`spark-submit argument ${argument} is not allowed: ${reason}; remove it`);
+}
+
+/** Throws a UsageError when a spark-submit option (before the application) would override a managed setting. */
+export function checkCallerArgs(args: string[]): void {
+  for (const { name, value } of submitOptions(args)) {
+    const reason = REFUSED_OPTIONS[name];
+    if (reason !== undefined) refuse(`"${name}"`, reason);
+    if (name.startsWith('--kubernetes-')) refuse(`"${name}"`, 'dss-spark-k8s manages the Kubernetes settings');
+    if (name === '--deploy-mode' && value !== 'client') {
+      refuse(value === undefined ? `"${name}"` : `"${name} ${value}"`, 'dss-spark-k8s runs Spark in client mode only');
+    }
+    if (name === '--driver-java-options' && value !== undefined) {
+      const key = managedKeyInJavaOptions(value);
+      if (key) refuse(`"${name} -D${key}=…"`, `dss-spark-k8s manages ${key}`);
+    }
+    if ((name === '--conf' || name === '-c') && value !== undefined) {
+      const key = confKey(value);
+      if (isManagedConfKey(key)) refuse(`"${name} ${key}=…"`, `dss-spark-k8s manages ${key}`);
+      if (JAVA_OPTIONS_CONFS.includes(key)) {
+        const inner = managedKeyInJavaOptions(value.slice(value.indexOf('=') + 1));
+        if (inner) refuse(`"${name} ${key}=…-D${inner}=…"`, `dss-spark-k8s manages ${inner}`);
+      }
+    }
+  }
+}
+
+/** Keys the caller sets with --conf / -c before the application. */
+export function callerConfKeys(args: string[]): Set<string> {
+  const keys = new Set<string>();
+  for (const { name, value } of submitOptions(args)) {
+    if ((name === '--conf' || name === '-c') && value !== undefined) keys.add(confKey(value));
+  }
+  return keys;
+}
+
+export interface SparkSubmitInput {
+  apiServer: string;
+  namespace: string;
+  caCertFile?: string;
+  executorServiceAccount: string;
+  labels: Record<string, string>;
+  podNamePrefix: string;
+  profileConf: Record<string, string>;
+  callerArgs: string[];
+}
+
+/** The full spark-submit argument list (after the executable). It never carries a token: that is in KUBECONFIG. */
+export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
+  checkCallerArgs(input.callerArgs);
+  const conf = (key: string, value: string) => ['--conf', `${key}=${value}`];
+  const args = [
+    '--master',
+    `k8s://${input.apiServer}`,
+    '--deploy-mode',
+    'client',
+    ...conf('spark.kubernetes.namespace', input.namespace),
+    ...(input.caCertFile ? conf('spark.kubernetes.authenticate.caCertFile', input.caCertFile) : []),
+    ...conf('spark.kubernetes.authenticate.executor.serviceAccountName', input.executorServiceAccount),
+    // Spark falls back to the driver conf for executors; set it too so nothing ever defaults to the job account.
+    ...conf('spark.kubernetes.authenticate.driver.serviceAccountName', input.executorServiceAccount),
+    ...conf('spark.kubernetes.executor.podNamePrefix', input.podNamePrefix),
+  ];
+  for (const [key, value] of Object.entries(input.labels)) {
+    args.push(...conf(`spark.kubernetes.driver.label.${key}`, value));
+    args.push(...conf(`spark.kubernetes.executor.label.${key}`, value));
+  }
+  const callerKeys = callerConfKeys(input.callerArgs);
+  for (const [key, value] of Object.entries(input.profileConf)) {
+    if (!callerKeys.has(key) && !isManagedConfKey(key)) args.push(...conf(key, value));
+  }
+  return [...args, ...input.callerArgs];
+}

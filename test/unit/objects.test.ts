@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest';
+import {
+  buildDriverRole,
+  buildExecutorServiceAccount,
+  buildLease,
+  buildNamespace,
+  buildRoleBinding,
+  buildServiceAccount,
+  buildTokenRequest,
+  DRIVER_RULES,
+  holderIdentity,
+  jobAnnotations,
+  jobLabels,
+} from '../../src/plan/objects.ts';
+import {
+  Annotation,
+  JOB_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  MANAGED_NAMESPACE_LABEL,
+  type JobContext,
+  USER_LABEL,
+} from '../../src/plan/types.ts';
+import type { Profile } from '../../src/config/types.ts';
+
+function fixtureProfile(overrides: Partial<Profile> = {}): Profile {
+  return {
+    name: 'default',
+    source: '/etc/dss-spark-k8s/config.yaml',
+    targetNamespace: 'dss-${dssUserLogin}',
+    autoCreateNamespace: true,
+    sparkSubmit: '/opt/spark/bin/spark-submit',
+    sparkConf: { 'spark.kubernetes.container.image': 'spark:4.0.0', 'spark.executor.instances': '2' },
+    tokenTtlSeconds: 3600,
+    allowedNamespaces: /^dss-/,
+    allowedUserGroups: [],
+    minUid: 1000,
+    labels: { team: 'data' },
+    annotations: { 'example.com/owner': 'platform' },
+    podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
+    leaseRenewSeconds: 30,
+    killGraceSeconds: 10,
+    apiTimeoutSeconds: 30,
+    ...overrides,
+  };
+}
+
+function fixtureContext(overrides: Partial<JobContext> = {}): JobContext {
+  return {
+    jobId: 'abc123',
+    login: 'alice',
+    uid: 1001,
+    adminProperties: {},
+    host: 'dss-host',
+    pid: 4242,
+    processStart: '2025-01-02T03:04:05.000Z',
+    now: new Date('2025-01-02T03:04:06.000Z'),
+    ...overrides,
+  };
+}
+
+describe('jobLabels', () => {
+  it('adds the tool labels to the profile labels', () => {
+    expect(jobLabels(fixtureProfile(), 'job-1', 'alice')).toEqual({
+      team: 'data',
+      [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+      [JOB_LABEL]: 'job-1',
+      [USER_LABEL]: 'alice',
+    });
+  });
+
+  it('never lets profile labels override the tool labels', () => {
+    const profile = fixtureProfile({
+      labels: { [MANAGED_BY_LABEL]: 'helm', [JOB_LABEL]: 'other-job', [USER_LABEL]: 'bob', extra: 'x' },
+    });
+    const labels = jobLabels(profile, 'job-1', 'alice');
+    expect(labels[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);
+    expect(labels[JOB_LABEL]).toBe('job-1');
+    expect(labels[USER_LABEL]).toBe('alice');
+    expect(labels.extra).toBe('x');
+  });
+});
+
+describe('jobAnnotations', () => {
+  it('records who, where and when, over any profile annotation of the same key', () => {
+    const profile = fixtureProfile({ annotations: { [Annotation.login]: 'mallory', note: 'n' } });
+    const ctx = fixtureContext({ login: 'Alice.B' });
+    expect(jobAnnotations(profile, ctx, new Date('2025-01-02T04:04:06.000Z'))).toEqual({
+      note: 'n',
+      [Annotation.login]: 'Alice.B',
+      [Annotation.host]: 'dss-host',
+      [Annotation.pid]: '4242',
+      [Annotation.processStart]: '2025-01-02T03:04:05.000Z',
+      [Annotation.createdAt]: '2025-01-02T03:04:06.000Z',
+      [Annotation.expiresAt]: '2025-01-02T04:04:06.000Z',
+    });
+  });
+});
+
+describe('buildNamespace', () => {
+  it('labels the namespace as managed, with Pod Security Admission levels and no job label', () => {
+    const ns = buildNamespace('dss-alice', fixtureProfile({ podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' } }));
+    expect(ns.apiVersion).toBe('v1');
+    expect(ns.kind).toBe('Namespace');
+    expect(ns.metadata?.name).toBe('dss-alice');
+    expect(ns.metadata?.labels).toEqual({
+      team: 'data',
+      [MANAGED_NAMESPACE_LABEL]: 'true',
+      [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+      'pod-security.kubernetes.io/enforce': 'baseline',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
+      'pod-security.kubernetes.io/audit': 'restricted',
+      'pod-security.kubernetes.io/audit-version': 'latest',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/warn-version': 'latest',
+    });
+    expect(ns.metadata?.labels).not.toHaveProperty(JOB_LABEL);
+  });
+
+  it('keeps its own labels over profile and extra labels', () => {
+    const profile = fixtureProfile({ labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } });
+    const ns = buildNamespace('dss-alice', profile, { [MANAGED_BY_LABEL]: 'x', [MANAGED_NAMESPACE_LABEL]: 'false' });
+    expect(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    expect(ns.metadata?.labels?.[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);
+    expect(ns.metadata?.labels?.[MANAGED_NAMESPACE_LABEL]).toBe('true');
+  });
+});
+
+describe('service accounts', () => {
+  it.each([
+    ['job', buildServiceAccount],
+    ['executor', buildExecutorServiceAccount],
+  ])('never automounts a token for the %s account', (_name, build) => {
+    const sa = build('dss-spark-alice-abc', 'dss-alice', { a: 'b' }, { c: 'd' });
+    expect(sa).toEqual({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'dss-spark-alice-abc', namespace: 'dss-alice', labels: { a: 'b' }, annotations: { c: 'd' } },
+      automountServiceAccountToken: false,
+    });
+  });
+
+  it('copies labels so that editing one object does not change another', () => {
+    const labels = { a: 'b' };
+    const sa = buildServiceAccount('n', 'ns', labels, {});
+    labels.a = 'changed';
+    expect(sa.metadata?.labels?.a).toBe('b');
+  });
+});
+
+describe('buildDriverRole', () => {
+  const role = buildDriverRole('dss-spark-alice-abc', 'dss-alice', { a: 'b' }, {});
+
+  it('grants exactly the documented rules', () => {
+    expect(role.apiVersion).toBe('rbac.authorization.k8s.io/v1');
+    expect(role.kind).toBe('Role');
+    expect(role.metadata).toMatchObject({ name: 'dss-spark-alice-abc', namespace: 'dss-alice', labels: { a: 'b' } });
+    expect(role.rules).toEqual([
+      {
+        apiGroups: [''],
+        resources: ['pods', 'services', 'configmaps', 'persistentvolumeclaims'],
+        verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'],
+      },
+    ]);
+    expect(role.rules).toEqual(DRIVER_RULES);
+  });
+
+  const resources = (role.rules ?? []).flatMap((rule) => rule.resources ?? []);
+  it.each([
+    'secrets',
+    'pods/exec',
+    'pods/attach',
+    'pods/portforward',
+    'roles',
+    'rolebindings',
+    'namespaces',
+    'serviceaccounts',
+    'serviceaccounts/token',
+    '*',
+  ])('grants nothing on %s', (resource) => {
+    expect(resources).not.toContain(resource);
+  });
+
+  it('grants no wildcard verb or group, no escalate/bind/impersonate', () => {
+    for (const rule of role.rules ?? []) {
+      expect(rule.apiGroups).toEqual(['']);
+      expect(rule.verbs).not.toContain('*');
+      for (const verb of ['escalate', 'bind', 'impersonate']) expect(rule.verbs).not.toContain(verb);
+      expect(rule.resourceNames).toBeUndefined();
+      expect(rule.nonResourceURLs).toBeUndefined();
+    }
+  });
+
+  it('cannot be widened by editing a built role', () => {
+    role.rules?.[0]?.resources?.push('secrets');
+    expect(DRIVER_RULES[0]?.resources).not.toContain('secrets');
+    expect(buildDriverRole('r', 'ns', {}, {}).rules?.[0]?.resources).not.toContain('secrets');
+    expect(() => (DRIVER_RULES[0]?.resources as string[]).push('secrets')).toThrow();
+  });
+});
+
+describe('buildRoleBinding', () => {
+  it('binds the role to the job account in the same namespace', () => {
+    expect(buildRoleBinding('rb', 'dss-alice', 'role', 'sa', { a: 'b' }, { c: 'd' })).toEqual({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'rb', namespace: 'dss-alice', labels: { a: 'b' }, annotations: { c: 'd' } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'role' },
+      subjects: [{ kind: 'ServiceAccount', name: 'sa', namespace: 'dss-alice' }],
+    });
+  });
+});
+
+describe('buildLease', () => {
+  it('holds the job with microsecond times', () => {
+    const now = new Date('2025-01-02T03:04:06.789Z');
+    const lease = buildLease('l', 'dss-alice', { a: 'b' }, {}, 'host/1/start', 120, now);
+    expect(lease.apiVersion).toBe('coordination.k8s.io/v1');
+    expect(lease.kind).toBe('Lease');
+    expect(lease.metadata).toMatchObject({ name: 'l', namespace: 'dss-alice', labels: { a: 'b' } });
+    expect(lease.spec?.holderIdentity).toBe('host/1/start');
+    expect(lease.spec?.leaseDurationSeconds).toBe(120);
+    expect(lease.spec?.acquireTime?.getTime()).toBe(now.getTime());
+    expect(lease.spec?.renewTime?.getTime()).toBe(now.getTime());
+    expect(JSON.parse(JSON.stringify(lease)).spec.renewTime).toBe('2025-01-02T03:04:06.789000Z');
+  });
+});
+
+describe('buildTokenRequest', () => {
+  it('asks for the given lifetime', () => {
+    expect(buildTokenRequest(3600)).toEqual({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    });
+    expect(buildTokenRequest(600, ['https://kubernetes.default.svc']).spec).toEqual({
+      expirationSeconds: 600,
+      audiences: ['https://kubernetes.default.svc'],
+    });
+  });
+});
+
+describe('holderIdentity', () => {
+  it('is host/pid/process start', () => {
+    expect(holderIdentity(fixtureContext())).toBe('dss-host/4242/2025-01-02T03:04:05.000Z');
+  });
+});
