@@ -2,8 +2,9 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 
-export const TEST_PREFIX = 'dsst';
-export const sudoersFile = '/etc/sudoers.d/dss-spark-k8s-test';
+// A prefix of its own per run, so that runs side by side never share or remove each other's users.
+export const TEST_PREFIX = `dsst${Math.random().toString(36).slice(2, 6)}`;
+export const sudoersFile = `/etc/sudoers.d/dss-spark-k8s-test-${TEST_PREFIX}`;
 const group = `${TEST_PREFIX}-spark`;
 const endUserNames = [`${TEST_PREFIX}-alice`, `${TEST_PREFIX}-bob`];
 const allNames = [`${TEST_PREFIX}-dssuser`, ...endUserNames, `${TEST_PREFIX}-mallory`];

@@ -1,0 +1,68 @@
+// Proof that the control plane is real: RBAC and the admission policy deny, TokenRequest tokens
+// authenticate as their service account and die with it. All as the restricted dssuser identity.
+import { AuthenticationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { adminKubeConfig, createManagedNamespace, dssuserKube, statusEventually, statusOf, tokenKubeConfig, uniqueName } from '../support/kube.ts';
+
+const namespace = uniqueName('dss-foundation');
+
+describe('local control plane', () => {
+  beforeAll(() => createManagedNamespace(namespace));
+
+  it('serves Kubernetes v1.34.4', async () => {
+    const version = await adminKubeConfig().makeApiClient(VersionApi).getCode();
+    expect(version.gitVersion).toBe('v1.34.4');
+  });
+
+  it('knows dssuser as the documented identity, not an admin', async () => {
+    const me = await dssuserKube().whoAmI();
+    expect(me.username).toBe(inject('cluster').dssuserName);
+    expect(me.groups).not.toContain('system:masters');
+  });
+
+  it('lets dssuser create a ServiceAccount in a managed namespace', async () => {
+    const sa = await dssuserKube().createServiceAccount({ metadata: { name: 'probe', namespace } });
+    expect(sa.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('forbids dssuser to create a ServiceAccount in kube-system (403)', async () => {
+    const error = await dssuserKube().createServiceAccount({ metadata: { name: uniqueName('probe'), namespace: 'kube-system' } }).catch((e) => e);
+    expect(error.status).toBe(403);
+  });
+
+  it('forbids dssuser to create an unmanaged namespace, read secrets or bind cluster roles (403)', async () => {
+    const dssuser = tokenKubeConfig(dssuserToken());
+    const core = dssuser.makeApiClient(CoreV1Api);
+    const rbac = dssuser.makeApiClient(RbacAuthorizationV1Api);
+    expect(await statusOf(core.createNamespace({ body: { metadata: { name: uniqueName('other') } } }))).toBe(403);
+    expect(await statusOf(core.listNamespacedSecret({ namespace }))).toBe(403);
+    expect(
+      await statusOf(
+        rbac.createClusterRoleBinding({
+          body: { metadata: { name: uniqueName('x') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'User', name: 'dssuser' }] },
+        }),
+      ),
+    ).toBe(403);
+  });
+
+  it('issues a TokenRequest token that authenticates as the service account and gets 401 once it is deleted', async () => {
+    const kube = dssuserKube();
+    const name = uniqueName('job');
+    await kube.createServiceAccount({ metadata: { name, namespace } });
+    const { token, expiresAt } = await kube.requestToken(namespace, name, { spec: { audiences: [], expirationSeconds: 600 } });
+    expect(expiresAt.getTime()).toBeGreaterThan(Date.now() + 500_000);
+
+    const asJob = tokenKubeConfig(token).makeApiClient(AuthenticationV1Api);
+    const review = await asJob.createSelfSubjectReview({ body: {} });
+    expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${namespace}:${name}`);
+
+    await kube.deleteNamespaced('serviceaccounts', namespace, name);
+    expect(await statusEventually(() => asJob.createSelfSubjectReview({ body: {} }), 401)).toBe(401);
+  });
+});
+
+function dssuserToken(): string {
+  const kc = new KubeConfig();
+  kc.loadFromFile(inject('cluster').dssuserKubeconfig);
+  return kc.getCurrentUser()!.token!;
+}
