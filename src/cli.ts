@@ -32,13 +32,60 @@ export async function runCli(argv: string[]): Promise<number> {
       exitCode = await runCommand({ ...options, sparkArgs });
     });
 
+  program
+    .command('cleanup')
+    .description('find (and with --yes delete) what crashed jobs left behind')
+    .requiredOption('--orphans', 'select orphaned jobs (required: the only mode)')
+    .option('-n, --namespace <namespace>', 'namespace to search (repeatable; default: all it may list)', collect, [])
+    .option('--user <login>', "only this user's jobs")
+    .option('--older-than <duration>', 'only jobs created longer ago than this (e.g. 2h)')
+    .option('--yes', 'delete the orphaned jobs (without it: list only)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .option('--profile <name>', 'profile of the configuration file (for its credentials and temp directory)')
+    .option('--config <file>', 'configuration file')
+    .option('--kubeconfig <file>', "dssuser's kubeconfig (overrides the profile)")
+    .option('--context <name>', "context of dssuser's kubeconfig (overrides the profile)")
+    .action(async (options) => {
+      const { cleanupCommand } = await import('./commands/cleanup.ts');
+      exitCode = await cleanupCommand(options);
+    });
+
+  program
+    .command('doctor')
+    .description('check that everything a profile needs is in place, with the fix for each problem')
+    .option('--profile <name>', 'profile of the configuration file')
+    .option('--config <file>', 'configuration file')
+    .option('--user <login>', 'a sample end user to check impersonation and the namespace with')
+    .option('--admin-property <name=value>', 'an admin property of the sample user (repeatable)', collect, [])
+    .option('--kubeconfig <file>', "dssuser's kubeconfig (overrides the profile)")
+    .option('--context <name>', "context of dssuser's kubeconfig (overrides the profile)")
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (options) => {
+      const { doctorCommand } = await import('./commands/doctor.ts');
+      exitCode = await doctorCommand(options);
+    });
+
+  const policy = program.command('policy').description('the isolation policy for shared (team) namespaces (administrators)');
+  for (const action of ['apply', 'show'] as const) {
+    policy
+      .command(action)
+      .description(action === 'apply' ? 'install or update the ValidatingAdmissionPolicy and its binding' : 'print the policy (and whether it is installed)')
+      .option('--kubeconfig <file>', 'an administrator kubeconfig')
+      .option('--context <name>', 'context of that kubeconfig')
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+      .action(async (options) => {
+        const { policyCommand } = await import('./commands/policy.ts');
+        exitCode = await policyCommand(action, options);
+      });
+  }
+
   try {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version end here too, with code 0.
       if (error.exitCode === 0) return 0;
-      throw new UsageError(`${error.message.replace(/^error: /, '')}; see dss-spark-k8s --help`);
+      throw new UsageError(`${error.message.replace(/^error: /, '').replace(/\.$/, '')}; see dss-spark-k8s --help`);
     }
     throw error;
   }
