@@ -2,7 +2,6 @@
 // NotFound as success, every failure becomes a KubernetesError with one line naming what failed.
 import { readFileSync } from 'node:fs';
 import {
-  AdmissionregistrationV1Api,
   AuthenticationV1Api,
   AuthorizationV1Api,
   CoordinationV1Api,
@@ -13,6 +12,7 @@ import {
   VersionApi,
   createConfiguration,
   type AuthenticationV1TokenRequest,
+  type Configuration,
   type RequestContext,
   type V1Lease,
   type V1Namespace,
@@ -62,10 +62,10 @@ export class Kube {
   private readonly coordination: CoordinationV1Api;
   private readonly authn: AuthenticationV1Api;
   private readonly authz: AuthorizationV1Api;
-  private readonly admission: AdmissionregistrationV1Api;
   private readonly version: VersionApi;
   private readonly dispatcher: Agent;
   private readonly kc: KubeConfig;
+  private readonly config: Configuration;
 
   constructor(kc: KubeConfig, timeoutSeconds: number) {
     this.kc = kc;
@@ -78,7 +78,7 @@ export class Kube {
     };
     // One keep-alive connection pool for all requests (client-node would open a new one per request).
     this.dispatcher = new Agent({ connect: { ...tlsOptions(kc), keepAlive: true }, keepAliveTimeout: 30_000 });
-    const config = createConfiguration({
+    const config = (this.config = createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: { getName: () => 'dss-spark-k8s', applySecurityAuthentication: (ctx) => this.authenticate(ctx) } },
       promiseMiddleware: [
@@ -90,13 +90,12 @@ export class Kube {
           post: async (response) => response,
         },
       ],
-    });
+    }));
     this.core = new CoreV1Api(config);
     this.rbac = new RbacAuthorizationV1Api(config);
     this.coordination = new CoordinationV1Api(config);
     this.authn = new AuthenticationV1Api(config);
     this.authz = new AuthorizationV1Api(config);
-    this.admission = new AdmissionregistrationV1Api(config);
     this.version = new VersionApi(config);
   }
 
@@ -129,8 +128,13 @@ export class Kube {
     ctx.setDispatcher(this.dispatcher);
   }
 
-  // Wraps one API call: the action names what failed ("create ServiceAccount dss-ns-x/name").
-  private async call<T>(action: string, request: () => Promise<T>): Promise<T> {
+  /** Another API group's client, sharing this one's connection pool, credentials and timeout. */
+  api<T>(apiClass: new (config: Configuration) => T): T {
+    return new apiClass(this.config);
+  }
+
+  /** Runs one API call; a failure becomes a KubernetesError whose message starts with `action`. */
+  async call<T>(action: string, request: () => Promise<T>): Promise<T> {
     try {
       return await request();
     } catch (error) {
@@ -286,10 +290,6 @@ export class Kube {
   async whoAmI(): Promise<{ username: string; groups: string[] }> {
     const review = await this.call('review own identity', () => this.authn.createSelfSubjectReview({ body: {} }));
     return { username: review.status?.userInfo?.username ?? '', groups: review.status?.userInfo?.groups ?? [] };
-  }
-
-  get admissionApi(): AdmissionregistrationV1Api {
-    return this.admission;
   }
 }
 
