@@ -85,7 +85,7 @@ export async function runCli(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       // --help and --version end here too, with code 0.
       if (error.exitCode === 0) return 0;
-      throw new UsageError(`${error.message.replace(/^error: /, '').replace(/\.$/, '')}; see dss-spark-k8s --help`);
+      throw new UsageError(`${error.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see dss-spark-k8s --help`);
     }
     throw error;
   }

@@ -1,6 +1,297 @@
-// Placeholder until the cleanup command lands.
-import { UsageError } from '../errors.ts';
+// `dss-spark-k8s cleanup --orphans`: lists (and with --yes deletes) what crashed jobs left behind: objects
+// with the managed-by and job labels in the namespaces given (-n, repeatable) or in all namespaces, and
+// stale per-job temp directories on this host. Data on stdout (a table, or JSON with -o json), logs on stderr.
+//
+// A job is live while its Lease is renewed; orphaned when its Lease has not been renewed for the Lease's
+// duration, or when it has no Lease and its expires-at annotation has passed, or when it has neither and was
+// created longer ago than the grace period (--older-than when given, else 1 hour). A job with no Lease that
+// has not expired is pending: a starting job creates its accounts before its Lease. Only orphaned jobs are
+// ever deleted, and each one's Lease is read again just before. Clocks must be in sync (NTP): a Lease's
+// renew time is written by the host that runs the job.
+//
+// Exit codes:
+//   0   without --yes: the listing was made, whether or not it shows orphaned jobs (a listing changes
+//       nothing; count them with -o json). With --yes: every orphaned job was deleted completely, or there
+//       was none.
+//   64  invalid flags (-n, --older-than, missing --orphans).
+//   69  a list request failed or was denied: nothing was deleted, since a partial view could make a live
+//       job look orphaned.
+//   75  with --yes: some objects or temp directories of orphaned jobs could not be deleted; each failure is
+//       one line on stderr, and running cleanup again retries them.
+//   78  the configuration file or the kubeconfig is invalid.
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { CONFIG_ENV_VAR, loadConfig, parseDuration, resolveConfigPath, selectProfile } from '../config/load.ts';
+import { TeardownError, UsageError } from '../errors.ts';
+import type { JobOwner } from '../exec/job-files.ts';
+import { isProcessAlive } from '../exec/process-identity.ts';
+import { Kube } from '../k8s/client.ts';
+import {
+  addStaleDirs,
+  currentLease,
+  type Decision,
+  decideState,
+  DEFAULT_GRACE_SECONDS,
+  deleteJob,
+  findStaleDirs,
+  forEachLimited,
+  formatAge,
+  type Job,
+  listJobs,
+  matchesFilters,
+  objectCount,
+} from '../job/orphans.ts';
+import { withRetry } from '../job/retry.ts';
+import { isDnsLabel } from '../plan/names.ts';
 
-export async function cleanupCommand(..._args: unknown[]): Promise<number> {
-  throw new UsageError('cleanup is not available yet');
+export interface CleanupOptions {
+  orphans?: boolean;
+  namespace?: string[];
+  user?: string;
+  olderThan?: string;
+  yes?: boolean;
+  output?: 'table' | 'json';
+  profile?: string;
+  config?: string;
+  kubeconfig?: string;
+  context?: string;
+}
+
+export interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface CleanupDeps {
+  stdout: Output;
+  stderr: Output;
+  now: () => Date;
+  env: NodeJS.ProcessEnv;
+  /** A client to use instead of loading one from the kubeconfig (it is not closed). */
+  kube?: Kube;
+  /** Objects per list request. */
+  pageSize: number;
+  /** Requests in flight at most. */
+  concurrency: number;
+  isAlive: (owner: JobOwner) => boolean;
+}
+
+export type JobResult = 'deleted' | 'failed' | 'skipped';
+
+export interface JobReport {
+  job: Job;
+  decision: Decision;
+  /** With --yes, for orphaned jobs: skipped means its Lease was renewed meanwhile. */
+  result?: JobResult;
+  errors?: string[];
+}
+
+interface Request {
+  namespaces: string[];
+  user?: string;
+  olderThanSeconds?: number;
+  graceSeconds: number;
+  yes: boolean;
+  output: 'table' | 'json';
+}
+
+const defaultDeps: CleanupDeps = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  now: () => new Date(),
+  env: process.env,
+  pageSize: 500,
+  concurrency: 16,
+  isAlive: isProcessAlive,
+};
+
+export async function cleanupCommand(options: CleanupOptions, overrides: Partial<CleanupDeps> = {}): Promise<number> {
+  const deps = { ...defaultDeps, ...overrides };
+  const request = validate(options);
+  const settings = resolveSettings(options, deps.env);
+  const log = (message: string) => deps.stderr.write(`dss-spark-k8s: ${message}\n`);
+  const progress = progressLine(deps.stderr);
+  const kube = deps.kube ?? Kube.load({ kubeconfig: settings.kubeconfig, context: settings.context, timeoutSeconds: settings.timeoutSeconds });
+  try {
+    const now = deps.now();
+    const jobs = await listJobs(kube, {
+      namespaces: request.namespaces,
+      pageSize: deps.pageSize,
+      concurrency: deps.concurrency,
+      onProgress: (objects) => progress.update(`listing: ${objects} objects`),
+    });
+    addStaleDirs(jobs, await findStaleDirs(settings.tempDir, deps.isAlive, log), request.namespaces);
+    progress.done();
+    const reports = selectJobs(jobs, request, now);
+
+    const orphans = reports.filter((r) => r.decision.state === 'orphaned');
+    if (request.yes && orphans.length > 0) {
+      let done = 0;
+      await forEachLimited(orphans, deps.concurrency, async (report) => {
+        await deleteOrphan(kube, report, request.graceSeconds, deps);
+        progress.update(`deleting: ${++done}/${orphans.length} jobs`);
+      });
+      progress.done();
+    }
+
+    deps.stdout.write(request.output === 'json' ? renderJson(reports, now) : renderTable(reports, now, request.yes));
+    return finish(reports, request.yes, log);
+  } finally {
+    progress.done();
+    if (!deps.kube) await kube.close();
+  }
+}
+
+function validate(options: CleanupOptions): Request {
+  if (!options.orphans) throw new UsageError('cleanup needs --orphans (the only mode); see dss-spark-k8s cleanup --help');
+  const namespaces = [...new Set(options.namespace ?? [])];
+  for (const namespace of namespaces) {
+    if (!isDnsLabel(namespace)) throw new UsageError(`-n "${namespace}": not a valid namespace name (lowercase letters, digits and '-')`);
+  }
+  if (options.user !== undefined && options.user.trim() === '') throw new UsageError('--user: expected a login, got an empty string');
+  let olderThanSeconds: number | undefined;
+  if (options.olderThan !== undefined) {
+    try {
+      olderThanSeconds = parseDuration(options.olderThan, '--older-than', 'command line');
+    } catch {
+      throw new UsageError(`--older-than "${options.olderThan}": expected a duration such as 90s, 30m, 2h, 1d or 1h30m`);
+    }
+  }
+  return {
+    namespaces,
+    ...(options.user !== undefined ? { user: options.user } : {}),
+    ...(olderThanSeconds !== undefined ? { olderThanSeconds } : {}),
+    graceSeconds: olderThanSeconds ?? DEFAULT_GRACE_SECONDS,
+    yes: options.yes === true,
+    output: options.output ?? 'table',
+  };
+}
+
+/**
+ * dssuser's credentials and the temp directory: --kubeconfig/--context, else the profile's. The configuration
+ * file is optional here: without --config, --profile or $DSS_SPARK_K8S_CONFIG, a missing default file means
+ * the usual kubeconfig loading rules and the OS temp directory.
+ */
+function resolveSettings(options: CleanupOptions, env: NodeJS.ProcessEnv) {
+  const path = resolveConfigPath(options.config, env);
+  const explicit = Boolean(options.config || options.profile || env[CONFIG_ENV_VAR]);
+  const profile = explicit || existsSync(path) ? selectProfile(loadConfig(path), options.profile) : undefined;
+  return {
+    kubeconfig: options.kubeconfig ?? profile?.kubeconfig,
+    context: options.context ?? profile?.context,
+    timeoutSeconds: profile?.apiTimeoutSeconds ?? 30,
+    tempDir: profile?.tempDir ?? tmpdir(),
+  };
+}
+
+/** The jobs the filters keep, with their state, sorted by namespace and job id. */
+export function selectJobs(jobs: Map<string, Job>, request: Pick<Request, 'user' | 'olderThanSeconds' | 'graceSeconds'>, now: Date): JobReport[] {
+  const reports: JobReport[] = [];
+  for (const job of jobs.values()) {
+    // A temp directory alone names no user: it cannot match --user.
+    if (request.user !== undefined && objectCount(job) === 0) continue;
+    if (!matchesFilters(job, request, now)) continue;
+    reports.push({ job, decision: decideState(job, now, request.graceSeconds) });
+  }
+  return reports.sort((a, b) => compare(a.job.namespace, b.job.namespace) || compare(a.job.jobId, b.job.jobId));
+}
+
+/** Reads the job's Lease again and deletes the job only if it is still orphaned. Never throws. */
+async function deleteOrphan(kube: Kube, report: JobReport, graceSeconds: number, deps: CleanupDeps): Promise<void> {
+  try {
+    const job = report.job;
+    const lease = objectCount(job) > 0 ? await withRetry(() => currentLease(kube, job)) : undefined;
+    const { lease: _listed, ...rest } = job;
+    const now = decideState(lease ? { ...rest, lease } : rest, deps.now(), graceSeconds);
+    if (now.state !== 'orphaned') {
+      report.decision = now;
+      report.result = 'skipped';
+      return;
+    }
+    const errors = await deleteJob(kube, job, deps.isAlive);
+    report.result = errors.length > 0 ? 'failed' : 'deleted';
+    if (errors.length > 0) report.errors = errors;
+  } catch (error) {
+    report.result = 'failed';
+    report.errors = [(error as Error).message];
+  }
+}
+
+function finish(reports: JobReport[], yes: boolean, log: (message: string) => void): number {
+  const count = (state: string) => reports.filter((r) => r.decision.state === state).length;
+  const orphaned = count('orphaned');
+  log(`${reports.length} job(s): ${orphaned} orphaned, ${count('live')} live, ${count('pending')} pending`);
+  if (!yes) {
+    if (orphaned > 0) log(`nothing deleted; run again with --yes to delete the ${orphaned} orphaned job(s)`);
+    return 0;
+  }
+  const results = (result: JobResult) => reports.filter((r) => r.result === result);
+  const deleted = results('deleted');
+  const failed = results('failed');
+  const skipped = results('skipped');
+  const objects = deleted.reduce((sum, r) => sum + objectCount(r.job), 0);
+  const dirs = deleted.filter((r) => r.job.tempDir).length;
+  if (deleted.length > 0) log(`deleted ${deleted.length} orphaned job(s): ${objects} object(s), ${dirs} temp dir(s)`);
+  if (skipped.length > 0) log(`left ${skipped.length} job(s) alone: their Lease was renewed while cleanup ran`);
+  for (const report of failed) for (const error of report.errors ?? []) log(`job ${report.job.jobId} in ${report.job.namespace}: ${error}`);
+  if (failed.length > 0) {
+    throw new TeardownError(`could not delete everything of ${failed.length} orphaned job(s) (reasons above); run cleanup --orphans --yes again or delete them by hand`);
+  }
+  return 0;
+}
+
+export function renderTable(reports: JobReport[], now: Date, withResult: boolean): string {
+  const header = ['JOB', 'USER', 'NAMESPACE', 'AGE', 'STATE', 'REASON', 'OBJECTS', ...(withResult ? ['RESULT'] : [])];
+  const rows = reports.map((r) => {
+    const job = r.job;
+    const objects = `${objectCount(job)}${job.tempDir ? ' +dir' : ''}`;
+    const row = [job.jobId, job.login ?? job.userSlug ?? '-', job.namespace, age(job, now), r.decision.state, r.decision.reason, objects];
+    return withResult ? [...row, r.result ?? '-'] : row;
+  });
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `${cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`;
+  return [header, ...rows].map(line).join('');
+}
+
+export function renderJson(reports: JobReport[], now: Date): string {
+  const jobs = reports.map(({ job, decision, result, errors }) => ({
+    jobId: job.jobId,
+    namespace: job.namespace,
+    user: job.login ?? job.userSlug ?? null,
+    createdAt: job.createdAt?.toISOString() ?? null,
+    ageSeconds: job.createdAt ? Math.floor((now.getTime() - job.createdAt.getTime()) / 1000) : null,
+    state: decision.state,
+    reason: decision.reason,
+    objects: Object.entries(job.objects).flatMap(([kind, names]) => names.map((name) => ({ kind, name }))),
+    tempDir: job.tempDir?.path ?? null,
+    ...(result ? { result } : {}),
+    ...(errors ? { errors } : {}),
+  }));
+  return `${JSON.stringify(jobs, null, 2)}\n`;
+}
+
+function age(job: Job, now: Date): string {
+  return job.createdAt ? formatAge(now.getTime() - job.createdAt.getTime()) : '-';
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** One self-overwriting status line on stderr, only when stderr is a terminal. */
+function progressLine(stderr: Output) {
+  let shown = false;
+  let last = 0;
+  return {
+    update(text: string) {
+      if (!stderr.isTTY || Date.now() - last < 100) return;
+      last = Date.now();
+      shown = true;
+      stderr.write(`\r\x1b[K${text}`);
+    },
+    done() {
+      if (shown) stderr.write('\r\x1b[K');
+      shown = false;
+    },
+  };
 }

@@ -1,3 +1,153 @@
-export async function runCommand(_options: Record<string, unknown>): Promise<number> {
-  throw new Error('not yet');
+// `dss-spark-k8s run`: plan → apply → exec → teardown, for one Spark job of one end user.
+import { randomBytes } from 'node:crypto';
+import { dumpYaml } from '@kubernetes/client-node';
+import { loadConfig, resolveConfigPath, selectProfile } from '../config/load.ts';
+import type { Profile } from '../config/types.ts';
+import { signalNumber, TeardownError, UsageError } from '../errors.ts';
+import { createJobDir, removeJobDir, renderKubeconfig, writeJobKubeconfig, type JobFiles } from '../exec/job-files.ts';
+import { thisProcess } from '../exec/process-identity.ts';
+import { checkImpersonation, startSparkSubmit, sudoArgs } from '../exec/spark-submit.ts';
+import { checkEndUser, lookupEndUser, type EndUser } from '../exec/unix-user.ts';
+import { provision, type CreatedObject } from '../job/apply.ts';
+import { startLeaseRenewal } from '../job/lease.ts';
+import { SignalWatcher } from '../job/signals.ts';
+import { teardown } from '../job/teardown.ts';
+import { Kube } from '../k8s/client.ts';
+import { generateJobId, validateJobId } from '../plan/names.ts';
+import { planJob } from '../plan/plan.ts';
+import type { JobContext, JobPlan } from '../plan/types.ts';
+import { createReporter, type Reporter } from '../output.ts';
+
+export interface RunOptions {
+  user: string;
+  profile?: string;
+  config?: string;
+  jobId?: string;
+  kubeconfig?: string;
+  context?: string;
+  dryRun?: 'client' | 'server';
+  output: 'yaml' | 'json';
+  adminProperty: string[];
+  events?: string;
+  quiet?: boolean;
+  sparkArgs: string[];
 }
+
+export async function runCommand(options: RunOptions): Promise<number> {
+  // From the very start: a signal during provisioning still ends in teardown.
+  const signals = new SignalWatcher();
+  try {
+    const profile = selectProfile(loadConfig(resolveConfigPath(options.config, process.env)), options.profile);
+    const jobId = options.jobId === undefined ? generateJobId(randomBytes(8)) : validateJobId(options.jobId);
+    const user = await lookupEndUser(options.user);
+    checkEndUser(user, profile, process.getuid!());
+    const kube = Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds });
+    const reporter = createReporter({ quiet: options.quiet, events: options.events, jobId });
+    try {
+      const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties: parseAdminProperties(options.adminProperty), ...thisProcess(), now: new Date() };
+      const plan = (caCertFile?: string) =>
+        planJob(profile, ctx, { apiServer: kube.endpoint.server, caCertFile, callerArgs: options.sparkArgs });
+      const draft = plan(kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined);
+      reporter.event('planned', { user: user.login, namespace: draft.namespace, serviceAccount: draft.baseName });
+      if (options.dryRun === 'client') {
+        printPlan(draft, profile, kube, options.output);
+        return 0;
+      }
+      await checkImpersonation(user.login, profile.sparkSubmit);
+      if (options.dryRun === 'server') {
+        await provision(kube, draft, [], 'server');
+        printPlan(draft, profile, kube, options.output);
+        reporter.status(`dry run: the server accepted every object for namespace ${draft.namespace}`);
+        return 0;
+      }
+      return await runJob({ kube, profile, user, ctx, plan, reporter, signals });
+    } finally {
+      reporter.close();
+      await kube.close();
+    }
+  } finally {
+    signals.dispose();
+  }
+}
+
+interface JobRun {
+  kube: Kube;
+  profile: Profile;
+  user: EndUser;
+  ctx: JobContext;
+  plan: (caCertFile?: string) => JobPlan;
+  reporter: Reporter;
+  signals: SignalWatcher;
+}
+
+async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, signals }: JobRun): Promise<number> {
+  const created: CreatedObject[] = [];
+  let files: JobFiles | undefined;
+  let plan = planWith();
+  let driverStarted = false;
+  let stopLease = () => {};
+  let failure: unknown;
+  let exitCode = 0;
+  try {
+    signals.throwIfReceived();
+    files = await createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, user.uid, Boolean(kube.endpoint.caPem));
+    plan = planWith(files.caFile);
+    const provisioned = await provision(kube, plan, created);
+    signals.throwIfReceived();
+    await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token);
+    reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
+    reporter.event('provisioned', { namespace: plan.namespace, serviceAccount: plan.baseName, namespaceCreated: provisioned.namespaceCreated, tokenExpiresAt: provisioned.tokenExpiresAt.toISOString() });
+    stopLease = startLeaseRenewal(kube, plan.lease, profile.leaseRenewSeconds, (message) => reporter.warn(`lease renewal failed: ${message}`));
+
+    signals.throwIfReceived();
+    const sparkSubmit = startSparkSubmit(user.login, profile.sparkSubmit, plan.sparkSubmitArgs, files.kubeconfig);
+    driverStarted = true;
+    signals.forwardTo(sparkSubmit.signal, profile.killGraceSeconds);
+    reporter.status(`started spark-submit as ${user.login}`);
+    reporter.event('started', { user: user.login });
+    const exit = await sparkSubmit.exited;
+    reporter.event('exited', { exitCode: exit.exitCode ?? null, signal: exit.signal ?? null });
+    reporter.status(`spark-submit exited with ${exit.signal ?? `code ${exit.exitCode}`}`);
+    signals.throwIfReceived();
+    exitCode = exit.exitCode ?? 128 + signalNumber((exit.signal ?? 'SIGKILL') as NodeJS.Signals);
+  } catch (error) {
+    failure = error;
+  } finally {
+    stopLease();
+    const { left } = await teardown(kube, plan.namespace, ctx.jobId, created, driverStarted);
+    if (files) await removeJobDir(files);
+    reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
+    if (left.length === 0) reporter.status(`torn down job ${ctx.jobId}: nothing left`);
+    if (left.length > 0) {
+      const teardownError = new TeardownError(`teardown incomplete, left in the cluster: ${left.join('; ')}; run dss-spark-k8s cleanup --orphans --yes`);
+      failure = failure ? new TeardownError(`${(failure as Error).message}; and ${teardownError.message}`) : teardownError;
+    }
+  }
+  if (failure) throw failure;
+  return exitCode;
+}
+
+function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' | 'json') {
+  const objects = [plan.namespaceObject, plan.serviceAccount, plan.executorServiceAccount, plan.role, plan.roleBinding, plan.lease, plan.tokenRequest].filter(Boolean);
+  const document = {
+    jobId: plan.jobId,
+    user: plan.login,
+    namespace: plan.namespace,
+    objects,
+    command: ['sudo', ...sudoArgs(plan.login, profile.sparkSubmit, plan.sparkSubmitArgs)],
+    environment: { KUBECONFIG: '<job directory>/kubeconfig' },
+    kubeconfig: JSON.parse(renderKubeconfig(kube.endpoint, plan.namespace, '<redacted>')),
+  };
+  process.stdout.write(output === 'json' ? `${JSON.stringify(document, null, 2)}\n` : dumpYaml(document));
+}
+
+function parseAdminProperties(flags: string[]): Record<string, string> {
+  const properties: Record<string, string> = {};
+  for (const flag of flags) {
+    const match = /^([A-Za-z0-9_.-]+)=(.*)$/.exec(flag);
+    if (!match) throw new UsageError(`--admin-property "${flag}": expected NAME=VALUE`);
+    properties[match[1]!] = match[2]!;
+  }
+  return properties;
+}
+

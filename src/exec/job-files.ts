@@ -1,0 +1,93 @@
+// The per-job directory: a kubeconfig (and the cluster CA) that only the end user (and root) can read,
+// besides dssuser who writes it. Directory 0700 and files 0600 owned by dssuser, plus POSIX ACL entries
+// for the end user alone (dssuser cannot chown a file to another user).
+import { execFile } from 'node:child_process';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CliError, ExitCode } from '../errors.ts';
+import type { ClusterEndpoint } from '../k8s/client.ts';
+
+const run = promisify(execFile);
+
+export const JOB_DIR_PREFIX = 'dss-spark-k8s-';
+export const OWNER_FILE = 'owner.json';
+
+export interface JobFiles {
+  dir: string;
+  kubeconfig: string;
+  caFile?: string;
+}
+
+export interface JobOwner {
+  jobId: string;
+  host: string;
+  pid: number;
+  processStart: string;
+  namespace: string;
+}
+
+export async function createJobDir(tempDir: string | undefined, owner: JobOwner, endUserUid: number, hasCa: boolean): Promise<JobFiles> {
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(tempDir ?? tmpdir(), `${JOB_DIR_PREFIX}${owner.jobId}-`));
+  } catch (error) {
+    throw new CliError(`cannot create the job directory in ${tempDir ?? tmpdir()}: ${(error as Error).message}; set tempDir in the profile to a writable directory`, ExitCode.internal);
+  }
+  try {
+    await writeFile(join(dir, OWNER_FILE), `${JSON.stringify(owner)}\n`, { mode: 0o600 });
+    await grant(endUserUid, 'x', dir);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return { dir, kubeconfig: join(dir, 'kubeconfig'), ...(hasCa ? { caFile: join(dir, 'ca.crt') } : {}) };
+}
+
+/** Writes (or atomically replaces, for token rotation) the job's kubeconfig and CA file. */
+export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, endpoint: ClusterEndpoint, namespace: string, token: string): Promise<void> {
+  if (files.caFile && endpoint.caPem) await writePrivate(files.caFile, endpoint.caPem, endUserUid);
+  await writePrivate(files.kubeconfig, renderKubeconfig(endpoint, namespace, token), endUserUid);
+}
+
+export function renderKubeconfig(endpoint: ClusterEndpoint, namespace: string, token: string): string {
+  const cluster: Record<string, unknown> = { server: endpoint.server };
+  if (endpoint.caPem) cluster['certificate-authority-data'] = Buffer.from(endpoint.caPem).toString('base64');
+  if (endpoint.skipTlsVerify) cluster['insecure-skip-tls-verify'] = true;
+  // JSON is valid YAML, and no value can break out of a quoted JSON string.
+  return `${JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'cluster', cluster }],
+      users: [{ name: 'job', user: { token } }],
+      contexts: [{ name: 'job', context: { cluster: 'cluster', user: 'job', namespace } }],
+      'current-context': 'job',
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+export async function removeJobDir(files: JobFiles): Promise<void> {
+  await rm(files.dir, { recursive: true, force: true });
+}
+
+// The file is complete and already restricted before it takes its final name: the end user never
+// sees a partial kubeconfig, and nobody else ever sees one at all.
+async function writePrivate(path: string, content: string, endUserUid: number) {
+  const staged = `${path}.${process.pid}.tmp`;
+  await writeFile(staged, content, { mode: 0o600 });
+  await grant(endUserUid, 'r', staged);
+  await rename(staged, path);
+}
+
+async function grant(uid: number, permissions: string, path: string) {
+  try {
+    await run('setfacl', ['-m', `u:${uid}:${permissions}`, path]);
+  } catch (error) {
+    const reason = (error as { code?: string; stderr?: string }).code === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : String((error as { stderr?: string }).stderr ?? error).trim().split('\n')[0];
+    throw new CliError(`cannot share ${path} with the end user: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
+  }
+}

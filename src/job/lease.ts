@@ -1,0 +1,24 @@
+// Keeps the job's Lease fresh while spark-submit runs: cleanup --orphans takes a job whose Lease was not
+// renewed for its whole duration (4 intervals) for dead.
+import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { Kube } from '../k8s/client.ts';
+
+export function startLeaseRenewal(kube: Kube, lease: V1Lease, intervalSeconds: number, onError: (message: string) => void): () => void {
+  let current = lease;
+  let inFlight: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (inFlight) return;
+    const renewed: V1Lease = { ...current, spec: { ...current.spec, renewTime: new V1MicroTime(Date.now()) } };
+    inFlight = kube
+      .replaceLease(renewed)
+      .then((response) => {
+        current = response;
+      })
+      .catch((error: Error) => onError(error.message))
+      .finally(() => {
+        inFlight = undefined;
+      });
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,35 @@
+// Deletes what a job leaves: what Spark's driver created (by the job label), then the RoleBinding (the
+// token loses its rights), then the Role, service accounts (the token dies) and Lease. NotFound counts as
+// deleted; transient failures are retried; every failure is reported, none is dropped.
+import { JOB_LABEL } from '../plan/types.ts';
+import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
+import type { CreatedObject } from './apply.ts';
+import { withRetry } from './retry.ts';
+
+export interface TeardownResult {
+  /** One line per object (or kind) that could not be deleted, with the reason. */
+  left: string[];
+}
+
+export async function teardown(kube: Kube, namespace: string, jobId: string, created: CreatedObject[], driverMayHaveRun: boolean): Promise<TeardownResult> {
+  const left: string[] = [];
+  const attempt = (what: string, call: () => Promise<void>) =>
+    withRetry(call).catch((error: Error) => {
+      left.push(`${what}: ${error.message}`);
+    });
+
+  const selector = `${JOB_LABEL}=${jobId}`;
+  const bindings = created.filter((o) => o.kind === 'rolebindings');
+  await Promise.all([
+    ...(driverMayHaveRun
+      ? DRIVER_CREATED_KINDS.map((kind) => attempt(`${kind} with ${selector} in ${namespace}`, () => kube.deleteCollection(kind, namespace, selector)))
+      : []),
+    ...bindings.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))),
+  ]);
+  await Promise.all(
+    created
+      .filter((o) => o.kind !== 'rolebindings')
+      .map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))),
+  );
+  return { left };
+}
