@@ -117,7 +117,8 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
     const { left } = await teardown(kube, plan.namespace, ctx.jobId, created, driverStarted);
     if (files) await removeJobDir(files);
     reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
-    if (left.length === 0) reporter.status(`torn down job ${ctx.jobId}: nothing left`);
+    // A job that never started fails with its one error line; a rollback needs no status line of its own.
+    if (driverStarted && left.length === 0) reporter.status(`torn down job ${ctx.jobId}: nothing left`);
     if (left.length > 0) {
       const teardownError = new TeardownError(`teardown incomplete, left in the cluster: ${left.join('; ')}; run dss-spark-k8s cleanup --orphans --yes`);
       failure = failure ? new TeardownError(`${(failure as Error).message}; and ${teardownError.message}`) : teardownError;

@@ -23,6 +23,14 @@ export interface Provisioned {
  * trips, four when the namespace is new.
  */
 export async function provision(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun): Promise<Provisioned> {
+  try {
+    return await createAll(kube, plan, created, dryRun);
+  } catch (error) {
+    throw explain(error);
+  }
+}
+
+async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun): Promise<Provisioned> {
   const namespaceCreated = await ensureNamespace(kube, plan, dryRun);
   if (dryRun && namespaceCreated) {
     // The namespace does not exist, so the server cannot dry-run objects inside it.
@@ -69,11 +77,11 @@ async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun): Prom
 
 function throwFirstFailure(results: PromiseSettledResult<unknown>[]) {
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw explain(failure.reason);
+  if (failure) throw failure.reason;
 }
 
 /** Adds the likely fix to the errors an administrator sees most when setting up. */
-export function explain(error: unknown): unknown {
+function explain(error: unknown): unknown {
   if (!(error instanceof KubernetesError)) return error;
   if (error.status === 404 && /namespaces? "[^"]+" not found/.test(error.message)) {
     return new KubernetesError(`${error.message}; the namespace does not exist and the profile does not create it (autoCreateNamespace: false): ask an administrator to create it`, 404);

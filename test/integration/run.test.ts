@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { AuthenticationV1Api } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { dirEntries, dssuserDir, jobObjects, runCli, startCli, uniqueJobId, writeConfig } from '../support/cli.ts';
+import { createIdentity, documentedRules, withoutVerb } from '../support/identities.ts';
 import { adminCore, statusEventually, tokenKubeConfig } from '../support/kube.ts';
 
 const unix = inject('unix');
@@ -189,6 +190,18 @@ describe('run: bad input', () => {
     expect(result.exitCode).toBe(64);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toContain('--job-id');
+  });
+
+  it('rolls back what it created when dssuser lacks a right (here: create RoleBindings)', async () => {
+    const identity = await createIdentity(withoutVerb(documentedRules(), 'rolebindings', 'create'));
+    const jobId = uniqueJobId('rollback');
+    const result = await runCli(['run', '--config', config.path, '--kubeconfig', identity.kubeconfig, '--job-id', jobId, '--user', alice.name, '--', 'app']);
+    expect(result.exitCode).toBe(69);
+    expect(result.stderr.trim().split('\n'), result.stderr).toHaveLength(1);
+    expect(result.stderr).toMatch(/create RoleBinding .* failed \(403 Forbidden\)/);
+    expect(result.stderr).toContain('doctor');
+    expect(await jobObjects(jobId)).toEqual([]);
+    expect(dirEntries(config.tempDir)).toEqual([]);
   });
 
   it('refuses a malformed config file with one line naming the file', async () => {

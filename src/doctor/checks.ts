@@ -1,0 +1,470 @@
+// The checks of `dss-spark-k8s doctor`. Each check is a small function returning one CheckResult, with the
+// exact fix under a failure. Parsers, rule lists, fix builders and the output formats are pure; the checks reach
+// the outside world only through the Kube client and the RunProcess function they are given.
+
+import { execFile } from 'node:child_process';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
+import type { ChalkInstance } from 'chalk';
+import { loadConfig, selectProfile } from '../config/load.ts';
+import type { Profile } from '../config/types.ts';
+import { CliError, KubernetesError } from '../errors.ts';
+import type { Kube } from '../k8s/client.ts';
+import { resolveNamespace } from '../plan/names.ts';
+import { DRIVER_RULES } from '../plan/objects.ts';
+import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
+
+export type Status = 'pass' | 'warn' | 'fail' | 'skip';
+
+export interface CheckResult {
+  id: 'config' | 'cluster' | 'namespace' | 'rights' | 'policy' | 'sudo' | 'spark';
+  title: string;
+  status: Status;
+  /** Nothing to fix: the check passed, or passed with a warning. A skipped check was not verified. */
+  ok: boolean;
+  detail: string;
+  /** What to do: a YAML snippet, sudoers lines, a command or a config key. Only under a failure or warning. */
+  fix?: string;
+}
+
+type Id = CheckResult['id'];
+
+export function result(id: Id, title: string, status: Status, detail: string, fix?: string): CheckResult {
+  return { id, title, status, ok: status === 'pass' || status === 'warn', detail, ...(fix === undefined ? {} : { fix }) };
+}
+
+export const ISOLATION_POLICY = 'dss-spark-k8s-job-isolation';
+/** Login used to expand a per-user namespace template when no --user is given. */
+export const PLACEHOLDER_LOGIN = 'sample-user';
+/** Token rotation re-reads the kubeconfig: fabric8 kubernetes-client 6.7 (Spark 3.5) or newer. */
+export const MIN_FABRIC8 = '6.7';
+const SPARK_TIMEOUT_MS = 30_000;
+const SUDO_TIMEOUT_MS = 10_000;
+
+export function isTeamMode(profile: Pick<Profile, 'targetNamespace'>): boolean {
+  return profile.targetNamespace.includes('${adminProperty:');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. Configuration
+
+export function checkConfig(path: string, profileName: string | undefined): { result: CheckResult; profile?: Profile } {
+  const title = 'configuration';
+  try {
+    const profile = selectProfile(loadConfig(path), profileName);
+    const mode = isTeamMode(profile) ? 'team namespaces' : 'per-user namespaces';
+    return { result: result('config', title, 'pass', `profile "${profile.name}" of ${path} (${mode}: ${profile.targetNamespace})`), profile };
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    return { result: result('config', title, 'fail', error.message, 'correct the file or pick another profile with --profile') };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. Cluster
+
+export async function checkCluster(load: () => Kube, where: string): Promise<{ result: CheckResult; kube?: Kube; username?: string }> {
+  const title = 'cluster';
+  let kube: Kube;
+  try {
+    kube = load();
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    return { result: result('cluster', title, 'fail', error.message, `set kubeconfig (and context) in ${where}, or pass --kubeconfig and --context`) };
+  }
+  try {
+    const version = await kube.serverVersion();
+    const username = await kube.whoAmI().then((me) => me.username, () => undefined);
+    const as = username ? ` as ${username}` : '';
+    return { result: result('cluster', title, 'pass', `${kube.endpoint.server}: Kubernetes ${version}${as}`), kube, username };
+  } catch (error) {
+    if (!(error instanceof KubernetesError)) throw error;
+    const fix =
+      error.status === 401
+        ? `the credentials of dssuser's kubeconfig are rejected: renew them (kubeconfig key of ${where}, or --kubeconfig)`
+        : `make ${kube.endpoint.server} reachable from this host, or point kubeconfig/context of ${where} at the right cluster`;
+    await kube.close();
+    return { result: result('cluster', title, 'fail', error.message, fix) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 3. Namespace and rights
+
+/** The namespace the sample user would get, or the failure that says why there is none. */
+export function sampleNamespace(
+  profile: Profile,
+  login: string | undefined,
+  adminProperties: Record<string, string>,
+): { namespace: string } | { result: CheckResult } {
+  try {
+    return { namespace: resolveNamespace(profile, { login: login ?? PLACEHOLDER_LOGIN, adminProperties }) };
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    const fix = isTeamMode(profile) && Object.keys(adminProperties).length === 0
+      ? 'pass --user LOGIN and --admin-property NAME=VALUE of a sample end user'
+      : `change targetNamespace or allowedNamespaces of profile "${profile.name}" in ${profile.source}`;
+    return { result: result('namespace', 'namespace', 'fail', error.message, fix) };
+  }
+}
+
+export async function checkNamespace(kube: Kube, profile: Profile, namespace: string, sampleUser: boolean): Promise<CheckResult> {
+  const title = `namespace ${namespace}`;
+  if (!sampleUser) {
+    return result('namespace', title, 'warn', `from the placeholder login "${PLACEHOLDER_LOGIN}": existence and label not checked`, 'pass --user LOGIN to check the namespace of a real end user');
+  }
+  const label = `${MANAGED_NAMESPACE_LABEL}=true`;
+  let found;
+  try {
+    found = await kube.getNamespace(namespace);
+  } catch (error) {
+    if (error instanceof KubernetesError && error.status === 403) {
+      return result('namespace', title, 'warn', `cannot read it (no get on namespaces): make sure it exists and is labelled ${label}`);
+    }
+    if (error instanceof KubernetesError) return result('namespace', title, 'fail', error.message);
+    throw error;
+  }
+  if (found === undefined) {
+    if (profile.autoCreateNamespace) return result('namespace', title, 'pass', 'does not exist yet: the first job creates it (autoCreateNamespace)');
+    return result('namespace', title, 'fail', 'does not exist and autoCreateNamespace is off',
+      `kubectl create namespace ${namespace} && kubectl label namespace ${namespace} ${label}`);
+  }
+  if (found.metadata?.labels?.[MANAGED_NAMESPACE_LABEL] !== 'true') {
+    return result('namespace', title, 'fail', `exists but is not labelled ${label}: dssuser may not write in it`,
+      `kubectl label namespace ${namespace} ${label}`);
+  }
+  return result('namespace', title, 'pass', `exists, labelled ${label}`);
+}
+
+export interface Right {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource?: string;
+}
+
+const DRIVER_VERB_RIGHTS = (): Right[] =>
+  DRIVER_RULES.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => ({ verb, group, resource })))));
+
+/** Every right a job of this profile needs in its namespace (namespaces: cluster-scoped, only to auto-create). */
+export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace'>): Right[] {
+  const each = (group: string, resources: string[], verbs: string[]): Right[] =>
+    resources.flatMap((resource) => verbs.map((verb) => ({ verb, group, resource })));
+  return [
+    ...(profile.autoCreateNamespace ? each('', ['namespaces'], ['get', 'create']) : []),
+    ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'delete']),
+    { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
+    ...each('rbac.authorization.k8s.io', ['roles', 'rolebindings'], ['create', 'get', 'list', 'delete']),
+    ...each('coordination.k8s.io', ['leases'], ['create', 'get', 'list', 'update', 'delete']),
+    // RBAC lets an account create a Role only with rights it holds itself: the driver's.
+    ...DRIVER_VERB_RIGHTS(),
+  ];
+}
+
+export function rightName(right: Right): string {
+  const resource = right.subresource ? `${right.resource}/${right.subresource}` : right.resource;
+  return `${right.verb} ${resource}${right.group ? `.${right.group}` : ''}`;
+}
+
+/** The missing rights as RBAC rules (YAML): one rule per API group and set of verbs, in the order given. */
+export function rulesYaml(missing: Right[]): string {
+  const rules: { group: string; resources: string[]; verbs: string[] }[] = [];
+  const verbsOf = new Map<string, string[]>();
+  for (const right of missing) {
+    const key = `${right.group}\0${right.subresource ? `${right.resource}/${right.subresource}` : right.resource}`;
+    verbsOf.set(key, [...(verbsOf.get(key) ?? []), right.verb]);
+  }
+  for (const [key, verbs] of verbsOf) {
+    const [group, resource] = key.split('\0') as [string, string];
+    const same = rules.find((rule) => rule.group === group && rule.verbs.join() === verbs.join());
+    if (same) same.resources.push(resource);
+    else rules.push({ group, resources: [resource], verbs });
+  }
+  return rules
+    .map((rule) => [
+      `- apiGroups: [${rule.group === '' ? '""' : rule.group}]`,
+      `  resources: [${rule.resources.join(', ')}]`,
+      `  verbs: [${rule.verbs.join(', ')}]`,
+    ].join('\n'))
+    .join('\n');
+}
+
+export async function checkRights(kube: Kube, profile: Profile, namespace: string, username: string | undefined): Promise<CheckResult> {
+  const title = `rights in ${namespace}`;
+  const rights = requiredRights(profile);
+  let allowed: boolean[];
+  try {
+    allowed = await Promise.all(
+      rights.map((right) =>
+        kube.canI({ ...right, namespace: right.resource === 'namespaces' ? undefined : namespace, name: right.resource === 'namespaces' && right.verb === 'get' ? namespace : undefined }),
+      ),
+    );
+  } catch (error) {
+    if (error instanceof KubernetesError) return result('rights', title, 'fail', error.message);
+    throw error;
+  }
+  const missing = rights.filter((_, i) => !allowed[i]);
+  if (missing.length === 0) return result('rights', title, 'pass', `all ${rights.length} rights a job needs`);
+  const who = username ?? 'dssuser';
+  const where = isTeamMode(profile)
+    ? `# add to the rules of the Role bound to ${who} in namespace ${namespace}:`
+    : `# add to the rules of the ClusterRole bound to ${who} (dss-spark-k8s in deploy/rbac/per-user-namespaces.yaml):`;
+  return result('rights', title, 'fail', `missing ${missing.length} of ${rights.length}: ${missing.map(rightName).join(', ')}`, `${where}\n${rulesYaml(missing)}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. Isolation policy (team namespaces)
+
+export async function checkPolicy(kube: Kube): Promise<CheckResult> {
+  const title = 'isolation policy';
+  const fix = 'dss-spark-k8s policy apply --kubeconfig <an administrator kubeconfig>';
+  const api = kube.api(AdmissionregistrationV1Api);
+  try {
+    const policy = await kube
+      .call(`get ValidatingAdmissionPolicy ${ISOLATION_POLICY}`, () => api.readValidatingAdmissionPolicy({ name: ISOLATION_POLICY }))
+      .catch((error: unknown) => (error instanceof KubernetesError && error.status === 404 ? undefined : Promise.reject(error)));
+    if (policy === undefined) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${ISOLATION_POLICY} is not installed: jobs sharing a namespace are not isolated`, fix);
+    const bindings = await kube.call('list ValidatingAdmissionPolicyBindings', () => api.listValidatingAdmissionPolicyBinding({}));
+    const bound = bindings.items.some((b) => b.spec?.policyName === ISOLATION_POLICY && b.spec.validationActions.includes('Deny'));
+    if (!bound) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${ISOLATION_POLICY} has no binding with validationActions [Deny]`, fix);
+    return result('policy', title, 'pass', `${ISOLATION_POLICY} installed and bound (Deny)`);
+  } catch (error) {
+    if (error instanceof KubernetesError && error.status === 403) {
+      return result('policy', title, 'warn', `cannot verify: no right to read validatingadmissionpolicies(bindings); check it with: dss-spark-k8s policy show`);
+    }
+    if (error instanceof KubernetesError) return result('policy', title, 'fail', error.message);
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Processes
+
+export interface ProcessResult {
+  /** Exit code; null when the process could not start, timed out or died of a signal. */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Why there is no exit code: "ENOENT", "timed out after 30 s"... */
+  failure?: string;
+  ms: number;
+}
+
+export type RunProcess = (file: string, args: string[], options: { timeoutMs: number }) => Promise<ProcessResult>;
+
+/** Runs a program without a shell, in /, in the C locale (sudo's messages are parsed); never throws. */
+export const runProcess: RunProcess = (file, args, { timeoutMs }) =>
+  new Promise((resolve) => {
+    const started = Date.now();
+    execFile(file, args, { cwd: '/', timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
+      const ms = Date.now() - started;
+      if (!error) return resolve({ code: 0, stdout, stderr, ms });
+      const e = error as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
+      if (typeof e.code === 'number') return resolve({ code: e.code, stdout, stderr, ms });
+      const failure = e.killed && ms >= timeoutMs ? `timed out after ${Math.round(timeoutMs / 1000)} s` : String(e.code ?? e.signal ?? e.message);
+      resolve({ code: null, stdout, stderr, failure, ms });
+    });
+  });
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
+  return (lines.at(-1) ?? '').slice(0, 200);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 5. sudoers
+
+/**
+ * Whether sudo lets KUBECONFIG through, from the Defaults that `sudo -l` lists for the caller (global and
+ * runas/command-specific alike, in order): kept when env_reset is off or env_keep ends up holding KUBECONFIG.
+ */
+export function sudoKeepsKubeconfig(listing: string): boolean {
+  let reset = true;
+  let keep = new Set<string>();
+  for (const entry of sudoDefaults(listing)) {
+    const m = /^(!?)(\w+)\s*(?:([+-]?=)\s*(.*))?$/.exec(entry);
+    if (!m) continue;
+    const [, negated, name, op, raw = ''] = m;
+    if (name === 'env_reset') reset = negated !== '!';
+    if (name !== 'env_keep') continue;
+    const vars = raw.replace(/^"(.*)"$/, '$1').split(/\s+/).filter(Boolean);
+    if (negated === '!') keep = new Set();
+    else if (op === '=') keep = new Set(vars);
+    else if (op === '+=') for (const v of vars) keep.add(v);
+    else if (op === '-=') for (const v of vars) keep.delete(v);
+  }
+  return !reset || keep.has('KUBECONFIG');
+}
+
+/** The entries of the "Matching Defaults entries" and "Runas and Command-specific defaults" blocks of `sudo -l`. */
+export function sudoDefaults(listing: string): string[] {
+  let text = '';
+  let inBlock = false;
+  for (const line of listing.split('\n')) {
+    if (/^(Matching Defaults entries|Runas and Command-specific defaults) for /.test(line)) inBlock = true;
+    else if (line.trim() === '') inBlock = false;
+    else if (inBlock) text += ` ${line.trim()}`;
+  }
+  // Runas/command-specific lines start with "Defaults>x", "Defaults!cmd"...: a separator like a comma.
+  text = text.replace(/(^|\s)Defaults\S*/g, ',');
+  const entries: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && i + 1 < text.length) current += c + text[++i];
+    else if (c === '"') (quoted = !quoted), (current += c);
+    else if (c === ',' && !quoted) entries.push(current), (current = '');
+    else current += c;
+  }
+  entries.push(current);
+  return entries.map((e) => e.trim()).filter(Boolean);
+}
+
+/** The sudoers lines of the README with the real names: the runas list is the profile's groups, else the sample user. */
+export function sudoersLines(dssuser: string, user: string, profile: Pick<Profile, 'allowedUserGroups' | 'sparkSubmit'>, need: { keep: boolean; allow: boolean }): string {
+  const runas = profile.allowedUserGroups.length > 0 ? profile.allowedUserGroups.map((g) => `%${g}`).join(', ') : user;
+  return [
+    '# in /etc/sudoers.d/dss-spark-k8s (edit with: visudo -f /etc/sudoers.d/dss-spark-k8s)',
+    ...(need.keep ? [`Defaults:${dssuser} env_keep += "KUBECONFIG"`] : []),
+    ...(need.allow ? [`${dssuser} ALL = (${runas}) NOPASSWD: ${profile.sparkSubmit}`] : []),
+  ].join('\n');
+}
+
+export async function checkSudo(run: RunProcess, me: string, user: string | undefined, profile: Profile, sparkSubmitExists: boolean): Promise<CheckResult> {
+  const title = 'sudoers rule';
+  if (user === undefined) return result('sudo', title, 'fail', 'needs a sample end user', 'pass --user LOGIN (an end user who runs Spark jobs)');
+  if (!sparkSubmitExists) return result('sudo', title, 'skip', `${profile.sparkSubmit} does not exist (see spark-submit below)`);
+  const probe = await run('sudo', ['-n', '-l', '-u', user, profile.sparkSubmit], { timeoutMs: SUDO_TIMEOUT_MS });
+  if (probe.failure === 'ENOENT') return result('sudo', title, 'fail', 'sudo is not installed', 'install sudo (apt-get install sudo)');
+  const why = lastLine(probe.stderr).replace(/^sudo: /, '');
+  if (/unknown user/.test(why)) return result('sudo', title, 'fail', `sudo: ${why}`, 'pass --user with the login of an existing end user');
+  const allow = probe.code === 0;
+  const listing = await run('sudo', ['-n', '-l'], { timeoutMs: SUDO_TIMEOUT_MS });
+  const keep = listing.code === 0 ? sudoKeepsKubeconfig(listing.stdout) : undefined;
+  if (allow && keep === true) return result('sudo', title, 'pass', `${me} may run ${profile.sparkSubmit} as ${user} without a password, KUBECONFIG kept`);
+  if (allow && keep === undefined) {
+    return result('sudo', title, 'warn', `${me} may run spark-submit as ${user}, but sudo -l needs a password: cannot see whether KUBECONFIG is kept`,
+      sudoersLines(me, user, profile, { keep: true, allow: false }));
+  }
+  const problems = [
+    ...(allow ? [] : [`${me} may not run ${profile.sparkSubmit} as ${user} without a password${why ? ` (${why})` : ''}`]),
+    ...(keep === true ? [] : ['KUBECONFIG does not reach spark-submit (no env_keep)']),
+  ];
+  return result('sudo', title, 'fail', problems.join('; '), sudoersLines(me, user, profile, { keep: keep !== true, allow: !allow }));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. spark-submit
+
+/** "4.3.0" from spark-submit --version's banner (not the "Using Scala version" line). */
+export function parseSparkVersion(output: string): string | undefined {
+  return /(?<!Scala )version (\d+\.\d+\.\d+\S*)/.exec(output)?.[1];
+}
+
+/** The fabric8 client version from the jar names of SPARK_HOME/jars. */
+export function fabric8Version(jarNames: string[]): string | undefined {
+  for (const name of jarNames) {
+    const m = /^kubernetes-client-(\d+(?:\.\d+)*)\.jar$/.exec(name);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+export function versionAtLeast(version: string, minimum: string): boolean {
+  const a = version.split('.').map(Number);
+  const b = minimum.split('.').map(Number);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+/**
+ * SPARK_HOME of a spark-submit: the directory above bin/ for a Spark distribution (and pip's
+ * site-packages/pyspark/bin); for pip's <venv>/bin/spark-submit script, <venv>/lib/python*\/site-packages/pyspark.
+ */
+export async function sparkHome(sparkSubmit: string): Promise<{ home: string; pipScript: boolean } | undefined> {
+  const real = await realpath(sparkSubmit).catch(() => sparkSubmit);
+  const bin = dirname(real);
+  if (await exists(join(bin, 'find_spark_home.py'))) {
+    const lib = join(dirname(bin), 'lib');
+    for (const python of (await readdir(lib).catch(() => [])).filter((d) => d.startsWith('python')).sort()) {
+      const home = join(lib, python, 'site-packages', 'pyspark');
+      if (await exists(join(home, 'jars'))) return { home, pipScript: true };
+    }
+    return undefined;
+  }
+  return { home: dirname(bin), pipScript: false };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** The fix for a spark-submit --version that failed, from what it printed. */
+export function sparkFailureFix(output: string, path: string, where: string, home: { home: string; pipScript: boolean } | undefined): string {
+  if (/Could not find valid SPARK_HOME/.test(output) && home?.pipScript) {
+    return `set sparkSubmit: ${join(home.home, 'bin', 'spark-submit')} in ${where} (pip's venv script needs the venv's python on PATH, which sudo resets), and put that path in the sudoers rule`;
+  }
+  if (/JAVA_HOME|java: (command )?not found|UnsupportedClassVersionError|No Java runtime/i.test(output)) {
+    return 'install Java 17 or newer where sudo\'s secure_path finds `java`, or set JAVA_HOME in $SPARK_HOME/conf/spark-env.sh';
+  }
+  return `run "${path} --version" as the end user to see the error; fix the installation or sparkSubmit in ${where}`;
+}
+
+export async function checkSpark(run: RunProcess, profile: Profile, asUser: string | undefined): Promise<CheckResult> {
+  const title = 'spark-submit';
+  const path = profile.sparkSubmit;
+  const where = `profile "${profile.name}" of ${profile.source}`;
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => error.code ?? 'error');
+  if (typeof info === 'string') return result('spark', title, 'fail', `${path}: ${info === 'ENOENT' ? 'no such file' : info}`, `set sparkSubmit in ${where} to the absolute path of spark-submit`);
+  if (!info.isFile() || (info.mode & 0o111) === 0) return result('spark', title, 'fail', `${path} is not an executable file`, `chmod a+rx ${path}`);
+
+  const command = asUser === undefined ? [path, '--version'] : ['sudo', '-n', '-u', asUser, '--', path, '--version'];
+  const ran = await run(command[0]!, command.slice(1), { timeoutMs: SPARK_TIMEOUT_MS });
+  const output = `${ran.stdout}\n${ran.stderr}`;
+  const how = `${asUser === undefined ? 'as this user' : `as ${asUser} through sudo`} in ${(ran.ms / 1000).toFixed(1)} s`;
+  const home = await sparkHome(path);
+  if (ran.code !== 0) {
+    const why = ran.failure ?? `exit ${ran.code}: ${lastLine(ran.stderr) || lastLine(ran.stdout)}`;
+    return result('spark', title, 'fail', `${path} --version failed ${how} (${why})`, sparkFailureFix(output, path, where, home));
+  }
+  const spark = parseSparkVersion(output);
+  if (spark === undefined) return result('spark', title, 'fail', `${path} --version printed no Spark version (${how})`, `point sparkSubmit in ${where} at Spark's spark-submit`);
+
+  const jars = home === undefined ? undefined : await readdir(join(home.home, 'jars')).catch(() => undefined);
+  const fabric8 = jars === undefined ? undefined : fabric8Version(jars);
+  const found = `Spark ${spark}${fabric8 ? `, fabric8 kubernetes-client ${fabric8}` : ''}, Java works (${how})`;
+  if (jars === undefined) return result('spark', title, 'warn', `${found}; no jars directory found: cannot tell whether token rotation works (needs fabric8 kubernetes-client >= ${MIN_FABRIC8})`);
+  if (fabric8 === undefined) return result('spark', title, 'fail', `${found}; no kubernetes-client jar in ${join(home!.home, 'jars')}: this Spark has no Kubernetes support`, 'use a Spark distribution built with Kubernetes support (-Pkubernetes), such as pyspark from PyPI');
+  if (!versionAtLeast(fabric8, MIN_FABRIC8)) return result('spark', title, 'fail', `${found}: token rotation needs kubernetes-client >= ${MIN_FABRIC8}`, `use Spark 3.5 or newer (sparkSubmit in ${where})`);
+  return result('spark', title, 'pass', found);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output
+
+export function allOk(results: CheckResult[]): boolean {
+  return results.every((r) => r.ok);
+}
+
+export function formatJson(results: CheckResult[]): string {
+  return `${JSON.stringify({ ok: allOk(results), checks: results }, null, 2)}\n`;
+}
+
+export function formatText(results: CheckResult[], chalk: ChalkInstance): string {
+  const mark: Record<Status, string> = { pass: chalk.green('✓'), warn: chalk.yellow('!'), fail: chalk.red('✗'), skip: chalk.dim('-') };
+  const lines = results.flatMap((r) => [
+    `${mark[r.status]} ${chalk.bold(r.title)}: ${r.detail}`,
+    ...(r.fix === undefined ? [] : r.fix.split('\n').map((line) => `    ${chalk.cyan(line)}`)),
+  ]);
+  const failed = results.filter((r) => !r.ok).length;
+  const summary = failed === 0
+    ? chalk.green(`all ${results.length} checks passed`)
+    : chalk.red(`${failed} of ${results.length} checks failed or could not run; apply the fixes above and run doctor again`);
+  return `${[...lines, summary].join('\n')}\n`;
+}
