@@ -140,6 +140,8 @@ KCFG
   sed -e "s/name: admin$/name: dssuser/" -e "s/user: admin }/user: dssuser }/" -e "s/admin@local/dssuser@local/g" \
     -e "s/token: \".*\"/token: \"$(cat "$dir/dssuser.token")\"/" "$dir/admin.kubeconfig" >"$dir/dssuser.kubeconfig"
   chmod 600 "$dir/admin.kubeconfig" "$dir/dssuser.kubeconfig"
+  # dssuser gets exactly the documented rights for per-user namespaces.
+  "$bin_dir/kubectl" --kubeconfig "$dir/admin.kubeconfig" apply -f "$here/../deploy/rbac/per-user-namespaces.yaml" >/dev/null
   cat >"$dir/state.env" <<STATE
 SERVER=$server
 BIN_DIR=$bin_dir

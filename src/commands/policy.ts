@@ -1,6 +1,200 @@
-// Placeholder until the policy command lands.
-import { UsageError } from '../errors.ts';
+// `dss-spark-k8s policy apply | show` (administrators): the job-isolation ValidatingAdmissionPolicy of
+// src/plan/policy.ts. `apply` creates or replaces the policy and its binding; `show` prints them on stdout
+// and says on stderr whether the cluster has them, as printed.
+import { AdmissionregistrationV1Api, CoreV1Api, dumpYaml, type V1Pod } from '@kubernetes/client-node';
+import { CliError, KubernetesError } from '../errors.ts';
+import { Kube, toKubernetesError } from '../k8s/client.ts';
+import { isNotFound } from '../k8s/errors.ts';
+import { ISOLATION_POLICY_NAME, policyManifest } from '../plan/policy.ts';
+import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
 
-export async function policyCommand(..._args: unknown[]): Promise<number> {
-  throw new UsageError('policy is not available yet');
+export interface PolicyOptions {
+  kubeconfig?: string;
+  context?: string;
+  output: 'yaml' | 'json';
+}
+
+export interface PolicyIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const processIo: PolicyIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+const TIMEOUT_SECONDS = 30;
+
+export async function policyCommand(action: 'apply' | 'show', options: PolicyOptions, io: PolicyIo = processIo): Promise<number> {
+  const load = () => Kube.load({ kubeconfig: options.kubeconfig, context: options.context, timeoutSeconds: TIMEOUT_SECONDS });
+  if (action === 'apply') {
+    const kube = load();
+    try {
+      const outcome = await applyPolicy(kube);
+      io.stderr(`dss-spark-k8s: policy ${ISOLATION_POLICY_NAME} and its binding ${outcome}; it applies to namespaces labelled ${MANAGED_NAMESPACE_LABEL}=true within a few seconds\n`);
+    } finally {
+      await kube.close();
+    }
+    return 0;
+  }
+  // show: the manifest is printed even when the cluster cannot be asked (e.g. to hand it to GitOps).
+  io.stdout(renderManifest(options.output));
+  let kube: Kube;
+  try {
+    kube = load();
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    io.stderr(`dss-spark-k8s: cannot tell whether the policy is installed: ${error.message}\n`);
+    return 0;
+  }
+  try {
+    io.stderr(`dss-spark-k8s: ${await describeInstalled(kube)}\n`);
+  } finally {
+    await kube.close();
+  }
+  return 0;
+}
+
+/** The policy and its binding as one YAML stream, or a JSON List: both are input for `kubectl apply -f`. */
+export function renderManifest(output: 'yaml' | 'json'): string {
+  const { policy, binding } = policyManifest();
+  if (output === 'json') return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [policy, binding] }, null, 2)}\n`;
+  return `${dumpYaml(policy)}---\n${dumpYaml(binding)}`;
+}
+
+type Outcome = 'created' | 'updated' | 'unchanged';
+
+/** Creates or replaces the policy, then its binding; says what it did. */
+export async function applyPolicy(kube: Kube): Promise<string> {
+  const api = kube.api(AdmissionregistrationV1Api);
+  const { policy, binding } = policyManifest();
+  const policyOutcome = await upsert(
+    kube,
+    `ValidatingAdmissionPolicy ${ISOLATION_POLICY_NAME}`,
+    policy,
+    () => api.readValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME }),
+    () => api.createValidatingAdmissionPolicy({ body: policy }),
+    (resourceVersion) => api.replaceValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME, body: withVersion(policy, resourceVersion) }),
+  );
+  const bindingOutcome = await upsert(
+    kube,
+    `ValidatingAdmissionPolicyBinding ${ISOLATION_POLICY_NAME}`,
+    binding,
+    () => api.readValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME }),
+    () => api.createValidatingAdmissionPolicyBinding({ body: binding }),
+    (resourceVersion) => api.replaceValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME, body: withVersion(binding, resourceVersion) }),
+  );
+  return policyOutcome === bindingOutcome ? `were ${policyOutcome}` : `were ${policyOutcome} and ${bindingOutcome}`;
+}
+
+interface Installable {
+  metadata?: { resourceVersion?: string; labels?: Record<string, string> };
+  spec?: object;
+}
+
+async function upsert(
+  kube: Kube,
+  what: string,
+  desired: Installable,
+  read: () => Promise<Installable>,
+  create: () => Promise<unknown>,
+  replace: (resourceVersion: string) => Promise<unknown>,
+): Promise<Outcome> {
+  const live = await readIfPresent(kube, what, read);
+  if (live === undefined) {
+    await kube.call(`create ${what}`, create);
+    return 'created';
+  }
+  if (sameSpec(live, desired) && sameLabels(live, desired)) return 'unchanged';
+  await kube.call(`replace ${what}`, () => replace(live.metadata?.resourceVersion ?? ''));
+  return 'updated';
+}
+
+/** Whether the cluster has the policy and binding as this version builds them, in one line. */
+export async function describeInstalled(kube: Kube): Promise<string> {
+  const api = kube.api(AdmissionregistrationV1Api);
+  const { policy, binding } = policyManifest();
+  let live: [Installable | undefined, Installable | undefined];
+  try {
+    live = await Promise.all([
+      readIfPresent(kube, `get ValidatingAdmissionPolicy ${ISOLATION_POLICY_NAME}`, () => api.readValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME })),
+      readIfPresent(kube, `get ValidatingAdmissionPolicyBinding ${ISOLATION_POLICY_NAME}`, () =>
+        api.readValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME }),
+      ),
+    ]);
+  } catch (error) {
+    if (!(error instanceof KubernetesError)) throw error;
+    return `cannot tell whether the policy is installed: ${error.message}`;
+  }
+  const [livePolicy, liveBinding] = live;
+  const fix = 'run dss-spark-k8s policy apply';
+  if (!livePolicy && !liveBinding) return `policy ${ISOLATION_POLICY_NAME} is not installed: jobs sharing a namespace are not isolated; ${fix}`;
+  const problems = [
+    !livePolicy ? 'the policy is missing' : !sameSpec(livePolicy, policy) ? 'the policy differs from the one printed' : undefined,
+    !liveBinding ? 'the binding is missing (the policy is not enforced)' : !sameSpec(liveBinding, binding) ? 'the binding differs from the one printed' : undefined,
+  ].filter(Boolean);
+  if (problems.length > 0) return `policy ${ISOLATION_POLICY_NAME} is installed but ${problems.join(' and ')}; ${fix}`;
+  return `policy ${ISOLATION_POLICY_NAME} is installed and matches the one printed`;
+}
+
+async function readIfPresent(kube: Kube, what: string, read: () => Promise<Installable>): Promise<Installable | undefined> {
+  try {
+    return await read();
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw toKubernetesError(what, error);
+  }
+}
+
+function withVersion<T extends Installable>(object: T, resourceVersion: string): T {
+  return { ...object, metadata: { ...object.metadata, resourceVersion } };
+}
+
+function sameSpec(live: Installable, desired: Installable): boolean {
+  return JSON.stringify(normalize(live.spec)) === JSON.stringify(normalize(desired.spec));
+}
+
+function sameLabels(live: Installable, desired: Installable): boolean {
+  const labels = live.metadata?.labels ?? {};
+  return Object.entries(desired.metadata?.labels ?? {}).every(([key, value]) => labels[key] === value);
+}
+
+/** Plain data with sorted keys, without the empty values the server adds or drops (an empty objectSelector…). */
+function normalize(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalize);
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value)
+    .map(([key, inner]) => [key, normalize(inner)] as const)
+    .filter(([, inner]) => !isEmpty(inner))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Object.fromEntries(entries);
+}
+
+function isEmpty(value: unknown): boolean {
+  if (value === undefined || value === null) return true;
+  if (Array.isArray(value)) return value.length === 0;
+  return typeof value === 'object' && Object.keys(value).length === 0;
+}
+
+/**
+ * Whether the policy protects `namespace`, asked with a job's own credentials (no cluster-wide read needed): a
+ * server-side dry run of a pod without the owner label is denied by the policy only when it is installed, bound
+ * and the namespace is labelled managed. Nothing is created either way.
+ */
+export async function isolationEnforced(jobKube: Kube, namespace: string, executorServiceAccount: string): Promise<boolean> {
+  const probe: V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'isolation-probe', namespace },
+    spec: { serviceAccountName: executorServiceAccount, automountServiceAccountToken: false, containers: [{ name: 'probe', image: 'probe' }] },
+  };
+  const core = jobKube.api(CoreV1Api);
+  try {
+    await jobKube.call(`dry-run a pod in ${namespace}`, () => core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' }));
+    return false;
+  } catch (error) {
+    if (error instanceof KubernetesError && error.status === 403 && error.message.includes(ISOLATION_POLICY_NAME)) return true;
+    throw error;
+  }
 }

@@ -338,7 +338,7 @@ export async function checkSudo(run: RunProcess, me: string, user: string | unde
   if (!sparkSubmitExists) return result('sudo', title, 'skip', `${profile.sparkSubmit} does not exist (see spark-submit below)`);
   const probe = await run('sudo', ['-n', '-l', '-u', user, profile.sparkSubmit], { timeoutMs: SUDO_TIMEOUT_MS });
   if (probe.failure === 'ENOENT') return result('sudo', title, 'fail', 'sudo is not installed', 'install sudo (apt-get install sudo)');
-  const why = lastLine(probe.stderr).replace(/^sudo: /, '');
+  const why = (probe.stderr.split('\n').find((line) => line.trim()) ?? '').trim().replace(/^sudo: /, '');
   if (/unknown user/.test(why)) return result('sudo', title, 'fail', `sudo: ${why}`, 'pass --user with the login of an existing end user');
   const allow = probe.code === 0;
   const listing = await run('sudo', ['-n', '-l'], { timeoutMs: SUDO_TIMEOUT_MS });
