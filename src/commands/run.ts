@@ -10,6 +10,7 @@ import { checkImpersonation, startSparkSubmit, sudoArgs } from '../exec/spark-su
 import { checkEndUser, lookupEndUser, type EndUser } from '../exec/unix-user.ts';
 import { provision, type CreatedObject } from '../job/apply.ts';
 import { startLeaseRenewal } from '../job/lease.ts';
+import { startTokenRotation } from '../job/rotation.ts';
 import { SignalWatcher } from '../job/signals.ts';
 import { teardown } from '../job/teardown.ts';
 import { Kube } from '../k8s/client.ts';
@@ -86,6 +87,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
   let plan = planWith();
   let driverStarted = false;
   let stopLease = () => {};
+  let stopRotation = async () => {};
   let failure: unknown;
   let exitCode = 0;
   try {
@@ -98,6 +100,13 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
     reporter.event('provisioned', { namespace: plan.namespace, serviceAccount: plan.baseName, namespaceCreated: provisioned.namespaceCreated, tokenExpiresAt: provisioned.tokenExpiresAt.toISOString() });
     stopLease = startLeaseRenewal(kube, plan.lease, profile.leaseRenewSeconds, (message) => reporter.warn(`lease renewal failed: ${message}`));
+    stopRotation = startTokenRotation({ kube, plan, files, endUserUid: user.uid, endpoint: kube.endpoint, created }, profile.tokenRotationSeconds, provisioned.tokenExpiresAt, {
+      rotated: (generation, expiresAt) => {
+        reporter.status(`rotated the token (generation ${generation}, expires ${expiresAt.toISOString()})`);
+        reporter.event('rotated', { generation, tokenExpiresAt: expiresAt.toISOString() });
+      },
+      failed: (message) => reporter.warn(`token rotation failed, retrying in 10 s: ${message}`),
+    });
 
     signals.throwIfReceived();
     const sparkSubmit = startSparkSubmit(user.login, profile.sparkSubmit, plan.sparkSubmitArgs, files.kubeconfig);
@@ -114,6 +123,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
     failure = error;
   } finally {
     stopLease();
+    await stopRotation();
     const { left } = await teardown(kube, plan.namespace, ctx.jobId, created, driverStarted);
     if (files) await removeJobDir(files);
     reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
@@ -129,7 +139,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
 }
 
 function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' | 'json') {
-  const objects = [plan.namespaceObject, plan.serviceAccount, plan.executorServiceAccount, plan.role, plan.roleBinding, plan.lease, plan.tokenRequest].filter(Boolean);
+  const objects = [plan.namespaceObject, plan.serviceAccount, plan.executorServiceAccount, plan.role, plan.roleBinding, plan.lease, plan.tokenAnchor, plan.tokenRequest].filter(Boolean);
   const document = {
     jobId: plan.jobId,
     user: plan.login,

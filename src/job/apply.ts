@@ -2,6 +2,7 @@
 // the end, delete exactly what this job created (never a pre-existing object).
 import { KubernetesError } from '../errors.ts';
 import type { DryRun, JobKind, Kube } from '../k8s/client.ts';
+import { boundTokenRequest } from '../plan/objects.ts';
 import type { JobPlan } from '../plan/types.ts';
 
 export interface CreatedObject {
@@ -18,9 +19,9 @@ export interface Provisioned {
 }
 
 /**
- * Ensure the namespace, then the service accounts, Role and Lease together, then the RoleBinding (it
- * needs the Role) and the TokenRequest (it needs the service account) together: three dependent round
- * trips, four when the namespace is new.
+ * Ensure the namespace, then the service accounts, Role, Lease and token anchor together, then the
+ * RoleBinding (it needs the Role) and the TokenRequest (it needs the service account and the anchor)
+ * together: three dependent round trips, four when the namespace is new.
  */
 export async function provision(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun): Promise<Provisioned> {
   try {
@@ -39,8 +40,13 @@ async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dr
   const record = (kind: JobKind, object: { metadata?: { name?: string } }) => {
     if (!dryRun) created.push({ kind, namespace: plan.namespace, name: object.metadata!.name! });
   };
+  let anchorUid = '';
   const results = await Promise.allSettled([
     kube.createServiceAccount(plan.serviceAccount, dryRun).then(() => record('serviceaccounts', plan.serviceAccount)),
+    kube.createSecret(plan.tokenAnchor, dryRun).then((anchor) => {
+      anchorUid = anchor.metadata?.uid ?? '';
+      record('secrets', plan.tokenAnchor);
+    }),
     kube.createServiceAccount(plan.executorServiceAccount, dryRun).then(() => record('serviceaccounts', plan.executorServiceAccount)),
     kube.createRole(plan.role, dryRun).then(() => record('roles', plan.role)),
     kube.createLease(plan.lease, dryRun).then(() => record('leases', plan.lease)),
@@ -48,7 +54,7 @@ async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dr
   throwFirstFailure(results);
   const [, token] = await Promise.all([
     kube.createRoleBinding(plan.roleBinding, dryRun).then(() => record('rolebindings', plan.roleBinding), ignoreMissingRoleInDryRun(dryRun)),
-    dryRun ? undefined : kube.requestToken(plan.namespace, plan.baseName, plan.tokenRequest),
+    dryRun ? undefined : kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name: plan.tokenAnchor.metadata!.name!, uid: anchorUid })),
   ]);
   return { namespaceCreated, token: token?.token ?? '', tokenExpiresAt: token?.expiresAt ?? new Date(0) };
 }

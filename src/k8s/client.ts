@@ -19,6 +19,7 @@ import {
   type V1ObjectMeta,
   type V1Role,
   type V1RoleBinding,
+  type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { Agent } from 'undici';
@@ -39,9 +40,15 @@ export interface ClusterEndpoint {
 export const DRIVER_CREATED_KINDS = ['pods', 'services', 'configmaps', 'persistentvolumeclaims'] as const;
 export type DriverCreatedKind = (typeof DRIVER_CREATED_KINDS)[number];
 
-/** Kinds the tool creates itself, in the order teardown deletes them. */
+/** Kinds the tool creates itself and can list (dssuser may not list or read secrets). */
 export const JOB_KINDS = ['leases', 'rolebindings', 'roles', 'serviceaccounts'] as const;
-export type JobKind = (typeof JOB_KINDS)[number];
+/**
+ * Empty Secrets that anchor the job's tokens (TokenRequest boundObjectRef): deleting one revokes its token
+ * at once, which is how a rotated token dies. dssuser may create and delete them, never read or list.
+ */
+export const TOKEN_ANCHOR_KIND = 'secrets';
+export type JobKind = (typeof JOB_KINDS)[number] | typeof TOKEN_ANCHOR_KIND;
+export type ListableKind = DriverCreatedKind | (typeof JOB_KINDS)[number];
 export type LabelledKind = DriverCreatedKind | JobKind;
 
 export interface ListPage<T> {
@@ -187,6 +194,11 @@ export class Kube {
     );
   }
 
+  createSecret(body: V1Secret, dryRun?: DryRun): Promise<V1Secret> {
+    const { namespace, name } = meta(body);
+    return this.call(`create Secret ${namespace}/${name}`, () => this.core.createNamespacedSecret({ namespace, body, dryRun: dryRunParam(dryRun) }));
+  }
+
   createLease(body: V1Lease, dryRun?: DryRun): Promise<V1Lease> {
     const { namespace, name } = meta(body);
     return this.call(`create Lease ${namespace}/${name}`, () =>
@@ -227,11 +239,13 @@ export class Kube {
         return this.deleteIgnoringNotFound(action, () => this.rbac.deleteNamespacedRole(params));
       case 'serviceaccounts':
         return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedServiceAccount(params));
+      case 'secrets':
+        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedSecret(params));
     }
   }
 
   /** Deletes every object of a kind with the label selector in a namespace (one request). */
-  deleteCollection(kind: DriverCreatedKind, namespace: string, labelSelector: string): Promise<void> {
+  deleteCollection(kind: DriverCreatedKind | typeof TOKEN_ANCHOR_KIND, namespace: string, labelSelector: string): Promise<void> {
     const action = `delete ${kind} with ${labelSelector} in ${namespace}`;
     const params = { namespace, labelSelector };
     switch (kind) {
@@ -243,11 +257,13 @@ export class Kube {
         return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedConfigMap(params));
       case 'persistentvolumeclaims':
         return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedPersistentVolumeClaim(params));
+      case 'secrets':
+        return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedSecret(params));
     }
   }
 
   /** One page of objects of a kind with a label selector, in a namespace or (namespace undefined) everywhere. */
-  async list(kind: LabelledKind, namespace: string | undefined, labelSelector: string, limit = 500, continueToken?: string): Promise<ListPage<{ metadata?: V1ObjectMeta; spec?: unknown }>> {
+  async list(kind: ListableKind, namespace: string | undefined, labelSelector: string, limit = 500, continueToken?: string): Promise<ListPage<{ metadata?: V1ObjectMeta; spec?: unknown }>> {
     const action = `list ${kind} with ${labelSelector}${namespace ? ` in ${namespace}` : ''}`;
     const page = { labelSelector, limit, _continue: continueToken };
     const response = await this.call(action, (): Promise<{ items: { metadata?: V1ObjectMeta }[]; metadata?: { _continue?: string } }> => {

@@ -8,6 +8,7 @@ import type {
   V1PolicyRule,
   V1Role,
   V1RoleBinding,
+  V1Secret,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
@@ -163,6 +164,29 @@ export function buildLease(
       renewTime: new V1MicroTime(now.getTime()),
     },
   };
+}
+
+/**
+ * An empty Secret a token is bound to: deleting it revokes that token at once (rotation). Immutable and
+ * without data: it holds nothing and can never be made to.
+ */
+export function buildTokenAnchor(name: string, namespace: string, labels: StringMap, annotations: StringMap): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    immutable: true,
+    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
+  };
+}
+
+export function tokenAnchorName(baseName: string, generation: number): string {
+  return `${baseName}-t${generation}`;
+}
+
+/** The TokenRequest of a token bound to an anchor Secret (its uid comes from the create response). */
+export function boundTokenRequest(request: AuthenticationV1TokenRequest, anchor: { name: string; uid: string }): AuthenticationV1TokenRequest {
+  return { ...request, spec: { ...request.spec, boundObjectRef: { apiVersion: 'v1', kind: 'Secret', name: anchor.name, uid: anchor.uid } } };
 }
 
 export function buildTokenRequest(expirationSeconds: number, audiences?: string[]): AuthenticationV1TokenRequest {

@@ -17,7 +17,9 @@ import {
   buildNamespace,
   buildRoleBinding,
   buildServiceAccount,
+  buildTokenAnchor,
   buildTokenRequest,
+  tokenAnchorName,
   holderIdentity,
   jobAnnotations,
   jobLabels,
@@ -69,6 +71,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
       LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds,
       ctx.now,
     ),
+    tokenAnchor: buildTokenAnchor(tokenAnchorName(baseName, 0), namespace, labels, annotations),
     tokenRequest: buildTokenRequest(profile.tokenTtlSeconds),
     sparkSubmitArgs: buildSparkSubmitArgs({
       apiServer: input.apiServer,

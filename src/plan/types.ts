@@ -4,6 +4,7 @@ import type {
   V1Namespace,
   V1Role,
   V1RoleBinding,
+  V1Secret,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 
@@ -54,6 +55,8 @@ export interface JobPlan {
   role: V1Role;
   roleBinding: V1RoleBinding;
   lease: V1Lease;
+  /** The empty Secret the first token is bound to (rotation binds each new token to a new one). */
+  tokenAnchor: V1Secret;
   tokenRequest: AuthenticationV1TokenRequest;
   /** The spark-submit arguments after the executable, managed ones included (no secret in them). */
   sparkSubmitArgs: string[];

@@ -132,12 +132,28 @@ describe('run: the job lifecycle', () => {
     expect(dirEntries(config.tempDir)).toEqual([]);
   });
 
+  it('rotates the token of a long job: the job keeps working and every superseded token gets 401', async () => {
+    const rotating = writeConfig({ tokenRotation: '10s' });
+    const jobId = uniqueJobId('rot');
+    const drop = endUserDropDir();
+    const tokensFile = join(drop, 'tokens');
+    const result = await runCli(['run', '--user', alice.name, '--config', rotating.path, '--job-id', jobId, '--', 'app', 'rotation', '25', tokensFile]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const rotation = JSON.parse(result.stdout.split('\n').find((l) => l.includes('"event":"rotation"'))!);
+    expect(rotation.tokens).toBeGreaterThanOrEqual(3); // the first token and at least two rotations
+    expect(rotation.failures).toBe(0);
+    expect(result.stderr).toContain('rotated the token (generation 2');
+    const tokens = readFileSync(tokensFile, 'utf8').trim().split('\n');
+    for (const token of tokens) expect(await tokenStatus(token)).toBe(401);
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+
   it('prints the plan with --dry-run=client without creating anything or showing a token', async () => {
     const jobId = uniqueJobId();
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json', '--', 'app']);
     expect(result.exitCode, result.stderr).toBe(0);
     const plan = JSON.parse(result.stdout);
-    expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'ServiceAccount', 'Role', 'RoleBinding', 'Lease', 'TokenRequest']);
+    expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'ServiceAccount', 'Role', 'RoleBinding', 'Lease', 'Secret', 'TokenRequest']);
     expect(plan.kubeconfig.users[0].user.token).toBe('<redacted>');
     expect(plan.command.slice(0, 5)).toEqual(['sudo', '-n', '-u', alice.name, '--']);
     expect(await jobObjects(jobId)).toEqual([]);

@@ -124,6 +124,7 @@ export async function jobObjects(jobId: string): Promise<string[]> {
     rbac.listRoleForAllNamespaces({ labelSelector }).then((l) => l.items.map((o) => `role/${o.metadata?.name}`)),
     rbac.listRoleBindingForAllNamespaces({ labelSelector }).then((l) => l.items.map((o) => `rolebinding/${o.metadata?.name}`)),
     coordination.listLeaseForAllNamespaces({ labelSelector }).then((l) => l.items.map((o) => `lease/${o.metadata?.name}`)),
+    core.listSecretForAllNamespaces({ labelSelector }).then((l) => l.items.map((o) => `secret/${o.metadata?.name}`)),
   ]);
   return lists.flat();
 }

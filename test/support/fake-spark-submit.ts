@@ -6,7 +6,9 @@
 //   exit CODE          exit with CODE
 //   save-token FILE    copy the kubeconfig's token to FILE (so the test can try it after teardown)
 //   scan-argv          report whether any process's command line contains the token
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+//   rotation S FILE    for S seconds, call the API once a second with whatever $KUBECONFIG holds, append
+//                      each new token to FILE, and report how many tokens and failed calls it saw
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { ApiException, AuthenticationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 
@@ -87,7 +89,27 @@ for (let i = 0; i < actions.length; i++) {
     });
   } else if (action === 'exit') process.exit(Number(actions[++i]));
   else if (action === 'save-token') writeFileSync(actions[++i]!, kubeconfigToken(), { mode: 0o600 });
+  else if (action === 'rotation') await watchRotation(Number(actions[++i]), actions[++i]!);
   else if (action === 'scan-argv') report('argv-scan', { processesWithToken: processesWithToken(kubeconfigToken()) });
+}
+
+async function watchRotation(seconds: number, file: string) {
+  const tokens: string[] = [];
+  let calls = 0;
+  let failures = 0;
+  for (const end = Date.now() + seconds * 1000; Date.now() < end; ) {
+    const token = kubeconfigToken();
+    if (!tokens.includes(token)) {
+      tokens.push(token);
+      appendFileSync(file, `${token}\n`);
+    }
+    const kc = new KubeConfig();
+    kc.loadFromFile(process.env.KUBECONFIG!);
+    calls++;
+    if ((await status(kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} }))) !== 200) failures++;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  report('rotation', { tokens: tokens.length, calls, failures });
 }
 
 function kubeconfigToken(): string {
