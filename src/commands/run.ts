@@ -86,7 +86,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
   let files: JobFiles | undefined;
   let plan = planWith();
   let driverStarted = false;
-  let stopLease = () => {};
+  let stopLease = async () => {};
   let stopRotation = async () => {};
   let failure: unknown;
   let exitCode = 0;
@@ -122,7 +122,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
   } catch (error) {
     failure = error;
   } finally {
-    stopLease();
+    await stopLease();
     await stopRotation();
     const { left } = await teardown(kube, plan.namespace, ctx.jobId, created, driverStarted);
     if (files) await removeJobDir(files);

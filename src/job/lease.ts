@@ -3,7 +3,7 @@
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import type { Kube } from '../k8s/client.ts';
 
-export function startLeaseRenewal(kube: Kube, lease: V1Lease, intervalSeconds: number, onError: (message: string) => void): () => void {
+export function startLeaseRenewal(kube: Kube, lease: V1Lease, intervalSeconds: number, onError: (message: string) => void): () => Promise<void> {
   let current = lease;
   let inFlight: Promise<void> | undefined;
   const timer = setInterval(() => {
@@ -20,5 +20,9 @@ export function startLeaseRenewal(kube: Kube, lease: V1Lease, intervalSeconds: n
       });
   }, intervalSeconds * 1000);
   timer.unref();
-  return () => clearInterval(timer);
+  // Stopping waits for a renewal in flight, so that it cannot race the Lease's deletion.
+  return async () => {
+    clearInterval(timer);
+    await inFlight;
+  };
 }
