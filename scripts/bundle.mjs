@@ -3,14 +3,25 @@
 // the start-up. The tests bundle their helper executables the same way.
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
-export async function bundleFile(entryPoint, outfile, { sourcemap = false } = {}) {
+/**
+ * With `splitting`, dynamic imports become chunks beside the output file: the CLI's entry stays tiny
+ * (`--version` loads nothing else) and the Kubernetes client is loaded only by the commands that use it.
+ */
+export async function bundleFile(entryPoint, outfile, { sourcemap = false, splitting = false } = {}) {
+  const outdir = dirname(outfile);
   await build({
-    entryPoints: [entryPoint],
-    outfile,
+    entryPoints: [{ in: entryPoint, out: basename(outfile, '.mjs') }],
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'chunks/[name]-[hash]',
+    splitting,
+    minify: true,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -28,5 +39,6 @@ export const cliEntry = fileURLToPath(new URL('../src/main.ts', import.meta.url)
 export const cliBundle = fileURLToPath(new URL('../dist/dss-spark-k8s.mjs', import.meta.url));
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await bundleFile(cliEntry, cliBundle, { sourcemap: true });
+  await rm(dirname(cliBundle), { recursive: true, force: true });
+  await bundleFile(cliEntry, cliBundle, { sourcemap: true, splitting: true });
 }

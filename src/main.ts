@@ -1,5 +1,9 @@
 // The process entry point and the one error boundary: every failure becomes one stderr line and a
 // documented exit code. `--version` answers before anything heavy is loaded (it is called by scripts).
+import { existsSync, statSync } from 'node:fs';
+import module from 'node:module';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { CliError, ExitCode } from './errors.ts';
 import { VERSION } from './version.ts';
 
@@ -8,6 +12,8 @@ if (major! < 22) {
   process.stderr.write(`dss-spark-k8s: Node.js ${process.version} is too old; Node.js 22 or newer is required\n`);
   process.exit(ExitCode.config);
 }
+
+enableCompileCache();
 
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
@@ -18,6 +24,18 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
     process.exitCode = await runCli(process.argv);
   } catch (error) {
     process.exitCode = reportError(error);
+  }
+}
+
+// V8's code cache for the bundle halves the start-up of every later run. It lives in the running user's
+// own home, never in a shared directory another user could fill with poisoned cache entries.
+function enableCompileCache() {
+  const home = homedir();
+  if (!home || !existsSync(home) || statSync(home).uid !== process.getuid?.()) return;
+  try {
+    module.enableCompileCache?.(join(home, '.cache', 'dss-spark-k8s', 'node-compile-cache'));
+  } catch {
+    // a cache is an optimisation only
   }
 }
 

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { bundleFile, cliBundle, cliEntry } from '../../scripts/bundle.mjs';
+import { bundleFile } from '../../scripts/bundle.mjs';
 import type { TestProject } from 'vitest/node';
 import type { ClusterState, UnixFixture } from './env.ts';
 import { applyManifest, waitForAdmissionPolicy, writeTokenKubeconfig, externalDssuserIdentity } from './cluster.ts';
@@ -93,7 +93,7 @@ export default async function setup(project: TestProject) {
   ] as const) requireTool(tool, why);
 
   // The tests always run the current sources.
-  await bundleFile(cliEntry, cliBundle, { sourcemap: true });
+  execFileSync(process.execPath, [join(root, 'scripts/bundle.mjs')], { stdio: 'inherit' });
 
   const cluster = startCluster();
   const cleanups: (() => void)[] = [cluster.stop];
