@@ -45,6 +45,19 @@ describe('local control plane', () => {
     ).toBe(403);
   });
 
+  it('lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one', async () => {
+    const core = tokenKubeConfig(dssuserToken()).makeApiClient(CoreV1Api);
+    const labels = { 'app.kubernetes.io/managed-by': 'dss-spark-k8s' };
+    const anchor = uniqueName('anchor');
+    expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: anchor, labels } } }))).toBe(200);
+    expect(await statusOf(core.readNamespacedSecret({ namespace, name: anchor }))).toBe(403);
+    expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: uniqueName('x'), labels }, stringData: { a: 'b' } } }))).toBe(403);
+    expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: uniqueName('x') } } }))).toBe(403);
+    await adminKubeConfig().makeApiClient(CoreV1Api).createNamespacedSecret({ namespace, body: { metadata: { name: 'someone-elses' }, stringData: { password: 'p' } } });
+    expect(await statusOf(core.deleteNamespacedSecret({ namespace, name: 'someone-elses' }))).toBe(403);
+    expect(await statusOf(core.deleteNamespacedSecret({ namespace, name: anchor }))).toBe(200);
+  });
+
   it('issues a TokenRequest token that authenticates as the service account and gets 401 once it is deleted', async () => {
     const kube = dssuserKube();
     const name = uniqueName('job');
