@@ -19,7 +19,9 @@ py_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [ "$(id -u)" = 0 ]; then default_cache=/var/cache/dss-spark-k8s; else default_cache=${XDG_CACHE_HOME:-$HOME/.cache}/dss-spark-k8s; fi
 cache_root=${DSS_SPARK_K8S_CACHE:-$default_cache}
 venv="$cache_root/pyspark-$PYSPARK_VERSION-py$py_version"
-spark_submit="$venv/bin/spark-submit"
+# The script inside the package, not the venv's bin/ wrapper: that one needs the venv's python first on
+# PATH to find SPARK_HOME, and sudo resets PATH.
+spark_submit="$venv/lib/python$py_version/site-packages/pyspark/bin/spark-submit"
 
 if [ -x "$spark_submit" ] && [ -f "$venv/.complete" ]; then
   echo "$spark_submit"

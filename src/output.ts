@@ -1,7 +1,7 @@
 // Our own output: status lines for people on stderr (never stdout: that is the driver's), and one JSON
 // line per phase for the job runner on --events (a file or an inherited file descriptor).
 import { closeSync, openSync, writeSync } from 'node:fs';
-import chalk from 'chalk';
+import { Chalk } from 'chalk';
 import { UsageError } from './errors.ts';
 
 export interface Reporter {
@@ -10,6 +10,9 @@ export interface Reporter {
   event(name: string, fields: Record<string, unknown>): void;
   close(): void;
 }
+
+// chalk looks at FORCE_COLOR and the terminal only; NO_COLOR (no-color.org) is honoured here.
+const chalk = new Chalk(process.env.NO_COLOR ? { level: 0 } : {});
 
 export function createReporter(options: { quiet?: boolean; events?: string; jobId: string }, started = Date.now()): Reporter {
   const fd = options.events === undefined ? undefined : openEvents(options.events);

@@ -24,8 +24,9 @@ import {
   type CheckResult,
   type RunProcess,
 } from '../doctor/checks.ts';
-import { ExitCode, UsageError } from '../errors.ts';
+import { ExitCode } from '../errors.ts';
 import { Kube } from '../k8s/client.ts';
+import { parseAdminPropertyFlags } from '../plan/admin-properties.ts';
 
 export interface DoctorOptions {
   profile?: string;
@@ -57,18 +58,19 @@ export async function doctorCommand(options: DoctorOptions, deps: Partial<Doctor
 }
 
 export async function runChecks(options: DoctorOptions, deps: Omit<DoctorDeps, 'stdout'>): Promise<CheckResult[]> {
-  const adminProperties = parseAdminProperties(options.adminProperty ?? []);
+  // Malformed flags are a usage error (exit 64), like run's.
+  parseAdminPropertyFlags(options.adminProperty ?? []);
   const config = checkConfig(resolveConfigPath(options.config, deps.env), options.profile);
   const profile = config.profile;
   if (profile === undefined) {
     return [config.result, ...skipped(['cluster', 'namespace', 'rights', 'sudo', 'spark'], 'the configuration is invalid')];
   }
   // The cluster checks and the local (sudo, spark-submit) checks do not depend on each other.
-  const [cluster, local] = await Promise.all([clusterChecks(options, profile, adminProperties), localChecks(deps, profile, options.user)]);
+  const [cluster, local] = await Promise.all([clusterChecks(options, profile), localChecks(deps, profile, options.user)]);
   return [config.result, ...cluster, ...local];
 }
 
-async function clusterChecks(options: DoctorOptions, profile: Profile, adminProperties: Record<string, string>): Promise<CheckResult[]> {
+async function clusterChecks(options: DoctorOptions, profile: Profile): Promise<CheckResult[]> {
   const team = isTeamMode(profile);
   const cluster = await checkCluster(
     () => Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds }),
@@ -78,7 +80,7 @@ async function clusterChecks(options: DoctorOptions, profile: Profile, adminProp
   if (kube === undefined) return [cluster.result, ...skipped(['namespace', 'rights', ...(team ? ['policy' as const] : [])], 'the cluster is unreachable')];
   try {
     const policy = team ? [checkPolicy(kube)] : [];
-    const sample = sampleNamespace(profile, options.user, adminProperties);
+    const sample = sampleNamespace(profile, options.user, options.adminProperty ?? []);
     if ('result' in sample) return [cluster.result, sample.result, ...skipped(['rights'], 'no namespace'), ...(await Promise.all(policy))];
     // A per-user namespace expanded from the placeholder login is not a real one: do not look it up.
     const real = options.user !== undefined || !profile.targetNamespace.includes('${dssUserLogin}');
@@ -107,14 +109,4 @@ const TITLES = { cluster: 'cluster', namespace: 'namespace', rights: 'rights', p
 
 function skipped(ids: (keyof typeof TITLES)[], why: string): CheckResult[] {
   return ids.map((id) => result(id, TITLES[id], 'skip', `not checked: ${why}`));
-}
-
-export function parseAdminProperties(pairs: string[]): Record<string, string> {
-  const properties: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--admin-property "${pair}": expected NAME=VALUE`);
-    properties[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return properties;
 }

@@ -11,8 +11,10 @@ import { loadConfig, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
 import { CliError, KubernetesError } from '../errors.ts';
 import type { Kube } from '../k8s/client.ts';
+import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { resolveNamespace } from '../plan/names.ts';
 import { DRIVER_RULES } from '../plan/objects.ts';
+import { ISOLATION_POLICY_NAME } from '../plan/policy.ts';
 import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
 
 export type Status = 'pass' | 'warn' | 'fail' | 'skip';
@@ -34,7 +36,6 @@ export function result(id: Id, title: string, status: Status, detail: string, fi
   return { id, title, status, ok: status === 'pass' || status === 'warn', detail, ...(fix === undefined ? {} : { fix }) };
 }
 
-export const ISOLATION_POLICY = 'dss-spark-k8s-job-isolation';
 /** Login used to expand a per-user namespace template when no --user is given. */
 export const PLACEHOLDER_LOGIN = 'sample-user';
 /** Token rotation re-reads the kubeconfig: fabric8 kubernetes-client 6.7 (Spark 3.5) or newer. */
@@ -92,18 +93,15 @@ export async function checkCluster(load: () => Kube, where: string): Promise<{ r
 // ---------------------------------------------------------------------------------------------------------
 // 3. Namespace and rights
 
-/** The namespace the sample user would get, or the failure that says why there is none. */
-export function sampleNamespace(
-  profile: Profile,
-  login: string | undefined,
-  adminProperties: Record<string, string>,
-): { namespace: string } | { result: CheckResult } {
+/** The namespace the sample user would get (admin properties from the flags and the profile's file), or why none. */
+export function sampleNamespace(profile: Profile, login: string | undefined, adminPropertyFlags: string[]): { namespace: string } | { result: CheckResult } {
   try {
-    return { namespace: resolveNamespace(profile, { login: login ?? PLACEHOLDER_LOGIN, adminProperties }) };
+    const sample = login ?? PLACEHOLDER_LOGIN;
+    return { namespace: resolveNamespace(profile, { login: sample, adminProperties: resolveAdminProperties(sample, adminPropertyFlags, profile) }) };
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
-    const fix = isTeamMode(profile) && Object.keys(adminProperties).length === 0
-      ? 'pass --user LOGIN and --admin-property NAME=VALUE of a sample end user'
+    const fix = /has no admin property/.test(error.message)
+      ? 'pass --user LOGIN of a sample end user, with --admin-property NAME=VALUE unless adminPropertiesFile holds it'
       : `change targetNamespace or allowedNamespaces of profile "${profile.name}" in ${profile.source}`;
     return { result: result('namespace', 'namespace', 'fail', error.message, fix) };
   }
@@ -157,6 +155,8 @@ export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace'>): R
     { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
     ...each('rbac.authorization.k8s.io', ['roles', 'rolebindings'], ['create', 'get', 'list', 'delete']),
     ...each('coordination.k8s.io', ['leases'], ['create', 'get', 'list', 'update', 'delete']),
+    // Each job token is bound to an empty Secret (its token anchor); never get/list/watch.
+    ...each('', ['secrets'], ['create', 'delete', 'deletecollection']),
     // RBAC lets an account create a Role only with rights it holds itself: the driver's.
     ...DRIVER_VERB_RIGHTS(),
   ];
@@ -190,15 +190,32 @@ export function rulesYaml(missing: Right[]): string {
     .join('\n');
 }
 
+/** Parallel access reviews, over a few keep-alive connections rather than one TLS handshake each. */
+const SSAR_CONCURRENCY = 8;
+
+async function mapLimit<T, R>(items: T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await f(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 export async function checkRights(kube: Kube, profile: Profile, namespace: string, username: string | undefined): Promise<CheckResult> {
   const title = `rights in ${namespace}`;
   const rights = requiredRights(profile);
   let allowed: boolean[];
   try {
-    allowed = await Promise.all(
-      rights.map((right) =>
-        kube.canI({ ...right, namespace: right.resource === 'namespaces' ? undefined : namespace, name: right.resource === 'namespaces' && right.verb === 'get' ? namespace : undefined }),
-      ),
+    allowed = await mapLimit(rights, SSAR_CONCURRENCY, (right) =>
+      // As the apiserver sees the requests: POST /namespaces has no namespace, GET /namespaces/<ns> has both.
+      right.resource === 'namespaces'
+        ? kube.canI({ ...right, ...(right.verb === 'create' ? {} : { namespace, name: namespace }) })
+        : kube.canI({ ...right, namespace }),
     );
   } catch (error) {
     if (error instanceof KubernetesError) return result('rights', title, 'fail', error.message);
@@ -208,8 +225,8 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
   if (missing.length === 0) return result('rights', title, 'pass', `all ${rights.length} rights a job needs`);
   const who = username ?? 'dssuser';
   const where = isTeamMode(profile)
-    ? `# add to the rules of the Role bound to ${who} in namespace ${namespace}:`
-    : `# add to the rules of the ClusterRole bound to ${who} (dss-spark-k8s in deploy/rbac/per-user-namespaces.yaml):`;
+    ? `# add to the rules of the Role bound to ${who} in namespace ${namespace} (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):`
+    : `# add to the rules of the ClusterRole bound to ${who} (dss-spark-k8s of deploy/rbac/per-user-namespaces.yaml):`;
   return result('rights', title, 'fail', `missing ${missing.length} of ${rights.length}: ${missing.map(rightName).join(', ')}`, `${where}\n${rulesYaml(missing)}`);
 }
 
@@ -218,20 +235,23 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
 
 export async function checkPolicy(kube: Kube): Promise<CheckResult> {
   const title = 'isolation policy';
+  const name = ISOLATION_POLICY_NAME;
   const fix = 'dss-spark-k8s policy apply --kubeconfig <an administrator kubeconfig>';
   const api = kube.api(AdmissionregistrationV1Api);
+  const absentIfNotFound = (error: unknown) => (error instanceof KubernetesError && error.status === 404 ? undefined : Promise.reject(error));
   try {
-    const policy = await kube
-      .call(`get ValidatingAdmissionPolicy ${ISOLATION_POLICY}`, () => api.readValidatingAdmissionPolicy({ name: ISOLATION_POLICY }))
-      .catch((error: unknown) => (error instanceof KubernetesError && error.status === 404 ? undefined : Promise.reject(error)));
-    if (policy === undefined) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${ISOLATION_POLICY} is not installed: jobs sharing a namespace are not isolated`, fix);
-    const bindings = await kube.call('list ValidatingAdmissionPolicyBindings', () => api.listValidatingAdmissionPolicyBinding({}));
-    const bound = bindings.items.some((b) => b.spec?.policyName === ISOLATION_POLICY && b.spec.validationActions.includes('Deny'));
-    if (!bound) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${ISOLATION_POLICY} has no binding with validationActions [Deny]`, fix);
-    return result('policy', title, 'pass', `${ISOLATION_POLICY} installed and bound (Deny)`);
+    const [policy, binding] = await Promise.all([
+      kube.call(`get ValidatingAdmissionPolicy ${name}`, () => api.readValidatingAdmissionPolicy({ name })).catch(absentIfNotFound),
+      kube.call(`get ValidatingAdmissionPolicyBinding ${name}`, () => api.readValidatingAdmissionPolicyBinding({ name })).catch(absentIfNotFound),
+    ]);
+    if (policy === undefined) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${name} is not installed: jobs sharing a namespace are not isolated`, fix);
+    if (binding?.spec?.policyName !== name || !binding.spec.validationActions.includes('Deny')) {
+      return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${name} is installed but not bound with validationActions [Deny]: not enforced`, fix);
+    }
+    return result('policy', title, 'pass', `${name} installed and bound (Deny)`);
   } catch (error) {
     if (error instanceof KubernetesError && error.status === 403) {
-      return result('policy', title, 'warn', `cannot verify: no right to read validatingadmissionpolicies(bindings); check it with: dss-spark-k8s policy show`);
+      return result('policy', title, 'warn', `cannot verify: no right to read ValidatingAdmissionPolicies; an administrator can check with: dss-spark-k8s policy show`);
     }
     if (error instanceof KubernetesError) return result('policy', title, 'fail', error.message);
     throw error;
@@ -267,9 +287,11 @@ export const runProcess: RunProcess = (file, args, { timeoutMs }) =>
     });
   });
 
-function lastLine(text: string): string {
+/** The line of a failed program's output that says why: the first that looks like an error, else the last. */
+function reasonLine(text: string): string {
   const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
-  return (lines.at(-1) ?? '').slice(0, 200);
+  const reason = lines.find((line) => /could not|error|exception|not found|no such file|not set/i.test(line)) ?? lines.at(-1) ?? '';
+  return reason.length > 200 ? `${reason.slice(0, 197)}...` : reason;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -350,8 +372,9 @@ export async function checkSudo(run: RunProcess, me: string, user: string | unde
   }
   const problems = [
     ...(allow ? [] : [`${me} may not run ${profile.sparkSubmit} as ${user} without a password${why ? ` (${why})` : ''}`]),
-    ...(keep === true ? [] : ['KUBECONFIG does not reach spark-submit (no env_keep)']),
+    ...(keep === false ? ['KUBECONFIG does not reach spark-submit (no env_keep)'] : []),
   ];
+  // When sudo -l cannot tell (no rule at all), the Defaults line is in the fix too: it is part of the rule.
   return result('sudo', title, 'fail', problems.join('; '), sudoersLines(me, user, profile, { keep: keep !== true, allow: !allow }));
 }
 
@@ -430,7 +453,7 @@ export async function checkSpark(run: RunProcess, profile: Profile, asUser: stri
   const how = `${asUser === undefined ? 'as this user' : `as ${asUser} through sudo`} in ${(ran.ms / 1000).toFixed(1)} s`;
   const home = await sparkHome(path);
   if (ran.code !== 0) {
-    const why = ran.failure ?? `exit ${ran.code}: ${lastLine(ran.stderr) || lastLine(ran.stdout)}`;
+    const why = ran.failure ?? `exit ${ran.code}: ${reasonLine(ran.stderr) || reasonLine(ran.stdout)}`;
     return result('spark', title, 'fail', `${path} --version failed ${how} (${why})`, sparkFailureFix(output, path, where, home));
   }
   const spark = parseSparkVersion(output);

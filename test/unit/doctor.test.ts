@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadYaml } from '@kubernetes/client-node';
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
-import { doctorCommand, parseAdminProperties } from '../../src/commands/doctor.ts';
+import { doctorCommand } from '../../src/commands/doctor.ts';
 import {
   checkRights,
   checkSpark,
@@ -19,6 +19,7 @@ import {
   result,
   rightName,
   rulesYaml,
+  sampleNamespace,
   sparkHome,
   sudoDefaults,
   sudoKeepsKubeconfig,
@@ -84,12 +85,36 @@ describe('requiredRights', () => {
     expect(names).toEqual(expect.arrayContaining([
       'create serviceaccounts', 'delete serviceaccounts', 'create serviceaccounts/token',
       'create roles.rbac.authorization.k8s.io', 'list rolebindings.rbac.authorization.k8s.io',
-      'update leases.coordination.k8s.io', 'deletecollection persistentvolumeclaims', 'watch pods', 'patch configmaps',
+      'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'watch pods', 'patch configmaps',
     ]));
-    expect(names).toHaveLength(4 + 1 + 8 + 5 + 32);
+    expect(names).toHaveLength(4 + 1 + 8 + 5 + 3 + 32);
     expect(new Set(names).size).toBe(names.length);
     const rights = requiredRights({ autoCreateNamespace: true });
-    expect(rights.filter((r) => ['escalate', 'bind', 'impersonate'].includes(r.verb) || r.resource === 'secrets')).toEqual([]);
+    expect(rights.filter((r) => ['escalate', 'bind', 'impersonate'].includes(r.verb) || (r.resource === 'secrets' && ['get', 'list', 'watch'].includes(r.verb)))).toEqual([]);
+  });
+});
+
+describe('sampleNamespace', () => {
+  const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
+
+  it('expands the template for the sample user, or a placeholder login without --user', () => {
+    expect(sampleNamespace(profile, 'alice', [])).toEqual({ namespace: 'dss-ns-alice' });
+    expect(sampleNamespace(profile, undefined, [])).toEqual({ namespace: 'dss-ns-sample-user' });
+  });
+
+  it('takes team admin properties from the flags, then the profile file', () => {
+    expect(sampleNamespace(team, 'alice', ['team=red'])).toEqual({ namespace: 'dss-team-red' });
+    const dir = mkdtempSync(join(tmpdir(), 'doctor-unit-'));
+    writeFileSync(join(dir, 'props.yaml'), 'alice: { team: blue }\n', { mode: 0o644 });
+    expect(sampleNamespace({ ...team, adminPropertiesFile: join(dir, 'props.yaml') }, 'alice', [])).toEqual({ namespace: 'dss-team-blue' });
+  });
+
+  it('fails with the flags to pass when the admin property is missing, and with the key to change otherwise', () => {
+    const missing = sampleNamespace(team, 'alice', []);
+    expect(missing).toMatchObject({ result: { id: 'namespace', status: 'fail' } });
+    expect('result' in missing && missing.result.fix).toMatch(/--admin-property NAME=VALUE/);
+    const refused = sampleNamespace(team, 'alice', ['team=Red']);
+    expect('result' in refused && refused.result.fix).toBe('change targetNamespace or allowedNamespaces of profile "default" in /etc/dss-spark-k8s/config.yaml');
   });
 });
 
@@ -140,7 +165,7 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 52: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 55: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },
@@ -148,7 +173,7 @@ describe('checkRights', () => {
     ]);
     const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
     const teamResult = await checkRights(kubeDenying(['watch pods']), team, 'dss-team-a', 'dssuser');
-    expect(teamResult.fix?.split('\n')[0]).toBe('# add to the rules of the Role bound to dssuser in namespace dss-team-a:');
+    expect(teamResult.fix?.split('\n')[0]).toBe('# add to the rules of the Role bound to dssuser in namespace dss-team-a (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):');
   });
 });
 
@@ -204,6 +229,16 @@ describe('checkSudo', () => {
     const r = await checkSudo(run, 'dssuser', 'alice', profile, true);
     expect(r.detail).toBe('KUBECONFIG does not reach spark-submit (no env_keep)');
     expect(r.fix?.split('\n').slice(1)).toEqual(['Defaults:dssuser env_keep += "KUBECONFIG"']);
+  });
+
+  it('gives the whole rule when dssuser has no sudo rule at all (sudo -l cannot list)', async () => {
+    const run = fakeRun({
+      'sudo -n -l -u alice /opt/spark/bin/spark-submit': { code: 1, stderr: 'sudo: a password is required\n' },
+      'sudo -n -l': { code: 1, stderr: 'sudo: a password is required\n' },
+    });
+    const r = await checkSudo(run, 'dssuser', 'alice', profile, true);
+    expect(r.detail).toBe('dssuser may not run /opt/spark/bin/spark-submit as alice without a password (a password is required)');
+    expect(r.fix?.split('\n').slice(1)).toEqual(['Defaults:dssuser env_keep += "KUBECONFIG"', 'dssuser ALL = (alice) NOPASSWD: /opt/spark/bin/spark-submit']);
   });
 
   it('warns when the rule allows the user but sudo -l asks for a password', async () => {
@@ -297,7 +332,7 @@ Using Scala version 2.13.18, OpenJDK 64-Bit Server VM, 17.0.15
     const stderr = "Could not find valid SPARK_HOME while searching ['/']\n\n...\nspark-submit: line 27: /bin/spark-class: No such file or directory\n";
     const r = await checkSpark(fakeRun({ [`sudo -n -u alice -- ${ss} --version`]: { code: 127, stderr } }), { ...profile, sparkSubmit: ss }, 'alice');
     expect(r.status).toBe('fail');
-    expect(r.detail).toMatch(/exit 127: .*spark-class: No such file or directory/);
+    expect(r.detail).toMatch(/\(exit 127: Could not find valid SPARK_HOME while searching \['\/'\]\)$/);
     expect(r.fix).toContain(`set sparkSubmit: ${join(venv, 'lib/python3.11/site-packages/pyspark/bin/spark-submit')} in profile "default"`);
   });
 
@@ -380,9 +415,7 @@ describe('doctorCommand', () => {
     expect(out).not.toContain('\u001b[');
   });
 
-  it('parses --admin-property NAME=VALUE and refuses anything else', () => {
-    expect(parseAdminProperties(['team=a=b', 'x='])).toEqual({ team: 'a=b', x: '' });
-    expect(() => parseAdminProperties(['team'])).toThrow(UsageError);
-    expect(() => parseAdminProperties(['=x'])).toThrow('--admin-property "=x": expected NAME=VALUE');
+  it('refuses a malformed --admin-property as a usage error', async () => {
+    await expect(doctorCommand({ config: '/nonexistent', adminProperty: ['team'] }, { stdout: { write: () => true }, run: fakeRun({}), env: {}, me: 'd' })).rejects.toThrow(UsageError);
   });
 });
