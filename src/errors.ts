@@ -16,7 +16,9 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export class CliError extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode: number) {
-    super(message);
+    // One line whatever a message quotes: control characters (a newline in a login or an argument could
+    // forge a second line) are shown escaped.
+    super(message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1)));
     this.name = new.target.name;
     this.exitCode = exitCode;
   }

@@ -180,21 +180,34 @@ function isEmpty(value: unknown): boolean {
 /**
  * Whether the policy protects `namespace`, asked with a job's own credentials (no cluster-wide read needed): a
  * server-side dry run of a pod without the owner label is denied by the policy only when it is installed, bound
- * and the namespace is labelled managed. Nothing is created either way.
+ * and the namespace is labelled managed. Nothing is created either way. The pod passes Pod Security "restricted",
+ * so that PSA (which admits before the policy) cannot hide the policy's answer; any other denial (a quota...)
+ * means the policy did not deny it.
  */
 export async function isolationEnforced(jobKube: Kube, namespace: string, executorServiceAccount: string): Promise<boolean> {
   const probe: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'isolation-probe', namespace },
-    spec: { serviceAccountName: executorServiceAccount, automountServiceAccountToken: false, containers: [{ name: 'probe', image: 'probe' }] },
+    spec: {
+      serviceAccountName: executorServiceAccount,
+      automountServiceAccountToken: false,
+      securityContext: { runAsNonRoot: true, runAsUser: 65534, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'probe',
+          image: 'probe',
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        },
+      ],
+    },
   };
   const core = jobKube.api(CoreV1Api);
   try {
     await jobKube.call(`dry-run a pod in ${namespace}`, () => core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' }));
     return false;
   } catch (error) {
-    if (error instanceof KubernetesError && error.status === 403 && error.message.includes(ISOLATION_POLICY_NAME)) return true;
-    throw error;
+    if (!(error instanceof KubernetesError) || (error.status !== 403 && error.status !== 422)) throw error;
+    return error.status === 403 && error.message.includes(`'${ISOLATION_POLICY_NAME}'`);
   }
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { dumpYaml } from '@kubernetes/client-node';
 import { loadConfig, resolveConfigPath, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
-import { signalNumber, TeardownError, UsageError } from '../errors.ts';
+import { signalNumber, TeardownError } from '../errors.ts';
 import { createJobDir, removeJobDir, renderKubeconfig, writeJobKubeconfig, type JobFiles } from '../exec/job-files.ts';
 import { thisProcess } from '../exec/process-identity.ts';
 import { checkImpersonation, startSparkSubmit, sudoArgs } from '../exec/spark-submit.ts';
@@ -14,7 +14,9 @@ import { startTokenRotation } from '../job/rotation.ts';
 import { SignalWatcher } from '../job/signals.ts';
 import { teardown } from '../job/teardown.ts';
 import { Kube } from '../k8s/client.ts';
-import { generateJobId, validateJobId } from '../plan/names.ts';
+import { resolveAdminProperties } from '../plan/admin-properties.ts';
+import { executorServiceAccountName, generateJobId, validateJobId } from '../plan/names.ts';
+import { isolationEnforced } from './policy.ts';
 import { planJob } from '../plan/plan.ts';
 import type { JobContext, JobPlan } from '../plan/types.ts';
 import { createReporter, type Reporter } from '../output.ts';
@@ -45,7 +47,8 @@ export async function runCommand(options: RunOptions): Promise<number> {
     const kube = Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds });
     const reporter = createReporter({ quiet: options.quiet, events: options.events, jobId });
     try {
-      const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties: parseAdminProperties(options.adminProperty), ...thisProcess(), now: new Date() };
+      const adminProperties = resolveAdminProperties(user.login, options.adminProperty, profile);
+      const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties, ...thisProcess(), now: new Date() };
       const plan = (caCertFile?: string) =>
         planJob(profile, ctx, { apiServer: kube.endpoint.server, caCertFile, callerArgs: options.sparkArgs });
       const draft = plan(kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined);
@@ -99,7 +102,8 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
     await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token);
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
     reporter.event('provisioned', { namespace: plan.namespace, serviceAccount: plan.baseName, namespaceCreated: provisioned.namespaceCreated, tokenExpiresAt: provisioned.tokenExpiresAt.toISOString() });
-    stopLease = startLeaseRenewal(kube, plan.lease, profile.leaseRenewSeconds, (message) => reporter.warn(`lease renewal failed: ${message}`));
+    if (!profile.targetNamespace.includes('${dssUserLogin}')) await warnIfNotIsolated(files, plan, reporter);
+    stopLease = startLeaseRenewal(kube, provisioned.lease ?? plan.lease, profile.leaseRenewSeconds, (message) => reporter.warn(`lease renewal failed: ${message}`));
     stopRotation = startTokenRotation({ kube, plan, files, endUserUid: user.uid, endpoint: kube.endpoint, created }, profile.tokenRotationSeconds, provisioned.tokenExpiresAt, {
       rotated: (generation, expiresAt) => {
         reporter.status(`rotated the token (generation ${generation}, expires ${expiresAt.toISOString()})`);
@@ -124,7 +128,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
   } finally {
     await stopLease();
     await stopRotation();
-    const { left } = await teardown(kube, plan.namespace, ctx.jobId, created, driverStarted);
+    const { left } = await teardown(kube, plan.namespace, { jobId: ctx.jobId, baseName: plan.baseName }, created, driverStarted);
     if (files) await removeJobDir(files);
     reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
     // A job that never started fails with its one error line; a rollback needs no status line of its own.
@@ -152,13 +156,18 @@ function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' |
   process.stdout.write(output === 'json' ? `${JSON.stringify(document, null, 2)}\n` : dumpYaml(document));
 }
 
-function parseAdminProperties(flags: string[]): Record<string, string> {
-  const properties: Record<string, string> = {};
-  for (const flag of flags) {
-    const match = /^([A-Za-z0-9_.-]+)=(.*)$/.exec(flag);
-    if (!match) throw new UsageError(`--admin-property "${flag}": expected NAME=VALUE`);
-    properties[match[1]!] = match[2]!;
+/** A namespace shared by several users' jobs needs the isolation policy; asked with the job's own token. */
+async function warnIfNotIsolated(files: JobFiles, plan: JobPlan, reporter: Reporter) {
+  const jobKube = Kube.load({ kubeconfig: files.kubeconfig, timeoutSeconds: 10 });
+  try {
+    if (await isolationEnforced(jobKube, plan.namespace, executorServiceAccountName(plan.baseName))) return;
+    const message = `namespace ${plan.namespace} is shared by several users' jobs and the isolation policy does not protect it: an administrator should run dss-spark-k8s policy apply`;
+    reporter.warn(message);
+    reporter.event('warning', { message });
+  } catch (error) {
+    reporter.warn(`could not check the isolation policy of ${plan.namespace}: ${(error as Error).message}`);
+  } finally {
+    await jobKube.close();
   }
-  return properties;
 }
 

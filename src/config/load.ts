@@ -365,12 +365,10 @@ function isLabelValue(value: string): boolean {
 
 /** A value for a message: JSON-quoted, one line, truncated (a config value could be huge). */
 function show(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = Array.isArray(value) ? '[...]' : typeof value === 'object' ? '{...}' : String(value);
-  }
+  // Lists and maps are named, not printed: YAML aliases can make a few bytes expand into gigabytes.
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object' && value !== null) return 'a map';
+  const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

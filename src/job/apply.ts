@@ -1,5 +1,6 @@
 // Creates a job's objects as dssuser, recording each one so that a failure midway, and the teardown at
 // the end, delete exactly what this job created (never a pre-existing object).
+import type { V1Lease } from '@kubernetes/client-node';
 import { KubernetesError } from '../errors.ts';
 import type { DryRun, JobKind, Kube } from '../k8s/client.ts';
 import { boundTokenRequest } from '../plan/objects.ts';
@@ -14,6 +15,8 @@ export interface CreatedObject {
 export interface Provisioned {
   /** Whether this job created the namespace (it is never deleted: other jobs share it). */
   namespaceCreated: boolean;
+  /** The Lease as stored (its resourceVersion is needed to renew it). */
+  lease?: V1Lease;
   token: string;
   tokenExpiresAt: Date;
 }
@@ -40,23 +43,36 @@ async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dr
   const record = (kind: JobKind, object: { metadata?: { name?: string } }) => {
     if (!dryRun) created.push({ kind, namespace: plan.namespace, name: object.metadata!.name! });
   };
-  let anchorUid = '';
-  const results = await Promise.allSettled([
-    kube.createServiceAccount(plan.serviceAccount, dryRun).then(() => record('serviceaccounts', plan.serviceAccount)),
-    kube.createSecret(plan.tokenAnchor, dryRun).then((anchor) => {
-      anchorUid = anchor.metadata?.uid ?? '';
-      record('secrets', plan.tokenAnchor);
-    }),
-    kube.createServiceAccount(plan.executorServiceAccount, dryRun).then(() => record('serviceaccounts', plan.executorServiceAccount)),
-    kube.createRole(plan.role, dryRun).then(() => record('roles', plan.role)),
-    kube.createLease(plan.lease, dryRun).then(() => record('leases', plan.lease)),
-  ]);
-  throwFirstFailure(results);
-  const [, token] = await Promise.all([
-    kube.createRoleBinding(plan.roleBinding, dryRun).then(() => record('rolebindings', plan.roleBinding), ignoreMissingRoleInDryRun(dryRun)),
-    dryRun ? undefined : kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name: plan.tokenAnchor.metadata!.name!, uid: anchorUid })),
-  ]);
-  return { namespaceCreated, token: token?.token ?? '', tokenExpiresAt: token?.expiresAt ?? new Date(0) };
+  // A create whose answer was lost (network, timeout, server error) may have happened: teardown deletes it
+  // by name (NotFound is fine). A refusal (4xx, e.g. 409 for someone else's object) created nothing of ours.
+  const create = <T>(kind: JobKind, object: { metadata?: { name?: string } }, request: Promise<T>): Promise<T> =>
+    request.then(
+      (response) => (record(kind, object), response),
+      (error: unknown) => {
+        const status = error instanceof KubernetesError ? error.status : undefined;
+        if (status === undefined || status >= 500) record(kind, object);
+        throw error;
+      },
+    );
+  // allSettled: every create is answered (and recorded) before a failure starts the rollback.
+  const [, anchor, , , lease] = settled(
+    await Promise.allSettled([
+      create('serviceaccounts', plan.serviceAccount, kube.createServiceAccount(plan.serviceAccount, dryRun)),
+      create('secrets', plan.tokenAnchor, kube.createSecret(plan.tokenAnchor, dryRun)),
+      create('serviceaccounts', plan.executorServiceAccount, kube.createServiceAccount(plan.executorServiceAccount, dryRun)),
+      create('roles', plan.role, kube.createRole(plan.role, dryRun)),
+      create('leases', plan.lease, kube.createLease(plan.lease, dryRun)),
+    ]),
+  );
+  const anchorRef = { name: plan.tokenAnchor.metadata!.name!, uid: (anchor as { metadata?: { uid?: string } }).metadata?.uid ?? '' };
+  const [, issued] = settled(
+    await Promise.allSettled([
+      create('rolebindings', plan.roleBinding, kube.createRoleBinding(plan.roleBinding, dryRun)).catch(ignoreMissingRoleInDryRun(dryRun)),
+      dryRun ? undefined : kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, anchorRef)),
+    ]),
+  );
+  const token = issued as { token: string; expiresAt: Date } | undefined;
+  return { namespaceCreated, lease: lease as V1Lease, token: token?.token ?? '', tokenExpiresAt: token?.expiresAt ?? new Date(0) };
 }
 
 // A dry-run Role is not stored, so the server's escalation check on the binding cannot find it: the
@@ -81,9 +97,11 @@ async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun): Prom
   }
 }
 
-function throwFirstFailure(results: PromiseSettledResult<unknown>[]) {
+/** The values of settled promises, or the first failure thrown. */
+function settled(results: PromiseSettledResult<unknown>[]): unknown[] {
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value);
 }
 
 /** Adds the likely fix to the errors an administrator sees most when setting up. */

@@ -1,7 +1,7 @@
 // Deletes what a job leaves: what Spark's driver created (by the job label), then the RoleBinding (the
 // token loses its rights), then the Role, service accounts (the token dies) and Lease. NotFound counts as
 // deleted; transient failures are retried; every failure is reported, none is dropped.
-import { JOB_LABEL } from '../plan/types.ts';
+import { JOB_LABEL, OWNER_LABEL } from '../plan/types.ts';
 import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import type { CreatedObject } from './apply.ts';
 import { withRetry } from './retry.ts';
@@ -11,14 +11,15 @@ export interface TeardownResult {
   left: string[];
 }
 
-export async function teardown(kube: Kube, namespace: string, jobId: string, created: CreatedObject[], driverMayHaveRun: boolean): Promise<TeardownResult> {
+export async function teardown(kube: Kube, namespace: string, job: { jobId: string; baseName: string }, created: CreatedObject[], driverMayHaveRun: boolean): Promise<TeardownResult> {
   const left: string[] = [];
   const attempt = (what: string, call: () => Promise<void>) =>
     withRetry(call).catch((error: Error) => {
       left.push(`${what}: ${error.message}`);
     });
 
-  const selector = `${JOB_LABEL}=${jobId}`;
+  // Both labels: job ids come from the job runner and two users' jobs may share one in a team namespace.
+  const selector = `${JOB_LABEL}=${job.jobId},${OWNER_LABEL}=${job.baseName}`;
   const bindings = created.filter((o) => o.kind === 'rolebindings');
   await Promise.all([
     ...(driverMayHaveRun

@@ -18,6 +18,9 @@ const NAME_MAX = 253;
 
 export type AdminProperties = Record<string, string>;
 
+/** Control characters (a newline...) could split an error message that quotes the value. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function isPropertyName(name: string): boolean {
   return name.length <= NAME_MAX && PROPERTY_NAME.test(name);
 }
@@ -35,7 +38,9 @@ export function parseAdminPropertyFlags(flags: readonly string[]): AdminProperti
       );
     }
     if (Object.hasOwn(properties, name)) throw new UsageError(`--admin-property ${name} is given twice; pass each property once`);
-    properties[name] = flag.slice(eq + 1);
+    const value = flag.slice(eq + 1);
+    if (CONTROL.test(value)) throw new UsageError(`--admin-property ${name}: the value contains a control character (a newline?)`);
+    properties[name] = value;
   }
   return properties;
 }
@@ -80,7 +85,7 @@ export function parseAdminPropertiesFile(text: string, source: string): Record<s
   if (!isMap(document)) return fail('', `expected a map of logins to maps of admin properties, got ${describe(document)}`);
   const result: [string, AdminProperties][] = [];
   for (const [login, properties] of Object.entries(document)) {
-    const at = `${JSON.stringify(login)}: `;
+    const at = `${JSON.stringify(login.slice(0, 60))}: `;
     if (properties === null) {
       result.push([login, {}]);
       continue;
@@ -91,6 +96,7 @@ export function parseAdminPropertiesFile(text: string, source: string): Record<s
       if (!isPropertyName(name)) return fail(`${at}${JSON.stringify(name.slice(0, 60))}: `, 'invalid admin property name; use letters, digits, "_", "." or "-"');
       // Numbers and booleans are refused, not converted: YAML would turn 0123 or 1e3 into another text.
       if (typeof value !== 'string') return fail(`${at}${name}: `, `expected a string, got ${describe(value)}; quote the value`);
+      if (CONTROL.test(value)) return fail(`${at}${name}: `, 'the value contains a control character (a newline?)');
       own[name] = value;
     }
     result.push([login, own]);

@@ -6,7 +6,8 @@ import { ConfigError, RefusedError, UsageError } from '../errors.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_LABEL_MAX = 63;
-const HASH_LENGTH = 8;
+// 80 bits: a login chosen to collide with another user's would take ~2^80 hashes.
+const HASH_LENGTH = 16;
 /** Separates a slug from its hash. A slug never contains "--" otherwise (runs collapse to one "-"). */
 const HASH_SEPARATOR = '--';
 /** Spark refuses an executor pod name prefix longer than 47 characters; the base name is used as that prefix. */
@@ -19,6 +20,16 @@ function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/** The first `length` base32 characters (5 bits each, DNS-safe) of sha256(text). */
+function sha256Base32(text: string, length: number): string {
+  let bits = 0n;
+  for (const byte of createHash('sha256').update(text, 'utf8').digest().subarray(0, Math.ceil((length * 5) / 8))) bits = (bits << 8n) | BigInt(byte);
+  const total = BigInt(Math.ceil((length * 5) / 8) * 8);
+  let out = '';
+  for (let i = 1; i <= length; i++) out += BASE32[Number((bits >> (total - BigInt(i * 5))) & 31n)];
+  return out;
+}
+
 function trimDashes(text: string): string {
   return text.replace(/^-+/, '').replace(/-+$/, '');
 }
@@ -29,7 +40,7 @@ export function isDnsLabel(text: string): boolean {
 
 /**
  * A DNS-1123 friendly slug of a login. A login that is already a clean slug is kept as is; any other login gets
- * "--" + 8 hex of sha256(login) appended. Clean slugs never contain "--", so a hashed slug can never equal the slug
+ * "--" + 16 base32 characters (80 bits) of sha256(login) appended. Clean slugs never contain "--", so a hashed slug can never equal the slug
  * of another, clean login (`John.Doe`, `john.doe` and `john-doe` all differ).
  */
 export function loginToSlug(login: string, maxLength = 40): string {
@@ -37,9 +48,9 @@ export function loginToSlug(login: string, maxLength = 40): string {
   if (slug === login && slug.length > 0 && slug.length <= maxLength) return slug;
   const room = maxLength - HASH_SEPARATOR.length - HASH_LENGTH;
   if (room < 1) throw new Error(`loginToSlug: maxLength ${maxLength} leaves no room for the hash`);
-  // "x" keeps the separator when nothing usable is left, so a bare hash can never equal an 8-hex login.
+  // "x" keeps the separator when nothing usable is left, so a bare hash can never equal a login.
   const head = trimDashes(slug.slice(0, room)) || 'x';
-  return `${head}${HASH_SEPARATOR}${sha256Hex(login).slice(0, HASH_LENGTH)}`;
+  return `${head}${HASH_SEPARATOR}${sha256Base32(login, HASH_LENGTH)}`;
 }
 
 export interface TemplateVars {
@@ -122,6 +133,9 @@ export function validateJobId(id: string): string {
   if (!isDnsLabel(id)) {
     throw new UsageError(`--job-id "${id}": must be lowercase letters, digits and '-', at most 63 characters`);
   }
+  // Job accounts are named <base> and executor accounts <base>-exec: an id ending in "exec" could make one
+  // job's account the executor account of another user's job.
+  if (id === 'exec' || id.endsWith('-exec')) throw new UsageError(`--job-id "${id}": must not be "exec" or end in "-exec" (reserved for executor accounts)`);
   return id;
 }
 

@@ -19,18 +19,20 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,
+  OWNER_LABEL,
   USER_LABEL,
 } from './types.ts';
 
 type StringMap = Record<string, string>;
 
 /** The profile's labels first, so they can never override the tool's own. */
-export function jobLabels(profile: Profile, jobId: string, userSlug: string): StringMap {
+export function jobLabels(profile: Profile, jobId: string, userSlug: string, baseName: string): StringMap {
   return {
     ...profile.labels,
     [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
     [JOB_LABEL]: jobId,
     [USER_LABEL]: userSlug,
+    [OWNER_LABEL]: baseName,
   };
 }
 

@@ -46,7 +46,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     throw new Error(`internal: base name "${baseName}" is not a DNS label of at most ${BASE_NAME_MAX} characters`);
   }
   const executorName = executorServiceAccountName(baseName);
-  const labels = jobLabels(profile, jobId, userSlug);
+  const labels = jobLabels(profile, jobId, userSlug, baseName);
   const expiresAt = new Date(ctx.now.getTime() + profile.tokenTtlSeconds * 1000);
   const annotations = jobAnnotations(profile, ctx, expiresAt);
 

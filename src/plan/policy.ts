@@ -25,11 +25,11 @@
 // client mode the driver creates no service.
 
 import type { V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding, V1Validation } from '@kubernetes/client-node';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL } from './types.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL, OWNER_LABEL } from './types.ts';
 
 export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
 /** On every object a job creates: the name of the job's ServiceAccount (its base name). */
-export const OWNER_LABEL = 'dss-spark-k8s.dataiku.io/owner-sa';
+export { OWNER_LABEL };
 /** Every job ServiceAccount name starts with this (jobBaseName); executor accounts add "-exec". */
 export const JOB_ACCOUNT_PREFIX = 'dss-spark-';
 
@@ -70,7 +70,7 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
         matchPolicy: 'Equivalent',
         namespaceSelector: { matchLabels: { [MANAGED_NAMESPACE_LABEL]: 'true' } },
         resourceRules: [
-          { apiGroups: [''], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: GUARDED_RESOURCES, scope: 'Namespaced' },
+          { apiGroups: [''], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: [...GUARDED_RESOURCES], scope: 'Namespaced' },
         ],
       },
       matchConditions: [

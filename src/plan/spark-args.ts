@@ -2,9 +2,9 @@
 // which may not override a managed setting.
 
 import { UsageError } from '../errors.ts';
-import { JOB_LABEL, MANAGED_BY_LABEL, USER_LABEL } from './types.ts';
+import { JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL, USER_LABEL } from './types.ts';
 
-const OUR_LABELS = [JOB_LABEL, USER_LABEL, MANAGED_BY_LABEL];
+const OUR_LABELS = [JOB_LABEL, USER_LABEL, MANAGED_BY_LABEL, OWNER_LABEL];
 
 /** Spark confs only the tool sets. */
 export const MANAGED_SPARK_CONFS: readonly string[] = [
@@ -15,6 +15,9 @@ export const MANAGED_SPARK_CONFS: readonly string[] = [
   'spark.kubernetes.context',
   'spark.kubernetes.executor.podNamePrefix',
   'spark.kubernetes.driver.pod.name',
+  // The executor ConfigMap carries none of the job's labels: teardown could not find it, and the isolation
+  // policy refuses it. Executors get their conf through their command line instead.
+  'spark.kubernetes.executor.disableConfigMap',
   ...OUR_LABELS.flatMap((label) => [`spark.kubernetes.driver.label.${label}`, `spark.kubernetes.executor.label.${label}`]),
 ];
 /** Every conf under these prefixes is managed: credentials and service accounts. */
@@ -101,11 +104,19 @@ function confKey(setting: string): string {
   return (eq < 0 ? setting : setting.slice(0, eq)).trim();
 }
 
-/** A managed conf set as a `-D` system property in JVM options (the driver JVM reads `spark.*` properties). */
+// Java's Character.isWhitespace also takes U+001C..U+001F for separators, which JavaScript's \s does not.
+const JAVA_WHITESPACE = /[\s\u001c-\u001f]+/;
+
+/**
+ * A managed conf set as a `-D` system property in JVM options (the driver JVM reads `spark.*` properties),
+ * split the way Spark's parseOptionString and the JVM split them: quotes and backslashes dropped, Java's
+ * whitespace. Files the JVM reads more options from (@argfile, -XX:VMOptionsFile, -XX:Flags) cannot be
+ * checked, so they count as managed.
+ */
 function managedKeyInJavaOptions(options: string): string | undefined {
-  for (const token of options.split(/\s+/)) {
-    const t = token.replace(/["']/g, '');
-    if (t.startsWith('-D') && isManagedConfKey(confKey(t.slice(2)))) return confKey(t.slice(2));
+  for (const token of options.replace(/["'\\]/g, '').split(JAVA_WHITESPACE)) {
+    if (token.startsWith('@') || /^-XX:(VMOptionsFile|Flags)=/.test(token)) return token.split('=')[0];
+    if (token.startsWith('-D') && isManagedConfKey(confKey(token.slice(2)))) return confKey(token.slice(2));
   }
   return undefined;
 }
@@ -141,11 +152,16 @@ export function checkCallerArgs(args: string[]): void {
 
 /** Keys the caller sets with --conf / -c before the application. */
 export function callerConfKeys(args: string[]): Set<string> {
-  const keys = new Set<string>();
+  return new Set(callerConfs(args).keys());
+}
+
+/** The confs the caller sets with --conf / -c before the application (the last one wins, as in Spark). */
+function callerConfs(args: string[]): Map<string, string> {
+  const confs = new Map<string, string>();
   for (const { name, value } of submitOptions(args)) {
-    if ((name === '--conf' || name === '-c') && value !== undefined) keys.add(confKey(value));
+    if ((name === '--conf' || name === '-c') && value !== undefined) confs.set(confKey(value), value.slice(value.indexOf('=') + 1));
   }
-  return keys;
+  return confs;
 }
 
 export interface SparkSubmitInput {
@@ -174,14 +190,31 @@ export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
     // Spark falls back to the driver conf for executors; set it too so nothing ever defaults to the job account.
     ...conf('spark.kubernetes.authenticate.driver.serviceAccountName', input.executorServiceAccount),
     ...conf('spark.kubernetes.executor.podNamePrefix', input.podNamePrefix),
+    ...conf('spark.kubernetes.executor.disableConfigMap', 'true'),
   ];
   for (const [key, value] of Object.entries(input.labels)) {
     args.push(...conf(`spark.kubernetes.driver.label.${key}`, value));
     args.push(...conf(`spark.kubernetes.executor.label.${key}`, value));
   }
+  // OnDemand claims are created by the driver with only the labels their volume conf names: give them the job's.
   const callerKeys = callerConfKeys(input.callerArgs);
+  for (const volume of onDemandClaimVolumes({ ...input.profileConf, ...Object.fromEntries(callerConfs(input.callerArgs)) })) {
+    for (const [key, value] of Object.entries(input.labels)) {
+      args.push(...conf(`spark.kubernetes.executor.volumes.persistentVolumeClaim.${volume}.label.${key}`, value));
+    }
+  }
   for (const [key, value] of Object.entries(input.profileConf)) {
     if (!callerKeys.has(key) && !isManagedConfKey(key)) args.push(...conf(key, value));
   }
   return [...args, ...input.callerArgs];
+}
+
+const CLAIM_NAME_KEY = /^spark\.kubernetes\.executor\.volumes\.persistentVolumeClaim\.([^.]+)\.options\.claimName$/;
+
+/** Names of executor PVC volumes whose claim Spark creates per executor (claimName OnDemand). */
+function onDemandClaimVolumes(confs: Record<string, string>): string[] {
+  return Object.entries(confs).flatMap(([key, value]) => {
+    const volume = CLAIM_NAME_KEY.exec(key)?.[1];
+    return volume && value.trim() === 'OnDemand' ? [volume] : [];
+  });
 }

@@ -12,6 +12,11 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'dss-spark-k8s';
 export const JOB_LABEL = 'dss-spark-k8s.dataiku.io/job-id';
 export const USER_LABEL = 'dss-spark-k8s.dataiku.io/user';
+/**
+ * The job's account (= base name) on everything of the job: the isolation policy compares it with the
+ * requester's user name (it cannot look up the job id), and teardown selects by it with the job id.
+ */
+export const OWNER_LABEL = 'dss-spark-k8s.dataiku.io/owner-sa';
 /** On namespaces the tool manages (auto-created or prepared by an admin for team mode). */
 export const MANAGED_NAMESPACE_LABEL = 'dss-spark-k8s.dataiku.io/managed';
 

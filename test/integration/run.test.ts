@@ -133,7 +133,7 @@ describe('run: the job lifecycle', () => {
   });
 
   it('rotates the token of a long job: the job keeps working and every superseded token gets 401', async () => {
-    const rotating = writeConfig({ tokenRotation: '10s' });
+    const rotating = writeConfig({ tokenRotation: '10s', leaseRenewSeconds: '1s' });
     const jobId = uniqueJobId('rot');
     const drop = endUserDropDir();
     const tokensFile = join(drop, 'tokens');
@@ -143,6 +143,7 @@ describe('run: the job lifecycle', () => {
     expect(rotation.tokens).toBeGreaterThanOrEqual(3); // the first token and at least two rotations
     expect(rotation.failures).toBe(0);
     expect(result.stderr).toContain('rotated the token (generation 2');
+    expect(result.stderr).not.toContain('warning');
     const tokens = readFileSync(tokensFile, 'utf8').trim().split('\n');
     for (const token of tokens) expect(await tokenStatus(token)).toBe(401);
     expect(await jobObjects(jobId)).toEqual([]);

@@ -57,6 +57,8 @@ export function ensureUnixUsers() {
 export function removeUnixUsers() {
   for (const name of allNames) {
     if (exists(name)) run('userdel', ['--remove', name]);
+    // The JVMs of the Spark tests leave their perf data behind.
+    rmSync(`/tmp/hsperfdata_${name}`, { recursive: true, force: true });
   }
   try {
     run('groupdel', [group]);

@@ -15,7 +15,15 @@ import {
 } from '../../src/plan/names.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const hash8 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex').slice(0, 8);
+// 16 base32 characters (80 bits) of sha256, computed here through a bit string, independently of names.ts.
+const hash16 = (s: string) =>
+  [...createHash('sha256').update(s, 'utf8').digest()]
+    .map((byte) => byte.toString(2).padStart(8, '0'))
+    .join('')
+    .slice(0, 80)
+    .match(/.{5}/g)!
+    .map((chunk) => 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(chunk, 2)])
+    .join('');
 
 function expectError(fn: () => unknown, type: new (...args: never[]) => Error, pattern: RegExp) {
   let thrown: unknown;
@@ -35,15 +43,15 @@ describe('loginToSlug', () => {
   });
 
   it.each([
-    ['John.Doe', `john-doe--${hash8('John.Doe')}`],
-    ['john.doe', `john-doe--${hash8('john.doe')}`],
-    ['JOHN.DOE', `john-doe--${hash8('JOHN.DOE')}`],
-    ['Alice', `alice--${hash8('Alice')}`],
-    ['jöhn', `j-hn--${hash8('jöhn')}`],
-    ['--john--', `john--${hash8('--john--')}`],
-    ['', `x--${hash8('')}`],
-    ['...', `x--${hash8('...')}`],
-    ['ßü', `x--${hash8('ßü')}`],
+    ['John.Doe', `john-doe--${hash16('John.Doe')}`],
+    ['john.doe', `john-doe--${hash16('john.doe')}`],
+    ['JOHN.DOE', `john-doe--${hash16('JOHN.DOE')}`],
+    ['Alice', `alice--${hash16('Alice')}`],
+    ['jöhn', `j-hn--${hash16('jöhn')}`],
+    ['--john--', `john--${hash16('--john--')}`],
+    ['', `x--${hash16('')}`],
+    ['...', `x--${hash16('...')}`],
+    ['ßü', `x--${hash16('ßü')}`],
   ])('slugs %j to %s', (login, slug) => {
     expect(loginToSlug(login)).toBe(slug);
   });
@@ -56,8 +64,8 @@ describe('loginToSlug', () => {
   it('never lets a clean login equal the hashed slug of another login', () => {
     const crafted = loginToSlug('john.doe'); // john-doe--<hash>: not clean, so it is hashed again
     expect(loginToSlug(crafted)).not.toBe(crafted);
-    expect(loginToSlug(hash8(''))).toBe(hash8('')); // a bare 8-hex login stays as is...
-    expect(loginToSlug('')).not.toBe(hash8('')); // ...and the empty login does not map onto it
+    expect(loginToSlug(hash16(''))).toBe(hash16('')); // a bare 8-hex login stays as is...
+    expect(loginToSlug('')).not.toBe(hash16('')); // ...and the empty login does not map onto it
   });
 
   it.each([
@@ -68,17 +76,17 @@ describe('loginToSlug', () => {
     ['unicode', 'ü'.repeat(50)],
     ['only punctuation', '!!!###'],
   ])('makes a valid label of at most the maximum from %s', (_name, login) => {
-    for (const max of [40, 20, 11]) {
+    for (const max of [40, 25, 19]) {
       const slug = loginToSlug(login, max);
       expect(slug.length).toBeLessThanOrEqual(max);
       expect(slug).toMatch(DNS_LABEL);
-      expect(slug.endsWith(hash8(login))).toBe(true);
+      expect(slug.endsWith(hash16(login))).toBe(true);
       expect(slug).not.toMatch(/-{3}/);
     }
   });
 
   it('refuses a maximum too short for the hash', () => {
-    expect(() => loginToSlug('John', 10)).toThrow(/no room/);
+    expect(() => loginToSlug('John', 18)).toThrow(/no room/);
   });
 
   it('has no collision among 10,000 pairs of similar logins', () => {
@@ -106,7 +114,7 @@ describe('expandNamespaceTemplate', () => {
   const vars = { login: 'John.Doe', adminProperties: { team: 'dss-analytics', evil: '${dssUserLogin}', empty: '' } };
 
   it.each([
-    ['dss-${dssUserLogin}', `dss-john-doe--${hash8('John.Doe')}`],
+    ['dss-${dssUserLogin}', `dss-john-doe--${hash16('John.Doe')}`],
     ['${adminProperty:team}', 'dss-analytics'],
     ['${adminProperty:team}-x', 'dss-analytics-x'],
     ['dss-fixed', 'dss-fixed'],

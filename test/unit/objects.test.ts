@@ -19,6 +19,7 @@ import {
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,
   type JobContext,
+  OWNER_LABEL,
   USER_LABEL,
 } from '../../src/plan/types.ts';
 import type { Profile } from '../../src/config/types.ts';
@@ -61,11 +62,12 @@ function fixtureContext(overrides: Partial<JobContext> = {}): JobContext {
 
 describe('jobLabels', () => {
   it('adds the tool labels to the profile labels', () => {
-    expect(jobLabels(fixtureProfile(), 'job-1', 'alice')).toEqual({
+    expect(jobLabels(fixtureProfile(), 'job-1', 'alice', 'dss-spark-alice-job-1')).toEqual({
       team: 'data',
       [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
       [JOB_LABEL]: 'job-1',
       [USER_LABEL]: 'alice',
+      [OWNER_LABEL]: 'dss-spark-alice-job-1',
     });
   });
 
@@ -73,7 +75,7 @@ describe('jobLabels', () => {
     const profile = fixtureProfile({
       labels: { [MANAGED_BY_LABEL]: 'helm', [JOB_LABEL]: 'other-job', [USER_LABEL]: 'bob', extra: 'x' },
     });
-    const labels = jobLabels(profile, 'job-1', 'alice');
+    const labels = jobLabels(profile, 'job-1', 'alice', 'dss-spark-alice-job-1');
     expect(labels[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);
     expect(labels[JOB_LABEL]).toBe('job-1');
     expect(labels[USER_LABEL]).toBe('alice');

@@ -11,6 +11,7 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,
+  OWNER_LABEL,
   USER_LABEL,
 } from '../../src/plan/types.ts';
 
@@ -59,6 +60,7 @@ describe('planJob', () => {
     [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
     [JOB_LABEL]: 'abc123',
     [USER_LABEL]: 'alice',
+    [OWNER_LABEL]: plan.baseName,
   };
   const annotations = {
     'example.com/owner': 'platform',

@@ -154,6 +154,8 @@ describe('buildSparkSubmitArgs', () => {
       '--conf',
       'spark.kubernetes.executor.podNamePrefix=dss-spark-alice-abc',
       '--conf',
+      'spark.kubernetes.executor.disableConfigMap=true',
+      '--conf',
       `spark.kubernetes.driver.label.${MANAGED_BY_LABEL}=dss-spark-k8s`,
       '--conf',
       `spark.kubernetes.executor.label.${MANAGED_BY_LABEL}=dss-spark-k8s`,
@@ -203,5 +205,30 @@ describe('buildSparkSubmitArgs', () => {
     const args = buildSparkSubmitArgs({ ...input, callerArgs });
     expect(callerArgs).toEqual(copy);
     expect(args.slice(-copy.length)).toEqual(copy);
+  });
+});
+
+describe('job labels on what the driver creates', () => {
+  const base = {
+    apiServer: 'https://k8s:6443',
+    namespace: 'dss-alice',
+    executorServiceAccount: 'dss-spark-alice-abc-exec',
+    labels: { [JOB_LABEL]: 'abc' },
+    podNamePrefix: 'dss-spark-alice-abc',
+    profileConf: {},
+  };
+
+  it('labels OnDemand executor claims with the job labels, from the caller or the profile', () => {
+    const fromCaller = buildSparkSubmitArgs({ ...base, callerArgs: ['--conf', 'spark.kubernetes.executor.volumes.persistentVolumeClaim.data.options.claimName=OnDemand', 'app.py'] });
+    expect(fromCaller).toContain(`spark.kubernetes.executor.volumes.persistentVolumeClaim.data.label.${JOB_LABEL}=abc`);
+    const fromProfile = buildSparkSubmitArgs({ ...base, profileConf: { 'spark.kubernetes.executor.volumes.persistentVolumeClaim.scratch.options.claimName': 'OnDemand' }, callerArgs: ['app.py'] });
+    expect(fromProfile).toContain(`spark.kubernetes.executor.volumes.persistentVolumeClaim.scratch.label.${JOB_LABEL}=abc`);
+    const existingClaim = buildSparkSubmitArgs({ ...base, callerArgs: ['--conf', 'spark.kubernetes.executor.volumes.persistentVolumeClaim.data.options.claimName=shared', 'app.py'] });
+    expect(existingClaim.join(' ')).not.toContain('persistentVolumeClaim.data.label');
+  });
+
+  it('turns the executor ConfigMap off and refuses a caller turning it on', () => {
+    expect(buildSparkSubmitArgs({ ...base, callerArgs: ['app.py'] })).toContain('spark.kubernetes.executor.disableConfigMap=true');
+    expect(() => checkCallerArgs(['--conf', 'spark.kubernetes.executor.disableConfigMap=false', 'app.py'])).toThrow(/disableConfigMap/);
   });
 });

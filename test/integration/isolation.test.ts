@@ -1,0 +1,439 @@
+// Isolation of two jobs sharing one team namespace, on the real control plane: the job objects are made by the
+// restricted dssuser identity exactly as `run` plans them; job A's token then attacks job B. Without the policy
+// every attack succeeds (the test can fail); with `policy apply` each is denied 403 by the policy, and what job A
+// does with its own objects still works.
+import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Pod } from '@kubernetes/client-node';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { isolationEnforced, policyCommand } from '../../src/commands/policy.ts';
+import type { Profile } from '../../src/config/types.ts';
+import { Kube } from '../../src/k8s/client.ts';
+import { planJob } from '../../src/plan/plan.ts';
+import { ISOLATION_POLICY_NAME, OWNER_LABEL } from '../../src/plan/policy.ts';
+import type { JobPlan } from '../../src/plan/types.ts';
+import { jobObjects, runCli, uniqueJobId, writeConfig } from '../support/cli.ts';
+import { applyManifest, writeTokenKubeconfig } from '../support/cluster.ts';
+import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, tokenKubeConfig, uniqueName } from '../support/kube.ts';
+
+const teamNamespace = uniqueName('dss-team');
+
+const profile: Profile = {
+  name: 'team',
+  source: 'isolation.test.ts',
+  targetNamespace: '${adminProperty:k8sNS}',
+  autoCreateNamespace: false,
+  sparkSubmit: '/opt/spark/bin/spark-submit',
+  sparkConf: {},
+  tokenTtlSeconds: 3600,
+  allowedNamespaces: /^dss-/,
+  allowedUserGroups: [],
+  minUid: 1000,
+  labels: {},
+  annotations: {},
+  podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
+  leaseRenewSeconds: 30,
+  killGraceSeconds: 10,
+  apiTimeoutSeconds: 30,
+};
+
+interface Job {
+  plan: JobPlan;
+  token: string;
+  /** The job's labels as every object it creates should carry them (OWNER_LABEL included). */
+  labels: Record<string, string>;
+  core: CoreV1Api;
+  kube: Kube;
+}
+
+/** Provisions a job as dssuser, as `run` does, and returns clients that use the job's own token. */
+async function startJob(
+  login: string,
+  cluster: { apiServer: string; caCertFile?: string } = { apiServer: 'https://unused' },
+  namespace = teamNamespace,
+): Promise<Job> {
+  const plan = planJob(
+    profile,
+    {
+      jobId: uniqueName('j').replace('-', ''),
+      login,
+      uid: 1000,
+      adminProperties: { k8sNS: namespace },
+      host: 'test',
+      pid: process.pid,
+      processStart: new Date().toISOString(),
+      now: new Date(),
+    },
+    { ...cluster, callerArgs: [] },
+  );
+  const dssuser = dssuserKube();
+  await dssuser.createServiceAccount(plan.serviceAccount);
+  await dssuser.createServiceAccount(plan.executorServiceAccount);
+  await dssuser.createRole(plan.role);
+  await dssuser.createRoleBinding(plan.roleBinding);
+  const { token } = await dssuser.requestToken(plan.namespace, plan.baseName, plan.tokenRequest);
+  await dssuser.close();
+  const kc = tokenKubeConfig(token);
+  return { plan, token, labels: { ...plan.labels, [OWNER_LABEL]: plan.baseName }, core: kc.makeApiClient(CoreV1Api), kube: new Kube(kc, 30) };
+}
+
+const sparkApp = `
+import sys, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+time.sleep(6)  # the allocator creates the executor pods meanwhile
+spark.stop()
+`;
+
+/** Runs pyspark's spark-submit (client mode) with the job's kubeconfig and the arguments `run` plans. */
+async function sparkSubmit(job: Job, extra: string[]): Promise<{ code: number | null; output: string }> {
+  const dir = mkdtempSync('/tmp/dss-spark-k8s-isolation-');
+  const kubeconfig = tokenKubeConfig(job.token, teamNamespace);
+  writeFileSync(join(dir, 'kubeconfig'), kubeconfig.exportConfig(), { mode: 0o600 });
+  writeFileSync(join(dir, 'app.py'), sparkApp);
+  const submit = execFileSync('bash', [join(import.meta.dirname, '../../scripts/install-pyspark.sh')], { encoding: 'utf8' }).trim();
+  const owner = OWNER_LABEL;
+  const args = [
+    ...job.plan.sparkSubmitArgs,
+    // What `run` must add for the policy (see src/plan/policy.ts): the owner label on executor pods.
+    ...['--conf', `spark.kubernetes.executor.label.${owner}=${job.plan.baseName}`, '--conf', `spark.kubernetes.driver.label.${owner}=${job.plan.baseName}`],
+    ...['--conf', 'spark.kubernetes.container.image=spark:4.3.0', '--conf', 'spark.scheduler.minRegisteredResourcesRatio=0'],
+    ...extra,
+    join(dir, 'app.py'),
+  ];
+  const child = spawn(submit, args, {
+    // The virtual environment's python: <venv>/bin/spark-submit or <venv>/lib/python3.x/site-packages/pyspark/bin/spark-submit.
+    env: { PATH: process.env.PATH!, HOME: dir, KUBECONFIG: join(dir, 'kubeconfig'), PYSPARK_PYTHON: submit.replace(/(\/lib\/python[^/]+\/site-packages\/pyspark)?\/bin\/spark-submit$/, '/bin/python') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  rmSync(dir, { recursive: true, force: true });
+  return { code, output };
+}
+
+let podCount = 0;
+/** An executor pod of `job` as Spark makes it, with `changes` applied. */
+function executorPod(job: Job, changes: { labels?: Record<string, string>; name?: string; spec?: Partial<V1Pod['spec']> } = {}): V1Pod {
+  return {
+    metadata: { name: changes.name ?? `${job.plan.baseName}-exec-${++podCount}`, labels: changes.labels ?? job.labels },
+    spec: {
+      serviceAccountName: job.plan.executorServiceAccount.metadata!.name,
+      automountServiceAccountToken: false,
+      containers: [{ name: 'executor', image: 'spark:4.3.0' }],
+      ...changes.spec,
+    },
+  };
+}
+
+function configMap(job: Job, labels = job.labels): V1ConfigMap {
+  return { metadata: { name: uniqueName(`${job.plan.baseName}-exec-cm`), labels }, data: { k: 'v' } };
+}
+
+/** The HTTP status of a request and the server's message. */
+async function outcome(request: Promise<unknown>): Promise<{ status: number; message: string }> {
+  try {
+    await request;
+    return { status: 200, message: '' };
+  } catch (error) {
+    const e = error as { code?: number; body?: string };
+    if (typeof e.code !== 'number') throw error;
+    return { status: e.code, message: String(JSON.parse(e.body ?? '{}').message ?? '') };
+  }
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Every attack of job A (the attacker) on job B (the victim) and on the namespace's other accounts. */
+function attacks(a: Job, b: Job, victims: { pod: string; configMap: string; adminConfigMap: string }) {
+  const ns = teamNamespace;
+  const create = (pod: V1Pod) => a.core.createNamespacedPod({ namespace: ns, body: pod });
+  const secretVolume = { name: 'stolen', secret: { secretName: 'team-secret' } };
+  const tokenVolume = { name: 'token', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3600 } }] } };
+  return {
+    "pod as B's job account": () => create(executorPod(a, { spec: { serviceAccountName: b.plan.baseName } })),
+    "pod as B's executor account": () => create(executorPod(a, { spec: { serviceAccountName: b.plan.executorServiceAccount.metadata!.name } })),
+    "pod as the namespace's other account": () => create(executorPod(a, { spec: { serviceAccountName: 'team-runner' } })),
+    'pod with a projected service-account token': () => create(executorPod(a, { spec: { volumes: [tokenVolume] } })),
+    'pod with the token automounted': () => create(executorPod(a, { spec: { automountServiceAccountToken: true } })),
+    'pod with a secret volume': () => create(executorPod(a, { spec: { volumes: [secretVolume] } })),
+    'pod reading a secret through env': () =>
+      create(
+        executorPod(a, {
+          spec: { containers: [{ name: 'c', image: 'x', env: [{ name: 'S', valueFrom: { secretKeyRef: { name: 'team-secret', key: 'k' } } }] }] },
+        }),
+      ),
+    'pod with a hostPath volume': () => create(executorPod(a, { spec: { volumes: [{ name: 'node', hostPath: { path: '/var/lib/kubelet/pods' } }] } })),
+    "pod mounting B's claim": () =>
+      create(executorPod(a, { spec: { volumes: [{ name: 'spill', persistentVolumeClaim: { claimName: `${b.plan.baseName}-exec-1-pvc-0` } }] } })),
+    "claim cloned from B's claim": () =>
+      a.core.createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: {
+          metadata: { name: uniqueName('clone'), labels: a.labels },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            resources: { requests: { storage: '1Gi' } },
+            dataSource: { kind: 'PersistentVolumeClaim', name: `${b.plan.baseName}-exec-1-pvc-0` },
+          },
+        },
+      }),
+    'unlabelled pod': () => create(executorPod(a, { labels: {} })),
+    "pod with B's labels": () => create(executorPod(a, { labels: b.labels })),
+    "pod named like B's executors": () => create(executorPod(a, { name: `${b.plan.baseName}-exec-99` })),
+    "patch B's pod": () => a.core.patchNamespacedPod({ namespace: ns, name: victims.pod, body: { metadata: { labels: { x: 'y' } } } }, mergePatch),
+    "patch B's configmap": () => a.core.patchNamespacedConfigMap({ namespace: ns, name: victims.configMap, body: { data: { k: 'x' } } }, mergePatch),
+    // Deletes last: the patches above need the objects.
+    "delete B's pod": () => a.core.deleteNamespacedPod({ namespace: ns, name: victims.pod }),
+    "delete B's configmap": () => a.core.deleteNamespacedConfigMap({ namespace: ns, name: victims.configMap }),
+    "delete an administrator's configmap": () => a.core.deleteNamespacedConfigMap({ namespace: ns, name: victims.adminConfigMap }),
+  };
+}
+
+/**
+ * A dssuser identity with deploy/rbac/team-namespaces.yaml applied in each of `namespaces` and nothing else: a
+ * ServiceAccount (made by the admin) put in place of "dssuser", with a kubeconfig the dssuser Unix account reads.
+ */
+async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubeconfig: string; kube: Kube }> {
+  const cluster = inject('cluster');
+  const unix = inject('unix');
+  const core = adminCore();
+  const home = uniqueName('dss-identity');
+  const account = uniqueName('team-dssuser');
+  await core.createNamespace({ body: { metadata: { name: home } } });
+  await core.createNamespacedServiceAccount({ namespace: home, body: { metadata: { name: account } } });
+  const name = `system:serviceaccount:${home}:${account}`;
+  for (const namespace of namespaces) {
+    applyManifest(cluster.kubectl, cluster.adminKubeconfig, join(import.meta.dirname, '../../deploy/rbac/team-namespaces.yaml'), name, namespace);
+  }
+  const { status } = await core.createNamespacedServiceAccountToken({ name: account, namespace: home, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const staged = join(mkdtempSync('/tmp/dss-spark-k8s-identity-'), 'kubeconfig');
+  writeFileSync(staged, tokenKubeConfig(status!.token!).exportConfig(), { mode: 0o600 });
+  const kubeconfig = join(unix.dssuser.home, `${account}.kubeconfig`);
+  writeTokenKubeconfig(staged, kubeconfig, unix.dssuser);
+  rmSync(dirname(staged), { recursive: true });
+  return { name, kubeconfig, kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }) };
+}
+
+// Runs first: before this file installs the isolation policy, whose owner label `run` does not set yet.
+describe('run in a team namespace with only the team manifest\'s rights', () => {
+  const team = uniqueName('dss-team');
+  const otherTeam = uniqueName('dss-team');
+  const alice = inject('unix').endUsers[0]!;
+  let identity: Awaited<ReturnType<typeof teamIdentity>>;
+  let config: { path: string };
+
+  beforeAll(async () => {
+    await Promise.all([createManagedNamespace(team), createManagedNamespace(otherTeam)]);
+    identity = await teamIdentity([team]);
+    config = writeConfig({ targetNamespace: '${adminProperty:k8sNS}', autoCreateNamespace: false, allowedNamespaces: '^dss-team-', kubeconfig: identity.kubeconfig });
+  });
+  afterAll(() => identity?.kube.close());
+
+  it('has no cluster-scoped right and no right outside its team namespace', async () => {
+    const can = (verb: string, resource: string, namespace?: string) => identity.kube.canI({ verb, resource, namespace });
+    expect(await can('get', 'namespaces')).toBe(false);
+    expect(await can('create', 'namespaces')).toBe(false);
+    expect(await can('list', 'pods')).toBe(false); // cluster-wide
+    expect(await can('create', 'serviceaccounts', otherTeam)).toBe(false);
+    expect(await can('create', 'serviceaccounts', team)).toBe(true);
+    expect(await can('get', 'secrets', team)).toBe(false);
+  });
+
+  it("may create and delete only the tool's empty token-anchor Secrets, never the team's", async () => {
+    const core = identity.kube.api(CoreV1Api);
+    const labels = { 'app.kubernetes.io/managed-by': 'dss-spark-k8s' };
+    // The manifest's admission policy takes effect a moment after it is applied.
+    const plant = (dryRun?: string) =>
+      outcome(core.createNamespacedSecret({ namespace: team, dryRun, body: { metadata: { name: uniqueName('x'), labels }, stringData: { k: 'v' } } }));
+    for (const deadline = Date.now() + 30_000; (await plant('All')).status !== 403 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 200));
+    const teamSecret = await adminCore().createNamespacedSecret({ namespace: team, body: { metadata: { name: uniqueName('team') }, stringData: { k: 'v' } } });
+    const planted = await plant();
+    const deleted = await outcome(core.deleteNamespacedSecret({ namespace: team, name: teamSecret.metadata!.name! }));
+    expect([planted.status, deleted.status]).toEqual([403, 403]);
+    expect(planted.message).toContain("ValidatingAdmissionPolicy 'dss-spark-k8s-dssuser-team-secrets'");
+    const anchor = await core.createNamespacedSecret({ namespace: team, body: { metadata: { name: uniqueName('anchor'), labels }, immutable: true } });
+    await core.deleteNamespacedSecret({ namespace: team, name: anchor.metadata!.name! });
+  });
+
+  it('runs the whole job flow in the team namespace and leaves nothing', async () => {
+    const jobId = uniqueJobId();
+    const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--admin-property', `k8sNS=${team}`, '--', 'app', 'probe']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const probe = JSON.parse(result.stdout.split('\n').find((line) => line.includes('"event":"probe"'))!);
+    expect(probe).toMatchObject({ username: expect.stringMatching(new RegExp(`^system:serviceaccount:${team}:dss-spark-`)), createPod: 200, listSecrets: 403, createNamespace: 403 });
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+
+  it('refuses a property pointing at kube-system before creating anything', async () => {
+    const jobId = uniqueJobId();
+    const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--admin-property', 'k8sNS=kube-system', '--', 'app']);
+    expect(result.exitCode).toBe(65);
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^dss-spark-k8s: namespace "kube-system" .* is a system namespace/)]);
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+
+  it("fails with one line, leaving nothing, when the property points at another team's namespace", async () => {
+    const jobId = uniqueJobId();
+    const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--admin-property', `k8sNS=${otherTeam}`, '--', 'app']);
+    expect(result.exitCode).toBe(69);
+    expect(result.stderr).toMatch(/\(403 Forbidden\)/);
+    expect(result.stderr.trim().split('\n').filter((l) => l.startsWith('dss-spark-k8s: '))).toHaveLength(1);
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+});
+
+describe('isolation of jobs sharing a team namespace', () => {
+  let a: Job;
+  let b: Job;
+  /** A job in a namespace that enforces Pod Security "restricted" (it admits pods before the policy does). */
+  let restricted: Job;
+  const restrictedNamespace = uniqueName('dss-team-restricted');
+  const enforced = (job: Job) => isolationEnforced(job.kube, job.plan.namespace, job.plan.executorServiceAccount.metadata!.name!);
+  const adminKubeconfig = inject('cluster').adminKubeconfig;
+
+  beforeAll(async () => {
+    await createManagedNamespace(teamNamespace);
+    const admin = adminCore();
+    await admin.createNamespacedServiceAccount({ namespace: teamNamespace, body: { metadata: { name: 'team-runner' } } });
+    await admin.createNamespacedSecret({ namespace: teamNamespace, body: { metadata: { name: 'team-secret' }, stringData: { k: 'v' } } });
+    await createManagedNamespace(restrictedNamespace);
+    await admin.patchNamespace(
+      { name: restrictedNamespace, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    [a, b, restricted] = await Promise.all([startJob('alice'), startJob('bob'), startJob('dave', undefined, restrictedNamespace)]);
+  });
+
+  afterAll(async () => {
+    const admission = adminKubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    await admission.deleteValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME }).catch(() => {});
+    await admission.deleteValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME }).catch(() => {});
+    await Promise.all([a?.kube.close(), b?.kube.close(), restricted?.kube.close()]);
+  });
+
+  /** Objects of B (made with B's token) and of the administrator, for A to attack. */
+  async function victims() {
+    const pod = await b.core.createNamespacedPod({ namespace: teamNamespace, body: executorPod(b) });
+    const cm = await b.core.createNamespacedConfigMap({ namespace: teamNamespace, body: configMap(b) });
+    const adminCm = await adminCore().createNamespacedConfigMap({ namespace: teamNamespace, body: { metadata: { name: uniqueName('admin') } } });
+    return { pod: pod.metadata!.name!, configMap: cm.metadata!.name!, adminConfigMap: adminCm.metadata!.name! };
+  }
+
+  it('without the policy, every attack of job A on job B succeeds', async () => {
+    expect([await enforced(a), await enforced(restricted)]).toEqual([false, false]);
+    const results: Record<string, number> = {};
+    for (const [name, attack] of Object.entries(attacks(a, b, await victims()))) results[name] = (await outcome(attack())).status;
+    expect(results).toEqual(Object.fromEntries(Object.keys(results).map((name) => [name, 200])));
+  });
+
+  it('policy apply installs the policy, show says so, and it takes effect', async () => {
+    const io = { out: '', err: '' };
+    const sink = { stdout: (t: string) => (io.out += t), stderr: (t: string) => (io.err += t) };
+    expect(await policyCommand('apply', { kubeconfig: adminKubeconfig, output: 'yaml' }, sink)).toBe(0);
+    expect(io.err).toMatch(/policy dss-spark-k8s-job-isolation and its binding were (created|updated|unchanged)/);
+    io.err = '';
+    expect(await policyCommand('apply', { kubeconfig: adminKubeconfig, output: 'yaml' }, sink)).toBe(0);
+    expect(io.err).toContain('were unchanged');
+    io.err = '';
+    expect(await policyCommand('show', { kubeconfig: adminKubeconfig, output: 'json' }, sink)).toBe(0);
+    expect(JSON.parse(io.out).items.map((i: { kind: string }) => i.kind)).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    expect(io.err).toBe('dss-spark-k8s: policy dss-spark-k8s-job-isolation is installed and matches the one printed\n');
+
+    const deadline = Date.now() + 30_000;
+    while (!(await enforced(a))) {
+      if (Date.now() > deadline) throw new Error('the isolation policy never took effect');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(await enforced(restricted)).toBe(true);
+  });
+
+  it('with the policy, each attack of job A on job B is denied 403 by the policy', async () => {
+    const results: Record<string, { status: number; message: string }> = {};
+    for (const [name, attack] of Object.entries(attacks(a, b, await victims()))) results[name] = await outcome(attack());
+    for (const [name, result] of Object.entries(results)) {
+      expect({ name, status: result.status }).toEqual({ name, status: 403 });
+      expect(result.message, name).toContain(`ValidatingAdmissionPolicy '${ISOLATION_POLICY_NAME}'`);
+    }
+    expect(results["pod as B's executor account"]!.message).toContain(`must run as the service account ${a.plan.baseName}-exec`);
+    expect(results['unlabelled pod']!.message).toContain(`must carry the label ${OWNER_LABEL}=${a.plan.baseName}`);
+    expect(results["delete B's configmap"]!.message).toContain(`${a.plan.baseName} may not delete configmaps`);
+    expect(results['pod with the token automounted']!.message).toMatch(/volume\(s\) kube-api-access-\w+ not allowed/);
+  });
+
+  it('with the policy, job A still does everything Spark needs with its own objects', async () => {
+    const ns = teamNamespace;
+    const pod = await a.core.createNamespacedPod({ namespace: ns, body: executorPod(a) });
+    await a.core.patchNamespacedPod({ namespace: ns, name: pod.metadata!.name!, body: { metadata: { labels: { 'spark-exec-id': '1' } } } }, mergePatch);
+    const cm = await a.core.createNamespacedConfigMap({ namespace: ns, body: configMap(a) });
+    await a.core.patchNamespacedConfigMap({ namespace: ns, name: cm.metadata!.name!, body: { data: { k: 'x' } } }, mergePatch);
+    await a.core.deleteNamespacedConfigMap({ namespace: ns, name: cm.metadata!.name! });
+    await a.core.deleteNamespacedPod({ namespace: ns, name: pod.metadata!.name! });
+    // A pod with a shared claim, a config map volume and an emptyDir, as Spark may mount them.
+    await a.core.createNamespacedPod({
+      namespace: ns,
+      body: executorPod(a, {
+        spec: {
+          volumes: [
+            { name: 'data', persistentVolumeClaim: { claimName: 'team-data' } },
+            { name: 'own', persistentVolumeClaim: { claimName: `${a.plan.baseName}-exec-1-pvc-0` } },
+            { name: 'conf', configMap: { name: 'spark-conf' } },
+            { name: 'spark-local-dir-1', emptyDir: {} },
+          ],
+        },
+      }),
+    });
+  });
+
+  it('deletecollection is admitted object by object: it deletes job A\'s objects and is denied on job B\'s', async () => {
+    const ns = teamNamespace;
+    const mine = await a.core.createNamespacedConfigMap({ namespace: ns, body: configMap(a, { ...a.labels, batch: 'x' }) });
+    await a.core.deleteCollectionNamespacedConfigMap({ namespace: ns, labelSelector: `${OWNER_LABEL}=${a.plan.baseName},batch=x` });
+    expect((await outcome(adminCore().readNamespacedConfigMap({ namespace: ns, name: mine.metadata!.name! }))).status).toBe(404);
+
+    const theirs = await b.core.createNamespacedConfigMap({ namespace: ns, body: configMap(b, { ...b.labels, batch: 'y' }) });
+    const denied = await outcome(a.core.deleteCollectionNamespacedConfigMap({ namespace: ns, labelSelector: 'batch=y' }));
+    expect(denied.status).toBe(403);
+    expect(denied.message).toContain(ISOLATION_POLICY_NAME);
+    expect((await outcome(adminCore().readNamespacedConfigMap({ namespace: ns, name: theirs.metadata!.name! }))).status).toBe(200);
+  });
+
+  it('lets a real Spark 4 driver run with the job token under the policy, with the owner label and no executor ConfigMap (both managed)', async () => {
+    const job = await startJob('carol', { apiServer: inject('cluster').server, caCertFile: inject('cluster').caFile });
+    const run = (extra: string[]) => sparkSubmit(job, [...extra, '--conf', 'spark.executor.instances=2']);
+
+    // Spark's executor ConfigMap carries only spark-app-selector and spark-role: the policy would refuse it,
+    // so the tool turns it off (a managed conf).
+    expect(job.plan.sparkSubmitArgs).toContain('spark.kubernetes.executor.disableConfigMap=true');
+
+    // The driver creates its executor pods (they stay Pending: no kubelet) and deletes them at stop.
+    const seen = new Set<string>();
+    const watch = setInterval(async () => {
+      const pods = await adminCore().listNamespacedPod({ namespace: teamNamespace, labelSelector: `${OWNER_LABEL}=${job.plan.baseName}` });
+      for (const pod of pods.items) seen.add(`${pod.metadata!.name} ${pod.spec!.serviceAccountName}`);
+    }, 200);
+    const result = await run([]).finally(() => clearInterval(watch));
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).not.toContain('Forbidden');
+    expect([...seen].sort()).toEqual([1, 2].map((n) => `${job.plan.baseName}-exec-${n} ${job.plan.baseName}-exec`));
+    const left = await adminCore().listNamespacedPod({ namespace: teamNamespace, labelSelector: `${OWNER_LABEL}=${job.plan.baseName}` });
+    expect(left.items.map((p) => p.metadata!.name)).toEqual([]);
+    await job.kube.close();
+  });
+
+  it('leaves dssuser (not a job account) free to tear down any job object', async () => {
+    const dssuser = dssuserKube();
+    const victim = await b.core.createNamespacedPod({ namespace: teamNamespace, body: executorPod(b) });
+    await dssuser.deleteNamespaced('pods', teamNamespace, victim.metadata!.name!);
+    await dssuser.close();
+    expect((await outcome(adminCore().readNamespacedPod({ namespace: teamNamespace, name: victim.metadata!.name! }))).status).toBe(404);
+  });
+
+  it('does not stop reads: job A still lists job B\'s pods and config maps (not admission-controlled)', async () => {
+    const pods = await a.core.listNamespacedPod({ namespace: teamNamespace, labelSelector: `${OWNER_LABEL}=${b.plan.baseName}` });
+    expect(pods.items.length).toBeGreaterThan(0);
+  });
+});
