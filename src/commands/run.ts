@@ -139,6 +139,8 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
     }
   }
   if (failure) throw failure;
+  // A signal that came during the teardown did not interrupt it, but the caller asked us to stop: say so.
+  signals.throwIfReceived();
   return exitCode;
 }
 
