@@ -13,12 +13,11 @@ if (major! < 22) {
   process.exit(ExitCode.config);
 }
 
-enableCompileCache();
-
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(`${VERSION}\n`);
 } else {
+  enableCompileCache();
   try {
     const { runCli } = await import('./cli.ts');
     process.exitCode = await runCli(process.argv);

@@ -57,14 +57,17 @@ export async function runCommand(options: RunOptions): Promise<number> {
         printPlan(draft, profile, kube, options.output);
         return 0;
       }
-      await checkImpersonation(user.login, profile.sparkSubmit);
+      // Checked while the job directory is made and the namespace is read, before anything is written.
+      const impersonation = checkImpersonation(user.login, profile.sparkSubmit);
+      impersonation.catch(() => {}); // awaited later; never an unhandled rejection meanwhile
       if (options.dryRun === 'server') {
+        await impersonation;
         await provision(kube, draft, [], 'server');
         printPlan(draft, profile, kube, options.output);
         reporter.status(`dry run: the server accepted every object for namespace ${draft.namespace}`);
         return 0;
       }
-      return await runJob({ kube, profile, user, ctx, plan, reporter, signals });
+      return await runJob({ kube, profile, user, ctx, plan, reporter, signals, impersonation });
     } finally {
       reporter.close();
       await kube.close();
@@ -82,9 +85,10 @@ interface JobRun {
   plan: (caCertFile?: string) => JobPlan;
   reporter: Reporter;
   signals: SignalWatcher;
+  impersonation: Promise<void>;
 }
 
-async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, signals }: JobRun): Promise<number> {
+async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, signals, impersonation }: JobRun): Promise<number> {
   const created: CreatedObject[] = [];
   let files: JobFiles | undefined;
   let plan = planWith();
@@ -97,7 +101,7 @@ async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, sign
     signals.throwIfReceived();
     files = await createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, user.uid, Boolean(kube.endpoint.caPem));
     plan = planWith(files.caFile);
-    const provisioned = await provision(kube, plan, created);
+    const provisioned = await provision(kube, plan, created, undefined, impersonation);
     signals.throwIfReceived();
     await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token);
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);

@@ -47,8 +47,9 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
 
 /** Writes (or atomically replaces, for token rotation) the job's kubeconfig and CA file. */
 export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, endpoint: ClusterEndpoint, namespace: string, token: string): Promise<void> {
-  if (files.caFile && endpoint.caPem) await writePrivate(files.caFile, endpoint.caPem, endUserUid);
-  await writePrivate(files.kubeconfig, renderKubeconfig(endpoint, namespace, token), endUserUid);
+  const contents = [{ path: files.kubeconfig, content: renderKubeconfig(endpoint, namespace, token) }];
+  if (files.caFile && endpoint.caPem) contents.push({ path: files.caFile, content: endpoint.caPem });
+  await writePrivate(contents, endUserUid);
 }
 
 export function renderKubeconfig(endpoint: ClusterEndpoint, namespace: string, token: string): string {
@@ -76,18 +77,18 @@ export async function removeJobDir(files: JobFiles): Promise<void> {
 
 // The file is complete and already restricted before it takes its final name: the end user never
 // sees a partial kubeconfig, and nobody else ever sees one at all.
-async function writePrivate(path: string, content: string, endUserUid: number) {
-  const staged = `${path}.${process.pid}.tmp`;
-  await writeFile(staged, content, { mode: 0o600 });
-  await grant(endUserUid, 'r', staged);
-  await rename(staged, path);
+async function writePrivate(files: { path: string; content: string }[], endUserUid: number) {
+  const staged = files.map(({ path }) => `${path}.${process.pid}.tmp`);
+  await Promise.all(files.map(({ content }, i) => writeFile(staged[i]!, content, { mode: 0o600 })));
+  await grant(endUserUid, 'r', ...staged);
+  await Promise.all(files.map(({ path }, i) => rename(staged[i]!, path)));
 }
 
-async function grant(uid: number, permissions: string, path: string) {
+async function grant(uid: number, permissions: string, ...paths: string[]) {
   try {
-    await run('setfacl', ['-m', `u:${uid}:${permissions}`, path]);
+    await run('setfacl', ['-m', `u:${uid}:${permissions}`, ...paths]);
   } catch (error) {
     const reason = (error as { code?: string; stderr?: string }).code === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : String((error as { stderr?: string }).stderr ?? error).trim().split('\n')[0];
-    throw new CliError(`cannot share ${path} with the end user: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
+    throw new CliError(`cannot share ${paths.join(', ')} with the end user: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
   }
 }

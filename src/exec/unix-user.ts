@@ -21,14 +21,12 @@ export async function lookupEndUser(login: string): Promise<EndUser> {
   if (!LOGIN_PATTERN.test(login)) {
     throw new RefusedError(`user "${login.slice(0, 64)}" is not a valid login (letters, digits, '.', '_', '@', '-'; not starting with '-'); pass the end user's Unix login to --user`);
   }
-  let passwd: string;
-  try {
-    passwd = (await run('getent', ['passwd', login])).stdout;
-  } catch {
+  const [passwd, groupList] = await Promise.allSettled([run('getent', ['passwd', login]), run('id', ['-Gn', '--', login])]);
+  if (passwd.status === 'rejected' || groupList.status === 'rejected') {
     throw new RefusedError(`user "${login}" does not exist on this host (getent passwd); check --user`);
   }
-  const [, , uid, gid, , home] = passwd.trim().split('\n')[0]!.split(':');
-  const groups = (await run('id', ['-Gn', '--', login])).stdout.trim().split(/\s+/);
+  const [, , uid, gid, , home] = passwd.value.stdout.trim().split('\n')[0]!.split(':');
+  const groups = groupList.value.stdout.trim().split(/\s+/);
   return { login, uid: Number(uid), gid: Number(gid), home: home ?? '', groups };
 }
 

@@ -26,16 +26,17 @@ export interface Provisioned {
  * RoleBinding (it needs the Role) and the TokenRequest (it needs the service account and the anchor)
  * together: three dependent round trips, four when the namespace is new.
  */
-export async function provision(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun): Promise<Provisioned> {
+/** `beforeWrites` is awaited after the first read and before the first write (local checks run meanwhile). */
+export async function provision(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
   try {
-    return await createAll(kube, plan, created, dryRun);
+    return await createAll(kube, plan, created, dryRun, beforeWrites);
   } catch (error) {
     throw explain(error);
   }
 }
 
-async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun): Promise<Provisioned> {
-  const namespaceCreated = await ensureNamespace(kube, plan, dryRun);
+async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
+  const namespaceCreated = await ensureNamespace(kube, plan, dryRun, beforeWrites);
   if (dryRun && namespaceCreated) {
     // The namespace does not exist, so the server cannot dry-run objects inside it.
     return { namespaceCreated, token: '', tokenExpiresAt: new Date(0) };
@@ -84,11 +85,13 @@ function ignoreMissingRoleInDryRun(dryRun?: DryRun) {
   };
 }
 
-async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun): Promise<boolean> {
-  if (!plan.namespaceObject) return false; // not ours to create: a missing one fails the next create clearly
-  if (await kube.getNamespace(plan.namespace)) return false;
+async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {
+  // not ours to create: a missing one fails the next create clearly
+  const exists = !plan.namespaceObject || (await kube.getNamespace(plan.namespace)) !== undefined;
+  await beforeWrites;
+  if (exists) return false;
   try {
-    await kube.createNamespace(plan.namespaceObject, dryRun);
+    await kube.createNamespace(plan.namespaceObject!, dryRun);
     return true;
   } catch (error) {
     // Another job of the same user created it in the meantime.

@@ -69,9 +69,9 @@ function sparkStub(version: string, fabric8: string): string {
   return join(home, 'bin/spark-submit');
 }
 
-const pysparkScript = execFileSync('bash', [join(root, 'scripts/install-pyspark.sh')], { encoding: 'utf8' }).trim();
-const pysparkLib = join(dirname(dirname(pysparkScript)), 'lib');
-const pysparkBin = join(pysparkLib, readdirSync(pysparkLib).find((d) => d.startsWith('python'))!, 'site-packages/pyspark/bin/spark-submit');
+// install-pyspark.sh prints the package's own script; the venv's bin/ wrapper is the one that fails under sudo.
+const pysparkBin = execFileSync('bash', [join(root, 'scripts/install-pyspark.sh')], { encoding: 'utf8' }).trim();
+const pysparkScript = resolve(pysparkBin, '../../../../../../bin/spark-submit');
 
 let spark35: string;
 let spark34: string;
@@ -207,7 +207,7 @@ beforeAll(async () => {
   spark34 = sparkStub('3.4.1', '6.4.1');
   execFileSync('chmod', ['-R', 'a+rX', workDir]);
   // Added to the run's documented rule (it already keeps KUBECONFIG for dssuser).
-  installSudoers(sudoersFile, `${unix.dssuser.name} ALL = (%${unix.group}) NOPASSWD: ${spark35}, ${spark34}, ${pysparkBin}\n`);
+  installSudoers(sudoersFile, `${unix.dssuser.name} ALL = (%${unix.group}) NOPASSWD: ${spark35}, ${spark34}, ${pysparkBin}, ${pysparkScript}\n`);
   await core.createNamespace({ body: { metadata: { name: homeNamespace, labels: testLabel } } });
   full = await identity(perUserRules, unix.dssuser);
 });
