@@ -1,5 +1,6 @@
 // What crashed jobs leave behind: find every object with the managed-by and job labels, group the objects
-// by job (namespace + job id), decide each job's state from its Lease, and delete the orphaned ones.
+// by job (namespace, job id and owner: two users' jobs may share a job id in a team namespace), decide each
+// job's state from its Lease, and delete the orphaned ones.
 //
 // A job's state is decided only from what no job token can write: the Lease and the annotations of the
 // ServiceAccounts, Role and RoleBinding (only dssuser may write those kinds). The annotations of pods,
@@ -11,28 +12,26 @@ import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { ConfigError } from '../errors.ts';
 import { isProcessAlive } from '../exec/process-identity.ts';
 import { JOB_DIR_PREFIX, OWNER_FILE, type JobOwner } from '../exec/job-files.ts';
-import { DRIVER_CREATED_KINDS, JOB_KINDS, type Kube, type LabelledKind } from '../k8s/client.ts';
+import { DRIVER_CREATED_KINDS, JOB_KINDS, TOKEN_ANCHOR_KIND, type DriverCreatedKind, type Kube } from '../k8s/client.ts';
 import { loginToSlug } from '../plan/names.ts';
-import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_LABEL } from '../plan/types.ts';
+import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../plan/types.ts';
 import { withRetry } from './retry.ts';
 
-/** Every kind cleanup looks at. */
-export const CLEANUP_KINDS: readonly LabelledKind[] = [...DRIVER_CREATED_KINDS, ...JOB_KINDS];
+/** The kinds cleanup lists: what Spark's driver creates and what the tool creates (and dssuser may list). */
+export type CleanupKind = DriverCreatedKind | (typeof JOB_KINDS)[number];
+export const CLEANUP_KINDS: readonly CleanupKind[] = [...DRIVER_CREATED_KINDS, ...JOB_KINDS];
 
 /** Objects of any job: the managed-by label and a job label, whatever its value. */
 export const ORPHAN_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL}`;
-
-export function jobSelector(jobId: string): string {
-  return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL}=${jobId}`;
-}
 
 /** Jobs without a Lease and without an expires-at annotation are left alone for this long after creation. */
 export const DEFAULT_GRACE_SECONDS = 3600;
 
 /** The kinds only dssuser writes: their annotations (login, created-at, expires-at) are trusted. */
-const TRUSTED_KINDS: ReadonlySet<LabelledKind> = new Set(JOB_KINDS);
+const TRUSTED_KINDS: ReadonlySet<CleanupKind> = new Set(JOB_KINDS);
 
 export type JobState = 'live' | 'pending' | 'orphaned';
 
@@ -56,8 +55,10 @@ export interface StaleDir {
 export interface Job {
   jobId: string;
   namespace: string;
+  /** The owner label: the job's account name (absent on a temp directory alone). */
+  owner?: string;
   /** Names of the objects found, per kind. */
-  objects: Partial<Record<LabelledKind, string[]>>;
+  objects: Partial<Record<CleanupKind, string[]>>;
   /** The login annotation of a ServiceAccount, Role, RoleBinding or Lease. */
   login?: string;
   /** The user label (a slug of the login). */
@@ -86,12 +87,12 @@ export interface ListedObject {
   spec?: unknown;
 }
 
-export function jobKey(namespace: string, jobId: string): string {
-  return `${namespace}/${jobId}`;
+export function jobKey(job: { namespace: string; jobId: string; owner?: string }): string {
+  return `${job.namespace}/${job.jobId}/${job.owner ?? ''}`;
 }
 
 /** Adds one listed object to its job, creating the job on first sight. Objects without both labels are ignored. */
-export function addObject(jobs: Map<string, Job>, kind: LabelledKind, object: ListedObject): void {
+export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: ListedObject): void {
   const metadata = object.metadata;
   const labels = metadata?.labels ?? {};
   const jobId = labels[JOB_LABEL];
@@ -100,9 +101,10 @@ export function addObject(jobs: Map<string, Job>, kind: LabelledKind, object: Li
   // The server already selected on both labels; this guards against anything else ever reaching deletion.
   if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || !jobId || !namespace || !name) return;
 
-  const key = jobKey(namespace, jobId);
+  const owner = labels[OWNER_LABEL];
+  const key = jobKey({ namespace, jobId, owner });
   let job = jobs.get(key);
-  if (!job) jobs.set(key, (job = { jobId, namespace, objects: {} }));
+  if (!job) jobs.set(key, (job = { jobId, namespace, ...(owner ? { owner } : {}), objects: {} }));
   (job.objects[kind] ??= []).push(name);
   job.userSlug ??= labels[USER_LABEL];
   job.createdAt = earliest(job.createdAt, toDate(metadata.creationTimestamp));
@@ -133,14 +135,24 @@ function leaseExpiry(lease: LeaseInfo): number {
   return (lease.renewTime?.getTime() ?? 0) + lease.durationSeconds * 1000;
 }
 
-/** Attaches stale temp directories to their jobs; a directory whose job has no objects left is a job of its own. */
-export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], namespaces: readonly string[]): void {
+/**
+ * Attaches stale temp directories to their jobs (same namespace and job id); a directory whose job has no
+ * objects left is a job of its own. A directory that could belong to several jobs (two users' jobs sharing a
+ * job id) is left out: it is not clear which job's state should decide.
+ */
+export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], namespaces: readonly string[], warn: (message: string) => void = () => {}): void {
+  const byId = new Map<string, Job[]>();
+  for (const job of jobs.values()) {
+    const id = `${job.namespace}/${job.jobId}`;
+    byId.set(id, [...(byId.get(id) ?? []), job]);
+  }
   for (const dir of dirs) {
-    if (namespaces.length > 0 && !namespaces.includes(dir.owner.namespace)) continue;
-    const key = jobKey(dir.owner.namespace, dir.owner.jobId);
-    const job = jobs.get(key);
-    if (job) job.tempDir = dir;
-    else jobs.set(key, { jobId: dir.owner.jobId, namespace: dir.owner.namespace, objects: {}, createdAt: dir.createdAt, tempDir: dir });
+    const { namespace, jobId } = dir.owner;
+    if (namespaces.length > 0 && !namespaces.includes(namespace)) continue;
+    const matches = byId.get(`${namespace}/${jobId}`) ?? [];
+    if (matches.length === 1) matches[0]!.tempDir = dir;
+    else if (matches.length === 0) jobs.set(jobKey({ namespace, jobId }), { jobId, namespace, objects: {}, createdAt: dir.createdAt, tempDir: dir });
+    else warn(`leaving ${dir.path} alone: ${matches.length} jobs in ${namespace} have the job id ${jobId}`);
   }
 }
 
@@ -190,24 +202,65 @@ export function matchesFilters(job: Job, filters: Filters, now: Date): boolean {
   return true;
 }
 
-const DELETE_BY_NAME_ORDER = ['rolebindings', 'roles', 'serviceaccounts', 'leases'] as const satisfies readonly (typeof JOB_KINDS)[number][];
+/** Orphaned jobs of one namespace are deleted together, at most this many: one set-based selector names them all. */
+export const BATCH_SIZE = 100;
 
-export type DeleteStep =
-  /** Every object of a driver-created kind with the job's labels, in one request. */
-  | { kind: (typeof DRIVER_CREATED_KINDS)[number]; collection: true }
-  | { kind: LabelledKind; name: string };
+const DELETE_BY_NAME_ORDER = ['rolebindings', 'roles', 'serviceaccounts', 'leases'] as const satisfies readonly (typeof JOB_KINDS)[number][];
+type NamedKind = (typeof DELETE_BY_NAME_ORDER)[number];
+type CollectionKind = DriverCreatedKind | typeof TOKEN_ANCHOR_KIND;
+
+export type DeleteRequest =
+  /** Every object of a kind with these jobs' labels, in one deletecollection request. */
+  | { kind: CollectionKind; jobs: Job[] }
+  | { kind: NamedKind; job: Job; name: string };
 
 /**
- * Pods, services, configmaps and PVCs by the job's labels, then the RoleBinding, Role and ServiceAccounts
- * by name (the token dies with its ServiceAccount). The Lease goes last, and only when everything else is
- * gone (see deleteJob): it is what marks the job as orphaned, so a failed cleanup is found again next time
- * instead of turning into a job without a Lease that waits for its expires-at.
+ * The requests that delete a batch of jobs of one namespace, phase by phase: the requests of a phase run
+ * at once, a phase starts when the one before is done.
+ * 1. Pods, services, configmaps and PVCs, by the jobs' labels (only the kinds the jobs have).
+ * 2. The token anchor Secrets by the jobs' labels (dssuser may not list Secrets, so this request is always
+ *    sent): every token bound to one dies at once.
+ * 3. The RoleBindings, Roles and ServiceAccounts by name (every token of the job dies with its account).
+ * 4. The Leases, last; deleteBatch sends a job's only when all its other requests succeeded: the Lease is what
+ *    marks the job as orphaned, so a failed cleanup finds the job again next time instead of leaving a job
+ *    without a Lease that waits for its expires-at.
  */
-export function deletionSteps(job: Job): DeleteStep[] {
-  const steps: DeleteStep[] = [];
-  for (const kind of DRIVER_CREATED_KINDS) if (job.objects[kind]?.length) steps.push({ kind, collection: true });
-  for (const kind of DELETE_BY_NAME_ORDER) for (const name of job.objects[kind] ?? []) steps.push({ kind, name });
-  return steps;
+export function deletionPhases(jobs: readonly Job[]): DeleteRequest[][] {
+  const phases: DeleteRequest[][] = [];
+  for (const kind of DRIVER_CREATED_KINDS) {
+    const having = jobs.filter((job) => job.objects[kind]?.length);
+    if (having.length > 0) phases.push([{ kind, jobs: having }]);
+  }
+  const inCluster = jobs.filter((job) => objectCount(job) > 0);
+  if (inCluster.length > 0) phases.push([{ kind: TOKEN_ANCHOR_KIND, jobs: inCluster }]);
+  for (const kind of DELETE_BY_NAME_ORDER) {
+    const phase = jobs.flatMap((job) => (job.objects[kind] ?? []).map((name) => ({ kind, job, name })));
+    if (phase.length > 0) phases.push(phase);
+  }
+  return phases;
+}
+
+/** The orphaned jobs in batches: one namespace per batch, at most `size` jobs. */
+export function batches<T extends { job: Job }>(items: readonly T[], size = BATCH_SIZE): T[][] {
+  const byNamespace = new Map<string, T[][]>();
+  for (const item of items) {
+    const chunks = byNamespace.get(item.job.namespace) ?? [];
+    if (chunks.length === 0 || chunks.at(-1)!.length >= size) chunks.push([]);
+    chunks.at(-1)!.push(item);
+    byNamespace.set(item.job.namespace, chunks);
+  }
+  return [...byNamespace.values()].flat();
+}
+
+/**
+ * Selects the objects of exactly these jobs: the managed-by label, one of their job ids, and one of their
+ * owners (the owner label holds the job's account name, which contains the user and the job id).
+ */
+export function jobsSelector(jobs: readonly Job[]): string {
+  const ids = [...new Set(jobs.map((job) => job.jobId))];
+  const owners = [...new Set(jobs.map((job) => job.owner))];
+  const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (${ids.join(',')})`;
+  return owners.every((owner) => owner) ? `${selector},${OWNER_LABEL} in (${owners.join(',')})` : selector;
 }
 
 /** "45s", "12m", "5h", "3d": like kubectl's AGE. */
@@ -285,41 +338,119 @@ export async function listJobs(kube: Kube, options: ListOptions): Promise<Map<st
   return jobs;
 }
 
-/** The job's Lease as the server has it now (undefined when it has none): read again just before deleting. */
-export async function currentLease(kube: Kube, job: Job): Promise<LeaseInfo | undefined> {
-  const probe = new Map<string, Job>();
-  const page = await kube.list('leases', job.namespace, jobSelector(job.jobId), 10);
-  for (const object of page.items) addObject(probe, 'leases', object);
-  return probe.get(jobKey(job.namespace, job.jobId))?.lease;
+/** Limits the calls in flight: `limit(() => request())` waits for a free slot. */
+export function limiter(max: number): <T>(call: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (call) => {
+    if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await call();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/** A job as cleanup reports it; deleteBatch fills in the result. */
+export interface JobReport {
+  job: Job;
+  decision: Decision;
+  /** With --yes, for orphaned jobs; skipped: the Lease was renewed (or appeared) since the listing. */
+  result?: 'deleted' | 'failed' | 'skipped';
+  errors?: string[];
+}
+
+export interface DeleteContext {
+  /** Shared by all batches: bounds the requests in flight. */
+  limit: <T>(call: () => Promise<T>) => Promise<T>;
+  now: () => Date;
+  graceSeconds: number;
+  isAlive: (owner: JobOwner) => boolean;
 }
 
 /**
- * Deletes a job's objects in the order of deletionSteps, then its temp directory. NotFound counts as
- * deleted, transient failures are retried, every failure is returned (one line each) and none stops the
- * later steps (the ServiceAccounts, and with them the token, go even when a pod could not be deleted),
- * except the Lease, which is kept when anything else failed.
+ * Deletes a batch of orphaned jobs of one namespace. Their Leases are read again first (one request) and a
+ * job that is no longer orphaned is skipped. Then the requests of deletionPhases, then the temp directories.
+ * NotFound counts as deleted, transient failures are retried, every failure is recorded on each job it
+ * concerns and none stops the later phases (the ServiceAccounts, and with them the token, go even when a pod
+ * could not be deleted), except that a job with a failure keeps its Lease. Never throws.
  */
-export async function deleteJob(kube: Kube, job: Job, isAlive: (owner: JobOwner) => boolean = isProcessAlive): Promise<string[]> {
-  const failures: string[] = [];
-  for (const step of deletionSteps(job)) {
-    if (step.kind === 'leases' && failures.length > 0) continue;
+export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: DeleteContext): Promise<void> {
+  const namespace = batch[0]?.job.namespace;
+  if (namespace === undefined) return;
+  const fail = (reports: readonly JobReport[], error: unknown) => {
+    for (const report of reports) (report.errors ??= []).push((error as Error).message);
+  };
+
+  let doomed = batch;
+  const inCluster = batch.filter((r) => objectCount(r.job) > 0);
+  if (inCluster.length > 0) {
     try {
-      if ('collection' in step) await withRetry(() => kube.deleteCollection(step.kind, job.namespace, jobSelector(job.jobId)));
-      else await withRetry(() => kube.deleteNamespaced(step.kind, job.namespace, step.name));
+      const leases = await ctx.limit(() => withRetry(() => listLeases(kube, namespace, inCluster.map((r) => r.job))));
+      const now = ctx.now();
+      doomed = batch.filter((report) => {
+        if (objectCount(report.job) === 0) return true;
+        const { lease: _listed, ...job } = report.job;
+        const lease = leases.get(jobKey(job));
+        const decision = decideState(lease ? { ...job, lease } : job, now, ctx.graceSeconds);
+        if (decision.state === 'orphaned') return true;
+        report.decision = decision;
+        report.result = 'skipped';
+        return false;
+      });
     } catch (error) {
-      failures.push((error as Error).message);
+      // Without a fresh look at their Leases, these jobs are not touched.
+      fail(inCluster, error);
+      for (const report of inCluster) report.result = 'failed';
+      doomed = batch.filter((r) => objectCount(r.job) === 0);
     }
   }
-  if (job.tempDir) {
-    try {
-      // Read the owner again: the directory is removed only if it is still one of a dead process.
-      const still = await readStaleDir(job.tempDir.path, isAlive);
-      if (still) await rm(job.tempDir.path, { recursive: true, force: true });
-    } catch (error) {
-      failures.push(`remove ${job.tempDir.path} failed: ${(error as Error).message}`);
-    }
+
+  const reportOf = new Map(doomed.map((r) => [r.job, r]));
+  for (const phase of deletionPhases(doomed.map((r) => r.job))) {
+    await Promise.all(
+      phase.map((request) => {
+        if ('jobs' in request) {
+          const selector = jobsSelector(request.jobs);
+          const reports = request.jobs.map((job) => reportOf.get(job)!);
+          return ctx.limit(() => withRetry(() => kube.deleteCollection(request.kind, namespace, selector))).catch((error) => fail(reports, error));
+        }
+        const report = reportOf.get(request.job)!;
+        if (request.kind === 'leases' && report.errors?.length) return undefined;
+        return ctx.limit(() => withRetry(() => kube.deleteNamespaced(request.kind, namespace, request.name))).catch((error) => fail([report], error));
+      }),
+    );
   }
-  return failures;
+
+  for (const report of doomed) {
+    const dir = report.job.tempDir;
+    if (dir) {
+      try {
+        // Read the owner again: the directory is removed only if it still belongs to a dead process.
+        if (await readStaleDir(dir.path, ctx.isAlive)) await rm(dir.path, { recursive: true, force: true });
+      } catch (error) {
+        fail([report], new Error(`remove ${dir.path} failed: ${(error as Error).message}`));
+      }
+    }
+    report.result = report.errors?.length ? 'failed' : 'deleted';
+  }
+}
+
+/** The Leases of some jobs of a namespace as the server has them now, by job key. */
+async function listLeases(kube: Kube, namespace: string, jobs: readonly Job[]): Promise<Map<string, LeaseInfo>> {
+  const probe = new Map<string, Job>();
+  let continueToken: string | undefined;
+  do {
+    const page = await kube.list('leases', namespace, jobsSelector(jobs), 500, continueToken);
+    for (const object of page.items) addObject(probe, 'leases', object);
+    continueToken = page.continueToken;
+  } while (continueToken);
+  const leases = new Map<string, LeaseInfo>();
+  for (const [key, job] of probe) if (job.lease) leases.set(key, job.lease);
+  return leases;
 }
 
 /**
@@ -332,8 +463,9 @@ export async function findStaleDirs(tempDir: string, isAlive: (owner: JobOwner) 
   try {
     names = await readdir(tempDir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return [];
+    throw new ConfigError(`cannot read the temp directory ${tempDir} (${code ?? (error as Error).message}); run cleanup as the account that runs jobs, or fix the profile's tempDir`);
   }
   const stale: StaleDir[] = [];
   for (const name of names) {

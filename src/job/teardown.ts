@@ -1,6 +1,6 @@
 // Deletes what a job leaves: what Spark's driver created (by the job label), then the RoleBinding (the
-// token loses its rights), then the Role, service accounts (the token dies) and Lease. NotFound counts as
-// deleted; transient failures are retried; every failure is reported, none is dropped.
+// token loses its rights), then the Role, service accounts and anchor Secret (the token dies), then the
+// Lease. NotFound counts as deleted; transient failures are retried; every failure is reported.
 import { JOB_LABEL, OWNER_LABEL } from '../plan/types.ts';
 import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import type { CreatedObject } from './apply.ts';
@@ -27,10 +27,11 @@ export async function teardown(kube: Kube, namespace: string, job: { jobId: stri
       : []),
     ...bindings.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))),
   ]);
-  await Promise.all(
-    created
-      .filter((o) => o.kind !== 'rolebindings')
-      .map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))),
-  );
+  const deleteAll = (objects: CreatedObject[]) =>
+    Promise.all(objects.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))));
+  await deleteAll(created.filter((o) => o.kind !== 'rolebindings' && o.kind !== 'leases'));
+  // The Lease goes last and only when all else is gone: left unrenewed, it makes cleanup --orphans find
+  // whatever failed within four renewal intervals.
+  if (left.length === 0) await deleteAll(created.filter((o) => o.kind === 'leases'));
   return { left };
 }

@@ -12,6 +12,7 @@ import { cleanupCommand, type CleanupOptions } from '../../src/commands/cleanup.
 import type { Profile } from '../../src/config/types.ts';
 import { thisProcess } from '../../src/exec/process-identity.ts';
 import type { Kube } from '../../src/k8s/client.ts';
+import { boundTokenRequest } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import { JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type JobPlan } from '../../src/plan/types.ts';
 import { runCli } from '../support/cli.ts';
@@ -72,6 +73,7 @@ async function createJob(kube: Kube, p: JobPlan, options: { withLease: boolean; 
   await kube.createServiceAccount(p.executorServiceAccount);
   await kube.createRole(p.role);
   await kube.createRoleBinding(p.roleBinding);
+  await kube.createSecret(p.tokenAnchor);
   if (options.withLease) await kube.createLease(p.lease);
   const core = kube.api(CoreV1Api);
   const labels = p.labels;
@@ -135,6 +137,7 @@ async function everything(namespaces: string[]): Promise<string[]> {
     add('roles', (await rbac.listNamespacedRole({ namespace })).items);
     add('rolebindings', (await rbac.listNamespacedRoleBinding({ namespace })).items);
     add('leases', (await coordination.listNamespacedLease({ namespace })).items);
+    add('secrets', (await core.listNamespacedSecret({ namespace })).items);
   }
   return names.sort();
 }
@@ -147,6 +150,7 @@ function objectsOf(c: Created): string[] {
     `serviceaccounts ${ns}/${p.executorServiceAccount.metadata!.name}`,
     `roles ${ns}/${p.role.metadata!.name}`,
     `rolebindings ${ns}/${p.roleBinding.metadata!.name}`,
+    `secrets ${ns}/${p.tokenAnchor.metadata!.name}`,
     ...c.pods.map((name) => `pods ${ns}/${name}`),
     ...c.configmaps.map((name) => `configmaps ${ns}/${name}`),
   ];
@@ -205,9 +209,13 @@ describe('cleanup --orphans', () => {
     await kube.createRole({ metadata: { name: `${base}-x`, namespace: nsA, labels: jobOnly }, rules: [] });
     lookalikes = [`configmaps ${nsA}/${base}-conf-lookalike`, `configmaps ${nsA}/${base}-conf-other-tool`, `serviceaccounts ${nsA}/${base}-x`, `roles ${nsA}/${base}-x`];
 
-    const request = { spec: { expirationSeconds: 600 } };
-    orphanToken = (await kube.requestToken(nsA, orphan.plan.baseName, request)).token;
-    liveToken = (await kube.requestToken(nsA, live.plan.baseName, request)).token;
+    // Tokens bound to the job's anchor Secret, as run requests them.
+    const token = async (p: JobPlan) => {
+      const anchor = await adminCore().readNamespacedSecret({ namespace: p.namespace, name: p.tokenAnchor.metadata!.name! });
+      return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }))).token;
+    };
+    orphanToken = await token(orphan.plan);
+    liveToken = await token(live.plan);
 
     // The orphan's directory: its pid now belongs to another process (this one). A lone directory of a dead
     // process whose job left nothing in the cluster. The live job's directory: owned by this very process.
@@ -245,8 +253,10 @@ describe('cleanup --orphans', () => {
     expect(o.reason).toMatch(/^lease expired (9|10)m ago$/);
     expect(o.user).toBe('alice');
     expect(o.tempDir).toBe(orphanDirs[0]);
-    // Every labelled object of the job, the Lease included, and none of the look-alikes.
-    expect(o.objects.map((x) => `${x.kind} ${nsA}/${x.name}`).sort()).toEqual([...objectsOf(orphan), `leases ${nsA}/${orphan.plan.baseName}`].sort());
+    // Every labelled object of the job, the Lease included, and none of the look-alikes; not the anchor
+    // Secret: dssuser may not list Secrets (it deletes them by label).
+    const listable = objectsOf(orphan).filter((x) => !x.startsWith('secrets '));
+    expect(o.objects.map((x) => `${x.kind} ${nsA}/${x.name}`).sort()).toEqual([...listable, `leases ${nsA}/${orphan.plan.baseName}`].sort());
     expect(byId(jobs, expired.plan.jobId)!.reason).toMatch(/^no lease, expired at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(byId(jobs, starting.plan.jobId)!.reason).toMatch(/^no lease yet, expires at /);
     expect(byId(jobs, loneJob)).toMatchObject({ namespace: nsB, objects: [], tempDir: orphanDirs[1], user: null });
@@ -294,7 +304,7 @@ describe('cleanup --orphans', () => {
       [live.plan.jobId]: '-',
       [starting.plan.jobId]: '-',
     });
-    expect(stderr).toContain('deleted 3 orphaned job(s): 19 object(s), 2 temp dir(s)');
+    expect(stderr).toContain('deleted 3 orphaned job(s): 17 object(s), 2 temp dir(s)');
 
     const removed = [...objectsOf(orphan), `leases ${nsA}/${orphan.plan.baseName}`, ...objectsOf(expired)];
     expect(await everything([nsA, nsB])).toEqual(before.filter((o) => !removed.includes(o)));

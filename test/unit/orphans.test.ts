@@ -5,24 +5,30 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { renderJson, renderTable, selectJobs } from '../../src/commands/cleanup.ts';
 import { KubernetesError } from '../../src/errors.ts';
 import type { JobOwner } from '../../src/exec/job-files.ts';
-import type { Kube, LabelledKind } from '../../src/k8s/client.ts';
+import type { Kube } from '../../src/k8s/client.ts';
 import {
   addObject,
   addStaleDirs,
+  batches,
+  type CleanupKind,
+  type DeleteRequest,
   decideState,
-  deleteJob,
-  deletionSteps,
+  deleteBatch,
+  deletionPhases,
   findStaleDirs,
   forEachLimited,
   formatAge,
   type Job,
+  type JobReport,
+  limiter,
   type ListedObject,
   matchesFilters,
+  jobsSelector,
   ORPHAN_SELECTOR,
   parseOwner,
 } from '../../src/job/orphans.ts';
 import { loginToSlug } from '../../src/plan/names.ts';
-import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_LABEL } from '../../src/plan/types.ts';
+import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 
 const now = new Date('2025-03-01T12:00:00.000Z');
 const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
@@ -33,6 +39,7 @@ interface Fixture {
   name?: string;
   jobId?: string;
   user?: string;
+  owner?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   created?: Date;
@@ -46,7 +53,7 @@ function object(f: Fixture = {}): ListedObject {
       name: f.name ?? `dss-spark-alice-${jobId}`,
       namespace: f.namespace ?? 'dss-ns-alice',
       creationTimestamp: f.created ?? ago(600),
-      labels: f.labels ?? { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: jobId, [USER_LABEL]: f.user ?? 'alice' },
+      labels: f.labels ?? { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: jobId, [USER_LABEL]: f.user ?? 'alice', [OWNER_LABEL]: f.owner ?? `dss-spark-alice-${jobId}` },
       annotations: f.annotations ?? {},
     },
     ...(f.spec ? { spec: f.spec } : {}),
@@ -70,31 +77,37 @@ function lease(renewedSecondsAgo: number, durationSeconds = 120, f: Fixture = {}
   });
 }
 
-function group(objects: [LabelledKind, ListedObject][]): Map<string, Job> {
+function group(objects: [CleanupKind, ListedObject][]): Map<string, Job> {
   const jobs = new Map<string, Job>();
   for (const [kind, o] of objects) addObject(jobs, kind, o);
   return jobs;
 }
 
-function onlyJob(objects: [LabelledKind, ListedObject][]): Job {
+function onlyJob(objects: [CleanupKind, ListedObject][]): Job {
   const jobs = [...group(objects).values()];
   expect(jobs).toHaveLength(1);
   return jobs[0]!;
 }
 
 describe('addObject', () => {
-  it('groups objects by namespace and job id', () => {
+  it('groups objects by namespace, job id and owner', () => {
     const jobs = group([
       ['serviceaccounts', object({ name: 'sa-a' })],
       ['serviceaccounts', object({ name: 'sa-a-exec' })],
       ['roles', object({ name: 'sa-a' })],
       ['pods', object({ name: 'exec-1' })],
       ['serviceaccounts', object({ jobId: 'job2', name: 'sa-b' })],
-      // The same job id in another namespace is another job: its Lease must not speak for this one.
+      // The same job id in another namespace, or of another user, is another job: its Lease must not speak for this one.
       ['serviceaccounts', object({ namespace: 'dss-ns-bob', name: 'sa-c' })],
+      ['serviceaccounts', object({ user: 'bob', owner: 'dss-spark-bob-job1', name: 'sa-d' })],
     ]);
-    expect([...jobs.keys()].sort()).toEqual(['dss-ns-alice/job1', 'dss-ns-alice/job2', 'dss-ns-bob/job1']);
-    expect(jobs.get('dss-ns-alice/job1')!.objects).toEqual({ serviceaccounts: ['sa-a', 'sa-a-exec'], roles: ['sa-a'], pods: ['exec-1'] });
+    expect([...jobs.keys()].sort()).toEqual([
+      'dss-ns-alice/job1/dss-spark-alice-job1',
+      'dss-ns-alice/job1/dss-spark-bob-job1',
+      'dss-ns-alice/job2/dss-spark-alice-job2',
+      'dss-ns-bob/job1/dss-spark-alice-job1',
+    ]);
+    expect(jobs.get('dss-ns-alice/job1/dss-spark-alice-job1')!.objects).toEqual({ serviceaccounts: ['sa-a', 'sa-a-exec'], roles: ['sa-a'], pods: ['exec-1'] });
   });
 
   it('ignores objects without the managed-by label or a job label', () => {
@@ -139,7 +152,7 @@ describe('addObject', () => {
 });
 
 describe('decideState (fixed clock)', () => {
-  const sa = (annotations: Record<string, string>, created = ago(600)) => ['serviceaccounts', object({ annotations, created })] as [LabelledKind, ListedObject];
+  const sa = (annotations: Record<string, string>, created = ago(600)) => ['serviceaccounts', object({ annotations, created })] as [CleanupKind, ListedObject];
 
   it.each([
     ['a Lease renewed 30 s ago (120 s duration)', 'live', 'lease renewed 30s ago', [['leases', lease(30)]]],
@@ -154,7 +167,7 @@ describe('decideState (fixed clock)', () => {
     ['no Lease, no expiry, created 10 min ago', 'pending', 'no lease and no expiry; orphaned 60m after creation', [sa({}, ago(600))]],
     // A pod's own expires-at does not count: only the job's accounts, Role, RoleBinding and Lease do.
     ['pods only, with a forged past expires-at', 'pending', 'no lease and no expiry; orphaned 60m after creation', [['pods', object({ created: ago(60), annotations: { [Annotation.expiresAt]: iso(9999) } })]]],
-  ] as [string, string, string, [LabelledKind, ListedObject][]][])('%s → %s', (_title, state, reason, objects) => {
+  ] as [string, string, string, [CleanupKind, ListedObject][]][])('%s → %s', (_title, state, reason, objects) => {
     expect(decideState(onlyJob(objects), now)).toEqual({ state, reason });
   });
 
@@ -167,7 +180,7 @@ describe('decideState (fixed clock)', () => {
   it('takes a stale temp directory without objects for orphaned', () => {
     const jobs = new Map<string, Job>();
     addStaleDirs(jobs, [staleDir('job9', 'dss-ns-alice')], []);
-    expect(decideState(jobs.get('dss-ns-alice/job9')!, now)).toEqual({ state: 'orphaned', reason: 'no objects left; temp dir of dead process 4242' });
+    expect(decideState(jobs.get('dss-ns-alice/job9/')!, now)).toEqual({ state: 'orphaned', reason: 'no objects left; temp dir of dead process 4242' });
   });
 });
 
@@ -179,9 +192,21 @@ describe('addStaleDirs', () => {
   it('attaches a directory to its job, or makes it a job of its own, within the namespaces asked for', () => {
     const jobs = group([['serviceaccounts', object()]]);
     addStaleDirs(jobs, [staleDir('job1', 'dss-ns-alice'), staleDir('job7', 'dss-ns-bob'), staleDir('job8', 'dss-ns-carol')], ['dss-ns-alice', 'dss-ns-bob']);
-    expect(jobs.get('dss-ns-alice/job1')!.tempDir?.path).toBe('/tmp/dss-spark-k8s-job1-abc123');
-    expect(jobs.get('dss-ns-bob/job7')).toMatchObject({ objects: {}, createdAt: ago(60) });
-    expect(jobs.has('dss-ns-carol/job8')).toBe(false);
+    expect(jobs.get('dss-ns-alice/job1/dss-spark-alice-job1')!.tempDir?.path).toBe('/tmp/dss-spark-k8s-job1-abc123');
+    expect(jobs.get('dss-ns-bob/job7/')).toMatchObject({ objects: {}, createdAt: ago(60) });
+    expect(jobs.size).toBe(2);
+  });
+
+  it('leaves out a directory whose job id two jobs of the namespace share', () => {
+    const jobs = group([
+      ['serviceaccounts', object()],
+      ['serviceaccounts', object({ user: 'bob', owner: 'dss-spark-bob-job1' })],
+    ]);
+    const warnings: string[] = [];
+    addStaleDirs(jobs, [staleDir('job1', 'dss-ns-alice')], [], (w) => warnings.push(w));
+    expect([...jobs.values()].map((j) => j.tempDir)).toEqual([undefined, undefined]);
+    expect(jobs.size).toBe(2);
+    expect(warnings).toEqual(['leaving /tmp/dss-spark-k8s-job1-abc123 alone: 2 jobs in dss-ns-alice have the job id job1']);
   });
 });
 
@@ -210,9 +235,13 @@ describe('matchesFilters', () => {
   });
 });
 
-describe('deletionSteps', () => {
-  it('deletes pods, services, configmaps and PVCs by label, then binding, role, accounts, and the Lease last', () => {
-    const job = onlyJob([
+describe('deletionPhases', () => {
+  /** A request as a line: "kind job1,job2" for a collection, "kind job/name" for one object. */
+  const show = (phases: DeleteRequest[][]) =>
+    phases.map((phase) => phase.map((r) => ('jobs' in r ? `${r.kind} ${r.jobs.map((j) => j.jobId).join(',')}` : `${r.kind} ${r.job.jobId}/${r.name}`)));
+
+  it('deletes pods, services, configmaps and PVCs by label, then anchors, bindings, roles, accounts, and the Leases last', () => {
+    const jobs = group([
       ['leases', lease(600)],
       ['serviceaccounts', object({ name: 'sa' })],
       ['serviceaccounts', object({ name: 'sa-exec' })],
@@ -224,64 +253,121 @@ describe('deletionSteps', () => {
       ['services', object({ name: 'svc' })],
       ['pods', object({ name: 'exec-1' })],
       ['pods', object({ name: 'exec-2' })],
+      ['serviceaccounts', object({ jobId: 'job2', name: 'sa2' })],
+      ['configmaps', object({ jobId: 'job2', name: 'cm-3' })],
     ]);
-    expect(deletionSteps(job)).toEqual([
-      { kind: 'pods', collection: true },
-      { kind: 'services', collection: true },
-      { kind: 'configmaps', collection: true },
-      { kind: 'persistentvolumeclaims', collection: true },
-      { kind: 'rolebindings', name: 'sa' },
-      { kind: 'roles', name: 'sa' },
-      { kind: 'serviceaccounts', name: 'sa' },
-      { kind: 'serviceaccounts', name: 'sa-exec' },
-      { kind: 'leases', name: 'dss-spark-alice-job1' },
+    expect(show(deletionPhases([...jobs.values()]))).toEqual([
+      ['pods job1'],
+      ['services job1'],
+      ['configmaps job1,job2'],
+      ['persistentvolumeclaims job1'],
+      ['secrets job1,job2'],
+      ['rolebindings job1/sa'],
+      ['roles job1/sa'],
+      ['serviceaccounts job1/sa', 'serviceaccounts job1/sa-exec', 'serviceaccounts job2/sa2'],
+      ['leases job1/dss-spark-alice-job1'],
     ]);
   });
 
-  it('sends no collection delete for a kind the job has none of', () => {
-    expect(deletionSteps(onlyJob([['serviceaccounts', object({ name: 'sa' })]]))).toEqual([{ kind: 'serviceaccounts', name: 'sa' }]);
+  it('sends no request for a kind no job has, and none at all for a temp directory alone', () => {
+    expect(show(deletionPhases([onlyJob([['serviceaccounts', object({ name: 'sa' })]])]))).toEqual([['secrets job1'], ['serviceaccounts job1/sa']]);
+    expect(deletionPhases([{ jobId: 'j', namespace: 'n', objects: {} }])).toEqual([]);
+  });
+
+  it('selects exactly the jobs by job id and owner, with the managed-by label', () => {
+    const jobs = [...group([['serviceaccounts', object()], ['serviceaccounts', object({ jobId: 'job2' })]]).values()];
+    expect(jobsSelector(jobs)).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (job1,job2),${OWNER_LABEL} in (dss-spark-alice-job1,dss-spark-alice-job2)`);
+    expect(jobsSelector([{ jobId: 'j', namespace: 'n', objects: {} }])).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (j)`);
+  });
+
+  it('batches jobs by namespace, at most `size` per batch', () => {
+    const item = (namespace: string, jobId: string) => ({ job: { jobId, namespace, objects: {} } });
+    const items = [item('a', '1'), item('b', '2'), item('a', '3'), item('a', '4'), item('b', '5')];
+    expect(batches(items, 2).map((batch) => batch.map((i) => `${i.job.namespace}/${i.job.jobId}`))).toEqual([['a/1', 'a/3'], ['a/4'], ['b/2', 'b/5']]);
   });
 });
 
-describe('deleteJob', () => {
-  function fakeKube(failOn: string[] = []) {
+describe('deleteBatch', () => {
+  const selectorOf = (ids: string[]) => `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (${ids.join(',')}),${OWNER_LABEL} in (${ids.map((id) => `dss-spark-alice-${id}`).join(',')})`;
+
+  /** Records every request; `leases` is what a re-read of the Leases returns; requests in `failOn` get 403. */
+  function fakeKube(options: { failOn?: string[]; leases?: ListedObject[] } = {}) {
     const calls: string[] = [];
     const answer = (call: string) => {
       calls.push(call);
-      return failOn.includes(call) ? Promise.reject(new KubernetesError(`${call} failed (403 Forbidden): denied`, 403)) : Promise.resolve();
+      return options.failOn?.includes(call) ? Promise.reject(new KubernetesError(`${call} failed (403 Forbidden): denied`, 403)) : Promise.resolve();
     };
     const kube = {
+      list: async (kind: string, namespace: string, selector: string) => {
+        calls.push(`list ${kind} ${namespace} ${selector}`);
+        return { items: options.leases ?? [] };
+      },
       deleteCollection: (kind: string, namespace: string, selector: string) => answer(`collection ${kind} ${namespace} ${selector}`),
       deleteNamespaced: (kind: string, namespace: string, name: string) => answer(`${kind} ${namespace}/${name}`),
     } as unknown as Kube;
     return { kube, calls };
   }
-  const job = () =>
-    onlyJob([
-      ['pods', object({ name: 'exec-1' })],
-      ['rolebindings', object({ name: 'rb' })],
-      ['serviceaccounts', object({ name: 'sa' })],
-      ['leases', lease(600, 120, { name: 'lease' })],
-    ]);
+  const ctx = { limit: limiter(4), now: () => now, graceSeconds: 3600, isAlive: () => false };
+  const reports = (): JobReport[] =>
+    [
+      ...group([
+        ['pods', object({ name: 'exec-1' })],
+        ['rolebindings', object({ name: 'rb' })],
+        ['serviceaccounts', object({ name: 'sa' })],
+        ['leases', lease(600, 120, { name: 'lease' })],
+        ['serviceaccounts', object({ jobId: 'job2', name: 'sa2', annotations: jobAnnotations(7200, -60) })],
+      ]).values(),
+    ].map((job) => ({ job, decision: decideState(job, now) }));
 
-  it('deletes in order, by the job selector with the managed-by label', async () => {
-    const { kube, calls } = fakeKube();
-    expect(await deleteJob(kube, job())).toEqual([]);
+  it('reads the Leases again, then deletes in order, by selectors with the managed-by label', async () => {
+    const { kube, calls } = fakeKube({ leases: [lease(600, 120, { name: 'lease' })] });
+    const batch = reports();
+    await deleteBatch(kube, batch, ctx);
     expect(calls).toEqual([
-      `collection pods dss-ns-alice ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL}=job1`,
+      `list leases dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
+      `collection pods dss-ns-alice ${selectorOf(['job1'])}`,
+      `collection secrets dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
       'rolebindings dss-ns-alice/rb',
       'serviceaccounts dss-ns-alice/sa',
+      'serviceaccounts dss-ns-alice/sa2',
       'leases dss-ns-alice/lease',
+    ]);
+    expect(batch.map((r) => [r.result, r.errors])).toEqual([
+      ['deleted', undefined],
+      ['deleted', undefined],
     ]);
   });
 
-  it('still deletes the ServiceAccount after a failure, keeps the Lease and reports every failure', async () => {
-    const { kube, calls } = fakeKube([`collection pods dss-ns-alice ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL}=job1`, 'rolebindings dss-ns-alice/rb']);
-    const failures = await deleteJob(kube, job());
-    expect(failures).toHaveLength(2);
-    expect(failures[1]).toBe('rolebindings dss-ns-alice/rb failed (403 Forbidden): denied');
+  it('skips a job whose Lease was renewed since the listing', async () => {
+    const { kube, calls } = fakeKube({ leases: [lease(5, 120, { name: 'lease' })] });
+    const batch = reports();
+    await deleteBatch(kube, batch, ctx);
+    expect(batch[0]).toMatchObject({ result: 'skipped', decision: { state: 'live', reason: 'lease renewed 5s ago' } });
+    expect(batch[1]!.result).toBe('deleted');
+    expect(calls.slice(1)).toEqual([`collection secrets dss-ns-alice ${selectorOf(['job2'])}`, 'serviceaccounts dss-ns-alice/sa2']);
+  });
+
+  it('touches nothing of a job whose Lease cannot be read again, and reports it as failed', async () => {
+    const { kube, calls } = fakeKube();
+    kube.list = () => Promise.reject(new KubernetesError('list leases failed (503 ServiceUnavailable): down', 503));
+    const batch = reports();
+    await deleteBatch(kube, batch, { ...ctx, limit: (call) => call() });
+    expect(calls).toEqual([]);
+    expect(batch.map((r) => [r.result, r.errors])).toEqual([
+      ['failed', ['list leases failed (503 ServiceUnavailable): down']],
+      ['failed', ['list leases failed (503 ServiceUnavailable): down']],
+    ]);
+  }, 10_000);
+
+  it('still deletes the ServiceAccount after a failure, keeps the Lease and records every failure', async () => {
+    const { kube, calls } = fakeKube({ failOn: [`collection pods dss-ns-alice ${selectorOf(['job1'])}`, 'rolebindings dss-ns-alice/rb'], leases: [lease(600, 120, { name: 'lease' })] });
+    const batch = reports();
+    await deleteBatch(kube, batch, ctx);
+    expect(batch[0]!.result).toBe('failed');
+    expect(batch[0]!.errors).toEqual([`collection pods dss-ns-alice ${selectorOf(['job1'])} failed (403 Forbidden): denied`, 'rolebindings dss-ns-alice/rb failed (403 Forbidden): denied']);
     expect(calls).toContain('serviceaccounts dss-ns-alice/sa');
     expect(calls).not.toContain('leases dss-ns-alice/lease');
+    expect(batch[1]!.result).toBe('deleted');
   });
 });
 
@@ -324,15 +410,19 @@ describe('findStaleDirs', () => {
     expect(await findStaleDirs(dir, () => false)).toEqual([]);
   });
 
-  it('deleteJob removes the directory only while its owner is still dead', async () => {
+  it('deleteBatch removes the directory only while its owner is still dead', async () => {
     dir = mkdtempSync(join(tmpdir(), 'orphans-unit-'));
     const path = jobDir('dss-spark-k8s-j1-AbC123', {});
     const [found] = await findStaleDirs(dir, () => false);
     const job: Job = { jobId: 'j1', namespace: 'dss-ns-a', objects: {}, tempDir: found! };
     const kube = {} as Kube;
-    expect(await deleteJob(kube, job, () => true)).toEqual([]);
+    const report = (): JobReport => ({ job, decision: decideState(job, now) });
+    const ctx = (isAlive: boolean) => ({ limit: limiter(1), now: () => now, graceSeconds: 3600, isAlive: () => isAlive });
+    await deleteBatch(kube, [report()], ctx(true));
     expect(await findStaleDirs(dir, () => false)).toHaveLength(1);
-    expect(await deleteJob(kube, job, () => false)).toEqual([]);
+    const removed = report();
+    await deleteBatch(kube, [removed], ctx(false));
+    expect(removed.result).toBe('deleted');
     expect(await findStaleDirs(dir, () => false)).toEqual([]);
     expect(() => rmSync(path)).toThrow(/ENOENT/);
   });
@@ -368,6 +458,28 @@ describe('forEachLimited', () => {
     });
     await expect(run).rejects.toThrow('boom');
     expect(seen).toEqual([1, 2]);
+  });
+});
+
+describe('limiter', () => {
+  it('keeps at most `max` calls in flight', async () => {
+    const limit = limiter(3);
+    let inFlight = 0;
+    let most = 0;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        limit(async () => {
+          most = Math.max(most, ++inFlight);
+          await new Promise((r) => setTimeout(r, 1));
+          inFlight--;
+          if (i === 5) throw new Error('five');
+          return i;
+        }).catch((e: Error) => e.message),
+      ),
+    );
+    expect(most).toBe(3);
+    expect(results[5]).toBe('five');
+    expect(results[19]).toBe(19);
   });
 });
 
