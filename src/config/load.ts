@@ -26,6 +26,8 @@ const PROFILE_KEYS = [
   'tempDir',
   'adminPropertiesFile',
   'podSecurity',
+  'resourceQuota',
+  'limitRange',
   'leaseRenewSeconds',
   'tokenRotation',
   'killGrace',
@@ -159,7 +161,19 @@ function parseProfile(profiles: MapReader, name: string): Profile {
   if (tempDir !== undefined) profile.tempDir = tempDir;
   if (adminPropertiesFile !== undefined) profile.adminPropertiesFile = adminPropertiesFile;
   if (tokenRotationSeconds !== undefined) profile.tokenRotationSeconds = tokenRotationSeconds;
+  // Passed to Kubernetes as they are: the apiserver validates them when the namespace is created.
+  const resourceQuota = specSetting(p, 'resourceQuota', 'expected a ResourceQuota spec, e.g. {hard: {pods: "50"}}');
+  const limitRange = specSetting(p, 'limitRange', 'expected a LimitRange spec, e.g. {limits: [{type: Container, default: {cpu: "1"}}]}');
+  if (resourceQuota !== undefined) profile.resourceQuota = resourceQuota;
+  if (limitRange !== undefined) profile.limitRange = limitRange;
   return profile;
+}
+
+function specSetting(p: MapReader, key: string, expected: string): Record<string, unknown> | undefined {
+  const value = p.get(key);
+  if (value === undefined) return undefined;
+  p.map(key, expected); // fails, naming the key, unless it is a map
+  return value as Record<string, unknown>;
 }
 
 function parsePodSecurity(profile: MapReader): PodSecurityLevels {

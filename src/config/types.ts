@@ -38,6 +38,9 @@ export interface Profile {
   adminPropertiesFile?: string;
   /** Pod Security Admission labels put on auto-created namespaces. */
   podSecurity: PodSecurityLevels;
+  /** ResourceQuota and LimitRange specs (as in Kubernetes) given to auto-created namespaces. */
+  resourceQuota?: Record<string, unknown>;
+  limitRange?: Record<string, unknown>;
   /** Liveness Lease renewal interval in seconds; a Lease not renewed for 4 intervals marks an orphan. */
   leaseRenewSeconds: number;
   /** Rotate the token after this many seconds (default: 80 % of the granted lifetime). Shorter only for tests. */

@@ -146,11 +146,13 @@ const DRIVER_VERB_RIGHTS = (): Right[] =>
   DRIVER_RULES.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => ({ verb, group, resource })))));
 
 /** Every right a job of this profile needs in its namespace (namespaces: cluster-scoped, only to auto-create). */
-export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace'>): Right[] {
+export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'resourceQuota' | 'limitRange'>): Right[] {
   const each = (group: string, resources: string[], verbs: string[]): Right[] =>
     resources.flatMap((resource) => verbs.map((verb) => ({ verb, group, resource })));
   return [
     ...(profile.autoCreateNamespace ? each('', ['namespaces'], ['get', 'create']) : []),
+    ...(profile.autoCreateNamespace && profile.resourceQuota ? each('', ['resourcequotas'], ['create']) : []),
+    ...(profile.autoCreateNamespace && profile.limitRange ? each('', ['limitranges'], ['create']) : []),
     ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'delete']),
     { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
     ...each('rbac.authorization.k8s.io', ['roles', 'rolebindings'], ['create', 'get', 'list', 'delete']),

@@ -92,6 +92,13 @@ async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun, befor
   if (exists) return false;
   try {
     await kube.createNamespace(plan.namespaceObject!, dryRun);
+    // The namespace's own quota and limits, made with it (a job that finds the namespace leaves them be).
+    if (!dryRun) {
+      await Promise.all([
+        plan.namespaceQuota && kube.createResourceQuota(plan.namespaceQuota),
+        plan.namespaceLimitRange && kube.createLimitRange(plan.namespaceLimitRange),
+      ]);
+    }
     return true;
   } catch (error) {
     // Another job of the same user created it in the meantime.

@@ -15,6 +15,8 @@ import {
   type Configuration,
   type RequestContext,
   type V1Lease,
+  type V1LimitRange,
+  type V1ResourceQuota,
   type V1Namespace,
   type V1ObjectMeta,
   type V1Role,
@@ -173,6 +175,16 @@ export class Kube {
 
   createNamespace(body: V1Namespace, dryRun?: DryRun): Promise<V1Namespace> {
     return this.call(`create Namespace ${body.metadata?.name}`, () => this.core.createNamespace({ body, dryRun: dryRunParam(dryRun) }));
+  }
+
+  createResourceQuota(body: V1ResourceQuota, dryRun?: DryRun): Promise<V1ResourceQuota> {
+    const { namespace, name } = meta(body);
+    return this.call(`create ResourceQuota ${namespace}/${name}`, () => this.core.createNamespacedResourceQuota({ namespace, body, dryRun: dryRunParam(dryRun) }));
+  }
+
+  createLimitRange(body: V1LimitRange, dryRun?: DryRun): Promise<V1LimitRange> {
+    const { namespace, name } = meta(body);
+    return this.call(`create LimitRange ${namespace}/${name}`, () => this.core.createNamespacedLimitRange({ namespace, body, dryRun: dryRunParam(dryRun) }));
   }
 
   createServiceAccount(body: V1ServiceAccount, dryRun?: DryRun): Promise<V1ServiceAccount> {

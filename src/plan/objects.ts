@@ -4,6 +4,8 @@ import { V1MicroTime } from '@kubernetes/client-node';
 import type {
   AuthenticationV1TokenRequest,
   V1Lease,
+  V1LimitRange,
+  V1ResourceQuota,
   V1Namespace,
   V1PolicyRule,
   V1Role,
@@ -201,4 +203,24 @@ export function buildTokenRequest(expirationSeconds: number, audiences?: string[
 
 export function holderIdentity(ctx: Pick<JobContext, 'host' | 'pid' | 'processStart'>): string {
   return `${ctx.host}/${ctx.pid}/${ctx.processStart}`;
+}
+
+/** The quota an auto-created namespace gets from the profile; it outlives jobs, like the namespace. */
+export function buildResourceQuota(namespace: string, spec: Record<string, unknown>): V1ResourceQuota {
+  return { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'dss-spark-k8s', namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } }, spec };
+}
+
+export function buildLimitRange(namespace: string, spec: Record<string, unknown>): V1LimitRange {
+  // The client's model calls a limit's `default` `_default` (and drops a `default` key when it serializes).
+  const limits = Array.isArray(spec.limits) ? spec.limits : [];
+  const modelLimits = limits.map((limit: Record<string, unknown>) => {
+    const { default: defaults, ...rest } = limit;
+    return defaults === undefined ? rest : { ...rest, _default: defaults };
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'LimitRange',
+    metadata: { name: 'dss-spark-k8s', namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
+    spec: { ...spec, limits: modelLimits } as unknown as V1LimitRange['spec'],
+  };
 }

@@ -1,6 +1,8 @@
 import type {
   AuthenticationV1TokenRequest,
   V1Lease,
+  V1LimitRange,
+  V1ResourceQuota,
   V1Namespace,
   V1Role,
   V1RoleBinding,
@@ -53,8 +55,10 @@ export interface JobPlan {
   /** Shared by the job ServiceAccount, Role, RoleBinding and Lease. */
   baseName: string;
   labels: Record<string, string>;
-  /** Present only when the profile auto-creates the namespace. */
+  /** Present only when the profile auto-creates the namespace (with its quota and limits, if configured). */
   namespaceObject?: V1Namespace;
+  namespaceQuota?: V1ResourceQuota;
+  namespaceLimitRange?: V1LimitRange;
   serviceAccount: V1ServiceAccount;
   executorServiceAccount: V1ServiceAccount;
   role: V1Role;

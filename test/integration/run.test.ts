@@ -149,6 +149,29 @@ describe('run: the job lifecycle', () => {
     expect(await jobObjects(jobId)).toEqual([]);
   });
 
+  it('gives an auto-created namespace the Pod Security labels, quota and limits of the profile', async () => {
+    const quotas = writeConfig({
+      targetNamespace: 'dss-quota-${dssUserLogin}',
+      resourceQuota: { hard: { pods: '50' } },
+      limitRange: { limits: [{ type: 'Container', default: { cpu: '1' } }] },
+    });
+    const jobId = uniqueJobId('quota');
+    const result = await runCli(['run', '--user', alice.name, '--config', quotas.path, '--job-id', jobId, '--', 'app', 'probe']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const namespace = `dss-quota-${alice.name}`;
+    const core = adminCore();
+    const ns = await core.readNamespace({ name: namespace });
+    expect(ns.metadata?.labels).toMatchObject({
+      'dss-spark-k8s.dataiku.io/managed': 'true',
+      'pod-security.kubernetes.io/enforce': 'baseline',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    });
+    expect((await core.readNamespacedResourceQuota({ namespace, name: 'dss-spark-k8s' })).spec?.hard).toEqual({ pods: '50' });
+    expect((await core.readNamespacedLimitRange({ namespace, name: 'dss-spark-k8s' })).spec?.limits[0]?._default).toEqual({ cpu: '1' });
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+
   it('prints the plan with --dry-run=client without creating anything or showing a token', async () => {
     const jobId = uniqueJobId();
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json', '--', 'app']);

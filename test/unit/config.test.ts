@@ -210,6 +210,8 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     ['tempDir', 'tmp', 'tempDir', 'expected an absolute path, got "tmp"'],
     ['adminPropertiesFile', 7, 'adminPropertiesFile', 'expected an absolute path, got 7'],
     ['podSecurity', 'restricted', 'podSecurity', 'expected a map with enforce, audit and/or warn, got "restricted"'],
+    ['resourceQuota', 'pods=50', 'resourceQuota', 'expected a ResourceQuota spec, e.g. {hard: {pods: "50"}}, got "pods=50"'],
+    ['limitRange', [1], 'limitRange', 'expected a LimitRange spec, e.g. {limits: [{type: Container, default: {cpu: "1"}}]}, got a list'],
     ['podSecurity', { enforce: 'strict' }, 'podSecurity.enforce', 'expected one of privileged, baseline, restricted, got "strict"'],
     ['podSecurity', { warn: 1 }, 'podSecurity.warn', 'expected one of privileged, baseline, restricted, got 1'],
     ['leaseRenewSeconds', 'fast', 'leaseRenewSeconds', 'expected a duration such as 600, 90s, 10m, 1h or 1h30m, got "fast"'],
@@ -232,7 +234,7 @@ describe('parseConfig: wrong type or value of each profile key', () => {
   it('covers every key of the file format', () => {
     const covered = new Set(cases.map(([key]) => key));
     const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' })).message.split('known keys: ')[1]!.split(', ');
-    expect(allKeys.length).toBe(19);
+    expect(allKeys.length).toBe(21);
     expect(allKeys.filter((key) => !covered.has(key))).toEqual([]);
   });
 
