@@ -32,6 +32,8 @@ export async function teardown(kube: Kube, namespace: string, job: { jobId: stri
   await deleteAll(created.filter((o) => o.kind !== 'rolebindings' && o.kind !== 'leases'));
   // The Lease goes last and only when all else is gone: left unrenewed, it makes cleanup --orphans find
   // whatever failed within four renewal intervals.
-  if (left.length === 0) await deleteAll(created.filter((o) => o.kind === 'leases'));
+  const leases = created.filter((o) => o.kind === 'leases');
+  if (left.length === 0) await deleteAll(leases);
+  else left.push(...leases.map((o) => `${o.kind} ${o.namespace}/${o.name}: kept, so that cleanup --orphans finds this job`));
   return { left };
 }
