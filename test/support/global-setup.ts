@@ -1,7 +1,7 @@
 // One real control plane, the dssuser identity, test Unix users and the documented sudoers rule for the
 // whole run. Missing prerequisites fail the run with a message; nothing here is ever skipped.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { bundleFile } from '../../scripts/bundle.mjs';
 import type { TestProject } from 'vitest/node';
@@ -77,7 +77,24 @@ async function bundleTestExecutables(sharedDir: string) {
   execFileSync('chmod', ['-R', 'a+rX', sharedDir]);
 }
 
+// Test files make their scratch directories in /tmp with these prefixes; the global teardown removes the
+// ones this run made, so that a run leaves nothing behind either.
+const SCRATCH_PREFIXES = ['dss-spark-k8s-test-', 'dss-spark-k8s-fault-'];
+
+function removeScratchSince(startedMs: number) {
+  for (const name of readdirSync('/tmp')) {
+    if (!SCRATCH_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
+    const path = join('/tmp', name);
+    try {
+      if (statSync(path).birthtimeMs >= startedMs) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 export default async function setup(project: TestProject) {
+  const startedMs = Date.now() - 1000;
   if (process.getuid?.() !== 0) {
     throw new Error('test set-up: the tests must run as root (they create test Unix users and a sudoers rule; CI runs as root)');
   }
@@ -96,7 +113,7 @@ export default async function setup(project: TestProject) {
   execFileSync(process.execPath, [join(root, 'scripts/bundle.mjs')], { stdio: 'inherit' });
 
   const cluster = startCluster();
-  const cleanups: (() => void)[] = [cluster.stop];
+  const cleanups: (() => void)[] = [() => removeScratchSince(startedMs), cluster.stop];
   try {
     const admin = cluster.state.adminKubeconfig;
     const identity = cluster.state.local ? { name: 'dssuser', kubeconfig: join(cluster.state.dir, 'dssuser.kubeconfig') } : await externalDssuserIdentity(admin);

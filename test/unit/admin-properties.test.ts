@@ -1,7 +1,7 @@
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, afterAll } from 'vitest';
 import type { Profile } from '../../src/config/types.ts';
 import { ConfigError, RefusedError, UsageError } from '../../src/errors.ts';
 import {
@@ -13,6 +13,7 @@ import {
 import { resolveNamespace } from '../../src/plan/names.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'dss-spark-k8s-admin-properties-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let fileCount = 0;
 function propertiesFile(text: string, mode = 0o644): string {
   const path = join(dir, `properties-${++fileCount}.yaml`);
