@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Profile } from '../../src/config/types.ts';
 import { RefusedError, UsageError } from '../../src/errors.ts';
 import { loginToSlug } from '../../src/plan/names.ts';
 import { DRIVER_RULES } from '../../src/plan/objects.ts';
@@ -14,42 +13,7 @@ import {
   OWNER_LABEL,
   USER_LABEL,
 } from '../../src/plan/types.ts';
-
-function fixtureProfile(overrides: Partial<Profile> = {}): Profile {
-  return {
-    name: 'default',
-    source: '/etc/dss-spark-k8s/config.yaml',
-    targetNamespace: 'dss-${dssUserLogin}',
-    autoCreateNamespace: true,
-    sparkSubmit: '/opt/spark/bin/spark-submit',
-    sparkConf: { 'spark.kubernetes.container.image': 'spark:4.0.0', 'spark.executor.instances': '2' },
-    tokenTtlSeconds: 3600,
-    allowedNamespaces: /^dss-/,
-    allowedUserGroups: [],
-    minUid: 1000,
-    labels: { team: 'data' },
-    annotations: { 'example.com/owner': 'platform' },
-    podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
-    leaseRenewSeconds: 30,
-    killGraceSeconds: 10,
-    apiTimeoutSeconds: 30,
-    ...overrides,
-  };
-}
-
-function fixtureContext(overrides: Partial<JobContext> = {}): JobContext {
-  return {
-    jobId: 'abc123',
-    login: 'alice',
-    uid: 1001,
-    adminProperties: {},
-    host: 'dss-host',
-    pid: 4242,
-    processStart: '2025-01-02T03:04:05.000Z',
-    now: new Date('2025-01-02T03:04:06.000Z'),
-    ...overrides,
-  };
-}
+import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
 const input = { apiServer: 'https://127.0.0.1:6443', caCertFile: '/tmp/job/ca.crt', callerArgs: ['app.py', '1'] };
 
