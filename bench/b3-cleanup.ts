@@ -10,6 +10,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Profile } from '../src/config/types.ts';
+import { profileWith } from '../test/support/profile.ts';
 import { planJob } from '../src/plan/plan.ts';
 import { forEachLimited, JOB_KIND_PATHS, labelledObjects } from './lib/api.ts';
 import { type BenchEnv, createManagedNamespace } from './lib/env.ts';
@@ -40,24 +41,7 @@ export interface B3Round {
 }
 
 function profile(namespace: string): Profile {
-  return {
-    name: 'default',
-    source: 'bench',
-    targetNamespace: namespace,
-    autoCreateNamespace: false,
-    sparkSubmit: '/bin/true',
-    sparkConf: {},
-    tokenTtlSeconds: 3600,
-    allowedNamespaces: /^dss-/,
-    allowedUserGroups: [],
-    minUid: 1000,
-    labels: {},
-    annotations: {},
-    podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
-    leaseRenewSeconds: 30,
-    killGraceSeconds: 10,
-    apiTimeoutSeconds: 30,
-  };
+  return profileWith({ source: 'bench', targetNamespace: namespace, sparkSubmit: '/bin/true' });
 }
 
 export async function createOrphans(env: BenchEnv, prefix: string, count: number, log: (line: string) => void): Promise<number> {

@@ -10,6 +10,7 @@ import { AuthenticationV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1A
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cleanupCommand, type CleanupOptions } from '../../src/commands/cleanup.ts';
 import type { Profile } from '../../src/config/types.ts';
+import { profileWith } from '../support/profile.ts';
 import { thisProcess } from '../../src/exec/process-identity.ts';
 import type { Kube } from '../../src/k8s/client.ts';
 import { boundTokenRequest } from '../../src/plan/objects.ts';
@@ -31,25 +32,7 @@ let configPath: string;
 let tempDir: string;
 
 function profile(namespace: string, overrides: Partial<Profile> = {}): Profile {
-  return {
-    name: 'default',
-    source: 'test',
-    targetNamespace: namespace,
-    autoCreateNamespace: false,
-    sparkSubmit: '/bin/true',
-    sparkConf: {},
-    tokenTtlSeconds: 3600,
-    allowedNamespaces: /^dss-/,
-    allowedUserGroups: [],
-    minUid: 1000,
-    labels: {},
-    annotations: {},
-    podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
-    leaseRenewSeconds: 30,
-    killGraceSeconds: 10,
-    apiTimeoutSeconds: 30,
-    ...overrides,
-  };
+  return profileWith({ targetNamespace: namespace, sparkSubmit: '/bin/true', ...overrides });
 }
 
 /** A job's objects as `run` would plan them, as if it had started `startedAgoMs` ago on this host. */

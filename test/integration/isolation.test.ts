@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isolationEnforced, policyCommand } from '../../src/commands/policy.ts';
 import type { Profile } from '../../src/config/types.ts';
+import { profileWith } from '../support/profile.ts';
 import { Kube } from '../../src/k8s/client.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import { ISOLATION_POLICY_NAME, OWNER_LABEL } from '../../src/plan/policy.ts';
@@ -19,24 +20,7 @@ import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, tokenK
 
 const teamNamespace = uniqueName('dss-team');
 
-const profile: Profile = {
-  name: 'team',
-  source: 'isolation.test.ts',
-  targetNamespace: '${adminProperty:k8sNS}',
-  autoCreateNamespace: false,
-  sparkSubmit: '/opt/spark/bin/spark-submit',
-  sparkConf: {},
-  tokenTtlSeconds: 3600,
-  allowedNamespaces: /^dss-/,
-  allowedUserGroups: [],
-  minUid: 1000,
-  labels: {},
-  annotations: {},
-  podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
-  leaseRenewSeconds: 30,
-  killGraceSeconds: 10,
-  apiTimeoutSeconds: 30,
-};
+const profile: Profile = profileWith({ name: 'team', source: 'isolation.test.ts', targetNamespace: '${adminProperty:k8sNS}' });
 
 interface Job {
   plan: JobPlan;

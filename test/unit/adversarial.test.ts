@@ -19,6 +19,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Profile } from '../../src/config/types.ts';
+import { profileWith } from '../support/profile.ts';
 import { CliError, ExitCode } from '../../src/errors.ts';
 import { isDnsLabel, loginToSlug, resolveNamespace, validateJobId } from '../../src/plan/names.ts';
 import { planJob } from '../../src/plan/plan.ts';
@@ -89,25 +90,7 @@ function isOneLine(outcome: Outcome<unknown>): boolean {
 }
 
 function profile(overrides: Partial<Profile> = {}): Profile {
-  return {
-    name: 'default',
-    source: 'adversarial.yaml',
-    targetNamespace: 'dss-ns-${dssUserLogin}',
-    autoCreateNamespace: true,
-    sparkSubmit: '/opt/spark/bin/spark-submit',
-    sparkConf: {},
-    tokenTtlSeconds: 3600,
-    allowedNamespaces: /^dss-/,
-    allowedUserGroups: [],
-    minUid: 1000,
-    labels: {},
-    annotations: {},
-    podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
-    leaseRenewSeconds: 30,
-    killGraceSeconds: 10,
-    apiTimeoutSeconds: 30,
-    ...overrides,
-  };
+  return profileWith({ source: 'adversarial.yaml', autoCreateNamespace: true, ...overrides });
 }
 
 /** Kubernetes' own namespaces and OpenShift's, decided here independently of the code under test. */

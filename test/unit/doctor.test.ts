@@ -29,6 +29,7 @@ import {
   type RunProcess,
 } from '../../src/doctor/checks.ts';
 import type { Profile } from '../../src/config/types.ts';
+import { profileWith } from '../support/profile.ts';
 import { ExitCode, UsageError } from '../../src/errors.ts';
 import type { Kube } from '../../src/k8s/client.ts';
 
@@ -42,24 +43,7 @@ User dssuser may run the following commands on vm:
         /opt/spark/bin/spark-submit
 `;
 
-const profile: Profile = {
-  name: 'default',
-  source: '/etc/dss-spark-k8s/config.yaml',
-  targetNamespace: 'dss-ns-${dssUserLogin}',
-  autoCreateNamespace: true,
-  sparkSubmit: '/opt/spark/bin/spark-submit',
-  sparkConf: {},
-  tokenTtlSeconds: 3600,
-  allowedNamespaces: /^dss-/,
-  allowedUserGroups: [],
-  minUid: 1000,
-  labels: {},
-  annotations: {},
-  podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
-  leaseRenewSeconds: 30,
-  killGraceSeconds: 10,
-  apiTimeoutSeconds: 30,
-};
+const profile: Profile = profileWith({ source: '/etc/dss-spark-k8s/config.yaml', autoCreateNamespace: true });
 
 function fakeRun(answers: Record<string, Partial<ProcessResult>>): RunProcess & { calls: string[] } {
   const calls: string[] = [];
