@@ -17,7 +17,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSyn
 import { join } from 'node:path';
 import { AuthenticationV1Api, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, describe, inject, it, type ExpectStatic } from 'vitest';
-import { dirEntries, dssuserDir, jobObjects, writeConfig } from '../support/cli.ts';
+import { dirEntries, dssuserDir, jobObjects, parseJson, writeConfig } from '../support/cli.ts';
 import { phase, startFaultProxy, type FaultProxy, type RequestInfo, type Trigger } from '../support/fault-proxy.ts';
 import { adminKubeConfig, statusEventually, tokenKubeConfig } from '../support/kube.ts';
 
@@ -143,15 +143,6 @@ function launch(args: string[]): Launched {
     },
     exited,
   };
-}
-
-function parseJson(line: string): Record<string, unknown> | undefined {
-  try {
-    const value = JSON.parse(line);
-    return typeof value === 'object' && value !== null ? value : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Ends what a cell started and left running (a SIGKILLed CLI's sudo and driver): its process group, by id. */

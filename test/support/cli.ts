@@ -99,7 +99,8 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   return startCli(args, env).result;
 }
 
-function parseJson(line: string): Record<string, unknown> | undefined {
+/** A JSON object on one line, or undefined for any other line. */
+export function parseJson(line: string): Record<string, unknown> | undefined {
   try {
     const value = JSON.parse(line);
     return typeof value === 'object' && value !== null ? value : undefined;
