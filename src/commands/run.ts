@@ -67,7 +67,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
         reporter.status(`dry run: the server accepted every object for namespace ${draft.namespace}`);
         return 0;
       }
-      return await runJob({ kube, profile, user, ctx, plan, reporter, signals, impersonation });
+      return await runJob({ kube, profile, user, ctx, draft, plan, reporter, signals, impersonation });
     } finally {
       reporter.close();
       await kube.close();
@@ -82,16 +82,18 @@ interface JobRun {
   profile: Profile;
   user: EndUser;
   ctx: JobContext;
+  /** The plan before the job directory exists (its CA path is a placeholder). */
+  draft: JobPlan;
   plan: (caCertFile?: string) => JobPlan;
   reporter: Reporter;
   signals: SignalWatcher;
   impersonation: Promise<void>;
 }
 
-async function runJob({ kube, profile, user, ctx, plan: planWith, reporter, signals, impersonation }: JobRun): Promise<number> {
+async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporter, signals, impersonation }: JobRun): Promise<number> {
   const created: CreatedObject[] = [];
   let files: JobFiles | undefined;
-  let plan = planWith();
+  let plan = draft;
   let driverStarted = false;
   let stopLease = async () => {};
   let stopRotation = async () => {};
