@@ -60,7 +60,6 @@ export async function createOrphans(env: BenchEnv, prefix: string, count: number
     requests.push(
       { path: `/api/v1${ns}/serviceaccounts`, body: plan.serviceAccount },
       { path: `/api/v1${ns}/serviceaccounts`, body: plan.executorServiceAccount },
-      { path: `/apis/rbac.authorization.k8s.io/v1${ns}/roles`, body: plan.role },
       { path: `/apis/rbac.authorization.k8s.io/v1${ns}/rolebindings`, body: plan.roleBinding },
       { path: `/apis/coordination.k8s.io/v1${ns}/leases`, body: JSON.parse(JSON.stringify(plan.lease)) },
       { path: `/api/v1${ns}/secrets`, body: plan.tokenAnchor },

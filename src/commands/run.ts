@@ -151,7 +151,7 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
 }
 
 function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' | 'json') {
-  const objects = [plan.namespaceObject, plan.namespaceQuota, plan.namespaceLimitRange, plan.serviceAccount, plan.executorServiceAccount, plan.role, plan.roleBinding, plan.lease, plan.tokenAnchor, plan.tokenRequest].filter(Boolean);
+  const objects = [plan.namespaceObject, plan.namespaceQuota, plan.namespaceLimitRange, plan.serviceAccount, plan.executorServiceAccount, plan.roleBinding, plan.lease, plan.tokenAnchor, plan.tokenRequest].filter(Boolean);
   const document = {
     jobId: plan.jobId,
     user: plan.login,

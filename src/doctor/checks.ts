@@ -13,14 +13,14 @@ import { CliError, KubernetesError } from '../errors.ts';
 import type { Kube } from '../k8s/client.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { resolveNamespace } from '../plan/names.ts';
-import { DRIVER_RULES } from '../plan/objects.ts';
+import { DRIVER_CLUSTER_ROLE, DRIVER_RULES } from '../plan/objects.ts';
 import { ISOLATION_POLICY_NAME } from '../plan/policy.ts';
 import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
 
 export type Status = 'pass' | 'warn' | 'fail' | 'skip';
 
 export interface CheckResult {
-  id: 'config' | 'cluster' | 'namespace' | 'rights' | 'policy' | 'sudo' | 'spark';
+  id: 'config' | 'cluster' | 'namespace' | 'rights' | 'driver-role' | 'policy' | 'sudo' | 'spark';
   title: string;
   status: Status;
   /** Nothing to fix: the check passed, or passed with a warning. A skipped check was not verified. */
@@ -140,10 +140,12 @@ export interface Right {
   group: string;
   resource: string;
   subresource?: string;
+  /** A right on one object only (RBAC resourceNames). */
+  name?: string;
 }
 
-const DRIVER_VERB_RIGHTS = (): Right[] =>
-  DRIVER_RULES.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => ({ verb, group, resource })))));
+/** The kinds Spark's driver creates: dssuser only finds and deletes what a job left of them. */
+const DRIVER_KINDS = [...new Set(DRIVER_RULES.flatMap((rule) => [...rule.resources]))];
 
 /** Every right a job of this profile needs in its namespace (namespaces: cluster-scoped, only to auto-create). */
 export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'resourceQuota' | 'limitRange'>): Right[] {
@@ -155,12 +157,13 @@ export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'r
     ...(profile.autoCreateNamespace && profile.limitRange ? each('', ['limitranges'], ['create']) : []),
     ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'delete']),
     { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
-    ...each('rbac.authorization.k8s.io', ['roles', 'rolebindings'], ['create', 'get', 'list', 'delete']),
+    ...each('rbac.authorization.k8s.io', ['rolebindings'], ['create', 'get', 'list', 'delete']),
+    // A job's RoleBinding refers to the driver's ClusterRole; dssuser may bind that one and no other.
+    { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: DRIVER_CLUSTER_ROLE },
     ...each('coordination.k8s.io', ['leases'], ['create', 'get', 'list', 'update', 'delete']),
     // Each job token is bound to an empty Secret (its token anchor); never get/list/watch.
     ...each('', ['secrets'], ['create', 'delete', 'deletecollection']),
-    // RBAC lets an account create a Role only with rights it holds itself: the driver's.
-    ...DRIVER_VERB_RIGHTS(),
+    ...each('', DRIVER_KINDS, ['list', 'delete', 'deletecollection']),
   ];
 }
 
@@ -171,22 +174,23 @@ export function rightName(right: Right): string {
 
 /** The missing rights as RBAC rules (YAML): one rule per API group and set of verbs, in the order given. */
 export function rulesYaml(missing: Right[]): string {
-  const rules: { group: string; resources: string[]; verbs: string[] }[] = [];
+  const rules: { group: string; resources: string[]; name: string; verbs: string[] }[] = [];
   const verbsOf = new Map<string, string[]>();
   for (const right of missing) {
-    const key = `${right.group}\0${right.subresource ? `${right.resource}/${right.subresource}` : right.resource}`;
+    const key = `${right.group}\0${right.subresource ? `${right.resource}/${right.subresource}` : right.resource}\0${right.name ?? ''}`;
     verbsOf.set(key, [...(verbsOf.get(key) ?? []), right.verb]);
   }
   for (const [key, verbs] of verbsOf) {
-    const [group, resource] = key.split('\0') as [string, string];
-    const same = rules.find((rule) => rule.group === group && rule.verbs.join() === verbs.join());
+    const [group, resource, name] = key.split('\0') as [string, string, string];
+    const same = rules.find((rule) => rule.group === group && rule.name === name && rule.verbs.join() === verbs.join());
     if (same) same.resources.push(resource);
-    else rules.push({ group, resources: [resource], verbs });
+    else rules.push({ group, resources: [resource], name, verbs });
   }
   return rules
     .map((rule) => [
       `- apiGroups: [${rule.group === '' ? '""' : rule.group}]`,
       `  resources: [${rule.resources.join(', ')}]`,
+      ...(rule.name ? [`  resourceNames: [${rule.name}]`] : []),
       `  verbs: [${rule.verbs.join(', ')}]`,
     ].join('\n'))
     .join('\n');
@@ -217,7 +221,7 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
       // As the apiserver sees the requests: POST /namespaces has no namespace, GET /namespaces/<ns> has both.
       right.resource === 'namespaces'
         ? kube.canI({ ...right, ...(right.verb === 'create' ? {} : { namespace, name: namespace }) })
-        : kube.canI({ ...right, namespace }),
+        : kube.canI({ ...right, namespace }), // bind on a ClusterRole, too: it is checked in the binding's namespace
     );
   } catch (error) {
     if (error instanceof KubernetesError) return result('rights', title, 'fail', error.message);
@@ -230,6 +234,47 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
     ? `# add to the rules of the Role bound to ${who} in namespace ${namespace} (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):`
     : `# add to the rules of the ClusterRole bound to ${who} (dss-spark-k8s of deploy/rbac/per-user-namespaces.yaml):`;
   return result('rights', title, 'fail', `missing ${missing.length} of ${rights.length}: ${missing.map(rightName).join(', ')}`, `${where}\n${rulesYaml(missing)}`);
+}
+
+/** The driver's ClusterRole (deploy/rbac) exists and grants exactly DRIVER_RULES: a job's RoleBinding refers to it. */
+export async function checkDriverRole(kube: Kube, profile: Profile): Promise<CheckResult> {
+  const title = 'driver role';
+  const manifest = isTeamMode(profile) ? 'team-namespaces.yaml' : 'per-user-namespaces.yaml';
+  const fix = `kubectl apply -f deploy/rbac/${manifest}   # as a cluster administrator`;
+  let rules: RuleLike[] | undefined;
+  try {
+    rules = await kube.getClusterRoleRules(DRIVER_CLUSTER_ROLE);
+  } catch (error) {
+    if (error instanceof KubernetesError && error.status === 403) {
+      return result('driver-role', title, 'warn', `cannot read ClusterRole ${DRIVER_CLUSTER_ROLE} (no get on it): make sure it exists as in deploy/rbac/${manifest}, or jobs get no rights`);
+    }
+    if (error instanceof KubernetesError) return result('driver-role', title, 'fail', error.message);
+    throw error;
+  }
+  if (rules === undefined) return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} does not exist: jobs would get no rights`, fix);
+  const granted = ruleSet(rules);
+  const needed = ruleSet(DRIVER_RULES);
+  const extra = [...granted].filter((right) => !needed.has(right));
+  const lacking = [...needed].filter((right) => !granted.has(right));
+  if (extra.length > 0) return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} grants jobs more than the driver needs: ${extra.join(', ')}`, fix);
+  if (lacking.length > 0) return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} lacks rights the driver needs: ${lacking.join(', ')}`, fix);
+  return result('driver-role', title, 'pass', `ClusterRole ${DRIVER_CLUSTER_ROLE} grants exactly the driver's rights`);
+}
+
+/** Rules as "verb resource.group" strings; anything broader than plain names (wildcards, resourceNames, URLs) shows as such. */
+type RuleLike = { apiGroups?: readonly string[]; resources?: readonly string[]; verbs: readonly string[]; resourceNames?: readonly string[]; nonResourceURLs?: readonly string[] };
+
+function ruleSet(rules: readonly RuleLike[]): Set<string> {
+  const rights = new Set<string>();
+  for (const rule of rules) {
+    if (rule.nonResourceURLs?.length) rights.add(`${rule.verbs.join('/')} ${rule.nonResourceURLs.join(',')}`);
+    for (const group of rule.apiGroups ?? []) {
+      for (const resource of rule.resources ?? []) {
+        for (const verb of rule.verbs) rights.add(`${verb} ${resource}${group ? `.${group}` : ''}${rule.resourceNames?.length ? ` (${rule.resourceNames.join(',')})` : ''}`);
+      }
+    }
+  }
+  return rights;
 }
 
 // ---------------------------------------------------------------------------------------------------------

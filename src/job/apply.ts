@@ -22,9 +22,9 @@ export interface Provisioned {
 }
 
 /**
- * Ensure the namespace, then the service accounts, Role, Lease and token anchor together, then the
- * RoleBinding (it needs the Role) and the TokenRequest (it needs the service account and the anchor)
- * together: three dependent round trips, four when the namespace is new.
+ * Ensure the namespace, then the service accounts, RoleBinding, Lease and token anchor together, then the
+ * TokenRequest (it needs the service account and the anchor's uid): three dependent round trips, four when
+ * the namespace is new.
  */
 /** `beforeWrites` is awaited after the first read and before the first write (local checks run meanwhile). */
 export async function provision(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
@@ -61,28 +61,14 @@ async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dr
       create('serviceaccounts', plan.serviceAccount, kube.createServiceAccount(plan.serviceAccount, dryRun)),
       create('secrets', plan.tokenAnchor, kube.createSecret(plan.tokenAnchor, dryRun)),
       create('serviceaccounts', plan.executorServiceAccount, kube.createServiceAccount(plan.executorServiceAccount, dryRun)),
-      create('roles', plan.role, kube.createRole(plan.role, dryRun)),
+      create('rolebindings', plan.roleBinding, kube.createRoleBinding(plan.roleBinding, dryRun)),
       create('leases', plan.lease, kube.createLease(plan.lease, dryRun)),
     ]),
   );
+  if (dryRun) return { namespaceCreated, token: '', tokenExpiresAt: new Date(0) };
   const anchorRef = { name: plan.tokenAnchor.metadata!.name!, uid: (anchor as { metadata?: { uid?: string } }).metadata?.uid ?? '' };
-  const [, issued] = settled(
-    await Promise.allSettled([
-      create('rolebindings', plan.roleBinding, kube.createRoleBinding(plan.roleBinding, dryRun)).catch(ignoreMissingRoleInDryRun(dryRun)),
-      dryRun ? undefined : kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, anchorRef)),
-    ]),
-  );
-  const token = issued as { token: string; expiresAt: Date } | undefined;
-  return { namespaceCreated, lease: lease as V1Lease, token: token?.token ?? '', tokenExpiresAt: token?.expiresAt ?? new Date(0) };
-}
-
-// A dry-run Role is not stored, so the server's escalation check on the binding cannot find it: the
-// binding was authorized, which is what a dry run can tell.
-function ignoreMissingRoleInDryRun(dryRun?: DryRun) {
-  return (error: unknown) => {
-    if (dryRun && error instanceof KubernetesError && error.status === 404) return;
-    throw error;
-  };
+  const token = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, anchorRef));
+  return { namespaceCreated, lease: lease as V1Lease, token: token.token, tokenExpiresAt: token.expiresAt };
 }
 
 async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {

@@ -3,7 +3,7 @@
 // job's state from its Lease, and delete the orphaned ones.
 //
 // A job's state is decided only from what no job token can write: the Lease and the annotations of the
-// ServiceAccounts, Role and RoleBinding (only dssuser may write those kinds). The annotations of pods,
+// ServiceAccounts and RoleBinding (only dssuser may write those kinds). The annotations of pods,
 // services, configmaps and PVCs (which Spark's driver creates with the job's own token) are ignored; those
 // objects only count as members of their job.
 //
@@ -59,7 +59,7 @@ export interface Job {
   owner?: string;
   /** Names of the objects found, per kind. */
   objects: Partial<Record<CleanupKind, string[]>>;
-  /** The login annotation of a ServiceAccount, Role, RoleBinding or Lease. */
+  /** The login annotation of a ServiceAccount, RoleBinding or Lease. */
   login?: string;
   /** The user label (a slug of the login). */
   userSlug?: string;
@@ -167,7 +167,7 @@ export function objectCount(job: Job): number {
  * - orphaned: the Lease was not renewed for its whole duration; or there is no Lease and the expires-at
  *   annotation has passed (the token has expired too); or there is neither, and the job is older than the
  *   grace period; or only a stale temp directory is left.
- * - pending: no Lease (yet) and not expired. A starting job creates its accounts, Role and RoleBinding before
+ * - pending: no Lease (yet) and not expired. A starting job creates its accounts and RoleBinding before
  *   its Lease, and they carry expires-at, so a starting job is pending, never orphaned.
  */
 export function decideState(job: Job, now: Date, graceSeconds = DEFAULT_GRACE_SECONDS): Decision {
@@ -205,7 +205,7 @@ export function matchesFilters(job: Job, filters: Filters, now: Date): boolean {
 /** Orphaned jobs of one namespace are deleted together, at most this many: one set-based selector names them all. */
 export const BATCH_SIZE = 100;
 
-const DELETE_BY_NAME_ORDER = ['rolebindings', 'roles', 'serviceaccounts', 'leases'] as const satisfies readonly (typeof JOB_KINDS)[number][];
+const DELETE_BY_NAME_ORDER = ['rolebindings', 'serviceaccounts', 'leases'] as const satisfies readonly (typeof JOB_KINDS)[number][];
 type NamedKind = (typeof DELETE_BY_NAME_ORDER)[number];
 type CollectionKind = DriverCreatedKind | typeof TOKEN_ANCHOR_KIND;
 

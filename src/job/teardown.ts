@@ -1,6 +1,6 @@
 // Deletes what a job leaves: what Spark's driver created (by the job label), then the RoleBinding (the
-// token loses its rights), then the Role, service accounts and anchor Secret (the token dies), then the
-// Lease. NotFound counts as deleted; transient failures are retried; every failure is reported.
+// token loses its rights), then the service accounts and anchor Secret (the token dies), then the Lease.
+// NotFound counts as deleted; transient failures are retried; every failure is reported.
 import { JOB_LABEL, OWNER_LABEL } from '../plan/types.ts';
 import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import type { CreatedObject } from './apply.ts';

@@ -19,7 +19,7 @@ import {
   type V1ResourceQuota,
   type V1Namespace,
   type V1ObjectMeta,
-  type V1Role,
+  type V1PolicyRule,
   type V1RoleBinding,
   type V1Secret,
   type V1ServiceAccount,
@@ -43,7 +43,7 @@ export const DRIVER_CREATED_KINDS = ['pods', 'services', 'configmaps', 'persiste
 export type DriverCreatedKind = (typeof DRIVER_CREATED_KINDS)[number];
 
 /** Kinds the tool creates itself and can list (dssuser may not list or read secrets). */
-export const JOB_KINDS = ['leases', 'rolebindings', 'roles', 'serviceaccounts'] as const;
+export const JOB_KINDS = ['leases', 'rolebindings', 'serviceaccounts'] as const;
 /**
  * Empty Secrets that anchor the job's tokens (TokenRequest boundObjectRef): deleting one revokes its token
  * at once, which is how a rotated token dies. dssuser may create and delete them, never read or list.
@@ -194,11 +194,6 @@ export class Kube {
     );
   }
 
-  createRole(body: V1Role, dryRun?: DryRun): Promise<V1Role> {
-    const { namespace, name } = meta(body);
-    return this.call(`create Role ${namespace}/${name}`, () => this.rbac.createNamespacedRole({ namespace, body, dryRun: dryRunParam(dryRun) }));
-  }
-
   createRoleBinding(body: V1RoleBinding, dryRun?: DryRun): Promise<V1RoleBinding> {
     const { namespace, name } = meta(body);
     return this.call(`create RoleBinding ${namespace}/${name}`, () =>
@@ -247,8 +242,6 @@ export class Kube {
         return this.deleteIgnoringNotFound(action, () => this.coordination.deleteNamespacedLease(params));
       case 'rolebindings':
         return this.deleteIgnoringNotFound(action, () => this.rbac.deleteNamespacedRoleBinding(params));
-      case 'roles':
-        return this.deleteIgnoringNotFound(action, () => this.rbac.deleteNamespacedRole(params));
       case 'serviceaccounts':
         return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedServiceAccount(params));
       case 'secrets':
@@ -287,7 +280,6 @@ export class Kube {
           case 'persistentvolumeclaims': return this.core.listPersistentVolumeClaimForAllNamespaces(page);
           case 'leases': return this.coordination.listLeaseForAllNamespaces(page);
           case 'rolebindings': return this.rbac.listRoleBindingForAllNamespaces(page);
-          case 'roles': return this.rbac.listRoleForAllNamespaces(page);
           case 'serviceaccounts': return this.core.listServiceAccountForAllNamespaces(page);
         }
       }
@@ -299,11 +291,20 @@ export class Kube {
         case 'persistentvolumeclaims': return this.core.listNamespacedPersistentVolumeClaim(inNamespace);
         case 'leases': return this.coordination.listNamespacedLease(inNamespace);
         case 'rolebindings': return this.rbac.listNamespacedRoleBinding(inNamespace);
-        case 'roles': return this.rbac.listNamespacedRole(inNamespace);
         case 'serviceaccounts': return this.core.listNamespacedServiceAccount(inNamespace);
       }
     });
     return { items: response.items, continueToken: response.metadata?._continue || undefined };
+  }
+
+  /** The rules of a ClusterRole, or undefined when there is none of that name. */
+  async getClusterRoleRules(name: string): Promise<V1PolicyRule[] | undefined> {
+    try {
+      return (await this.rbac.readClusterRole({ name })).rules ?? [];
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw toKubernetesError(`get ClusterRole ${name}`, error);
+    }
   }
 
   /** Whether dssuser may do something (SelfSubjectAccessReview). */

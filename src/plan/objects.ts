@@ -7,8 +7,6 @@ import type {
   V1LimitRange,
   V1ResourceQuota,
   V1Namespace,
-  V1PolicyRule,
-  V1Role,
   V1RoleBinding,
   V1Secret,
   V1ServiceAccount,
@@ -107,7 +105,14 @@ export interface PolicyRule {
   readonly verbs: readonly string[];
 }
 
-/** What Spark's client-mode driver does with the API (design.md §3), and nothing more. Frozen: shared. */
+/**
+ * The ClusterRole every job's RoleBinding refers to (deploy/rbac): the driver's rights, granted in the job's
+ * namespace only. Binding a pre-made role rather than creating a Role per job spares two writes per job and
+ * the apiserver's escalation check (dssuser may `bind` this one role without holding what it grants).
+ */
+export const DRIVER_CLUSTER_ROLE = 'dss-spark-k8s-driver';
+
+/** What Spark's client-mode driver does with the API (design.md §3), and nothing more: DRIVER_CLUSTER_ROLE's rules. */
 export const DRIVER_RULES: readonly PolicyRule[] = Object.freeze([
   Object.freeze({
     apiGroups: Object.freeze(['']),
@@ -116,23 +121,9 @@ export const DRIVER_RULES: readonly PolicyRule[] = Object.freeze([
   }),
 ]);
 
-export function buildDriverRole(name: string, namespace: string, labels: StringMap, annotations: StringMap): V1Role {
-  return {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
-    rules: DRIVER_RULES.map((rule): V1PolicyRule => ({
-      apiGroups: [...rule.apiGroups],
-      resources: [...rule.resources],
-      verbs: [...rule.verbs],
-    })),
-  };
-}
-
 export function buildRoleBinding(
   name: string,
   namespace: string,
-  roleName: string,
   serviceAccountName: string,
   labels: StringMap,
   annotations: StringMap,
@@ -141,7 +132,7 @@ export function buildRoleBinding(
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
     metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: DRIVER_CLUSTER_ROLE },
     subjects: [{ kind: 'ServiceAccount', name: serviceAccountName, namespace }],
   };
 }

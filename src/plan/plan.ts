@@ -11,7 +11,6 @@ import {
   validateJobId,
 } from './names.ts';
 import {
-  buildDriverRole,
   buildExecutorServiceAccount,
   buildLease,
   buildNamespace,
@@ -64,8 +63,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     ...(profile.autoCreateNamespace && profile.limitRange ? { namespaceLimitRange: buildLimitRange(namespace, profile.limitRange) } : {}),
     serviceAccount: buildServiceAccount(baseName, namespace, labels, annotations),
     executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, annotations),
-    role: buildDriverRole(baseName, namespace, labels, annotations),
-    roleBinding: buildRoleBinding(baseName, namespace, baseName, baseName, labels, annotations),
+    roleBinding: buildRoleBinding(baseName, namespace, baseName, labels, annotations),
     lease: buildLease(
       baseName,
       namespace,

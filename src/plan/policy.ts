@@ -33,7 +33,7 @@ export { OWNER_LABEL };
 /** Every job ServiceAccount name starts with this (jobBaseName); executor accounts add "-exec". */
 export const JOB_ACCOUNT_PREFIX = 'dss-spark-';
 
-/** The kinds a job's Role lets it write (DRIVER_RULES). */
+/** The kinds a job's RoleBinding lets it write (DRIVER_RULES). */
 const GUARDED_RESOURCES = ['pods', 'services', 'configmaps', 'persistentvolumeclaims'];
 
 const ownerOf = (object: 'object' | 'oldObject') => `${object}.metadata.?labels[?'${OWNER_LABEL}'].orValue('')`;

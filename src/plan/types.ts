@@ -4,7 +4,6 @@ import type {
   V1LimitRange,
   V1ResourceQuota,
   V1Namespace,
-  V1Role,
   V1RoleBinding,
   V1Secret,
   V1ServiceAccount,
@@ -52,7 +51,7 @@ export interface JobPlan {
   login: string;
   userSlug: string;
   namespace: string;
-  /** Shared by the job ServiceAccount, Role, RoleBinding and Lease. */
+  /** Shared by the job ServiceAccount, RoleBinding and Lease. */
   baseName: string;
   labels: Record<string, string>;
   /** Present only when the profile auto-creates the namespace (with its quota and limits, if configured). */
@@ -61,7 +60,6 @@ export interface JobPlan {
   namespaceLimitRange?: V1LimitRange;
   serviceAccount: V1ServiceAccount;
   executorServiceAccount: V1ServiceAccount;
-  role: V1Role;
   roleBinding: V1RoleBinding;
   lease: V1Lease;
   /** The empty Secret the first token is bound to (rotation binds each new token to a new one). */

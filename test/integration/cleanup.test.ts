@@ -54,11 +54,11 @@ interface Created {
 async function createJob(kube: Kube, p: JobPlan, options: { withLease: boolean; pods?: number; configmaps?: number }): Promise<Created> {
   await kube.createServiceAccount(p.serviceAccount);
   await kube.createServiceAccount(p.executorServiceAccount);
-  await kube.createRole(p.role);
   await kube.createRoleBinding(p.roleBinding);
   await kube.createSecret(p.tokenAnchor);
   if (options.withLease) await kube.createLease(p.lease);
-  const core = kube.api(CoreV1Api);
+  // What a driver would have created (dssuser may only list and delete those kinds).
+  const core = adminCore();
   const labels = p.labels;
   const pods = Array.from({ length: options.pods ?? 0 }, (_, i) => `${p.baseName}-exec-${i + 1}`);
   const configmaps = Array.from({ length: options.configmaps ?? 0 }, (_, i) => `${p.baseName}-conf-${i + 1}`);
@@ -117,7 +117,6 @@ async function everything(namespaces: string[]): Promise<string[]> {
     add('pods', (await core.listNamespacedPod({ namespace })).items);
     add('configmaps', (await core.listNamespacedConfigMap({ namespace })).items.filter((c) => c.metadata?.name !== 'kube-root-ca.crt'));
     add('serviceaccounts', (await core.listNamespacedServiceAccount({ namespace })).items);
-    add('roles', (await rbac.listNamespacedRole({ namespace })).items);
     add('rolebindings', (await rbac.listNamespacedRoleBinding({ namespace })).items);
     add('leases', (await coordination.listNamespacedLease({ namespace })).items);
     add('secrets', (await core.listNamespacedSecret({ namespace })).items);
@@ -131,7 +130,6 @@ function objectsOf(c: Created): string[] {
   return [
     `serviceaccounts ${ns}/${p.serviceAccount.metadata!.name}`,
     `serviceaccounts ${ns}/${p.executorServiceAccount.metadata!.name}`,
-    `roles ${ns}/${p.role.metadata!.name}`,
     `rolebindings ${ns}/${p.roleBinding.metadata!.name}`,
     `secrets ${ns}/${p.tokenAnchor.metadata!.name}`,
     ...c.pods.map((name) => `pods ${ns}/${name}`),
@@ -182,15 +180,15 @@ describe('cleanup --orphans', () => {
     starting = await createJob(kube, plan(id('starting'), 'bob', nsB, 0), { withLease: false });
 
     // Look-alikes: the orphan's name pattern and even its job label, but not the managed-by label.
-    const core = kube.api(CoreV1Api);
+    const core = adminCore();
     const base = orphan.plan.baseName;
     const jobOnly = { [JOB_LABEL]: orphan.plan.jobId };
     const otherTool = { [MANAGED_BY_LABEL]: 'someone-else', [JOB_LABEL]: orphan.plan.jobId };
     await core.createNamespacedConfigMap({ namespace: nsA, body: { metadata: { name: `${base}-conf-lookalike`, labels: jobOnly } } });
     await core.createNamespacedConfigMap({ namespace: nsA, body: { metadata: { name: `${base}-conf-other-tool`, labels: otherTool } } });
     await kube.createServiceAccount({ metadata: { name: `${base}-x`, namespace: nsA } });
-    await kube.createRole({ metadata: { name: `${base}-x`, namespace: nsA, labels: jobOnly }, rules: [] });
-    lookalikes = [`configmaps ${nsA}/${base}-conf-lookalike`, `configmaps ${nsA}/${base}-conf-other-tool`, `serviceaccounts ${nsA}/${base}-x`, `roles ${nsA}/${base}-x`];
+    await kube.createRoleBinding({ ...orphan.plan.roleBinding, metadata: { name: `${base}-x`, namespace: nsA, labels: jobOnly } });
+    lookalikes = [`configmaps ${nsA}/${base}-conf-lookalike`, `configmaps ${nsA}/${base}-conf-other-tool`, `serviceaccounts ${nsA}/${base}-x`, `rolebindings ${nsA}/${base}-x`];
 
     // Tokens bound to the job's anchor Secret, as run requests them.
     const token = async (p: JobPlan) => {
@@ -262,7 +260,7 @@ describe('cleanup --orphans', () => {
     expect(lines[0]).toMatch(/^JOB +USER +NAMESPACE +AGE +STATE +REASON +OBJECTS$/);
     expect(lines).toHaveLength(6);
     const row = lines.find((l) => l.startsWith(`${orphan.plan.jobId} `))!;
-    expect(row.split(/ {2,}/)).toEqual([orphan.plan.jobId, 'alice', nsA, '10m', 'orphaned', expect.stringMatching(/^lease expired/), '12 +dir']);
+    expect(row.split(/ {2,}/)).toEqual([orphan.plan.jobId, 'alice', nsA, '10m', 'orphaned', expect.stringMatching(/^lease expired/), '11 +dir']);
   });
 
   it('lists across all namespaces when no -n is given', async () => {
@@ -287,7 +285,7 @@ describe('cleanup --orphans', () => {
       [live.plan.jobId]: '-',
       [starting.plan.jobId]: '-',
     });
-    expect(stderr).toContain('deleted 3 orphaned job(s): 17 object(s), 2 temp dir(s)');
+    expect(stderr).toContain('deleted 3 orphaned job(s): 15 object(s), 2 temp dir(s)');
 
     const removed = [...objectsOf(orphan), `leases ${nsA}/${orphan.plan.baseName}`, ...objectsOf(expired)];
     expect(await everything([nsA, nsB])).toEqual(before.filter((o) => !removed.includes(o)));

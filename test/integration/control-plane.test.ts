@@ -45,6 +45,24 @@ describe('local control plane', () => {
     ).toBe(403);
   });
 
+  it('lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding\'s namespace, and create no Role or pod', async () => {
+    const dssuser = tokenKubeConfig(dssuserToken());
+    const rbac = dssuser.makeApiClient(RbacAuthorizationV1Api);
+    const core = dssuser.makeApiClient(CoreV1Api);
+    const binding = (roleName: string, subject: { kind: string; name: string; namespace?: string }) =>
+      rbac.createNamespacedRoleBinding({
+        namespace,
+        body: { metadata: { name: uniqueName('rb') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [subject] },
+      });
+    const ownAccount = { kind: 'ServiceAccount', name: 'job', namespace };
+    expect(await statusOf(binding('dss-spark-k8s-driver', ownAccount))).toBe(200);
+    expect(await statusOf(binding('edit', ownAccount))).toBe(403); // RBAC: no bind on it, and dssuser lacks its rights
+    expect(await statusOf(binding('dss-spark-k8s-driver', { kind: 'User', name: 'mallory' }))).toBe(403); // the admission policy
+    expect(await statusOf(binding('dss-spark-k8s-driver', { kind: 'ServiceAccount', name: 'default', namespace: 'kube-system' }))).toBe(403);
+    expect(await statusOf(rbac.createNamespacedRole({ namespace, body: { metadata: { name: uniqueName('role') }, rules: [] } }))).toBe(403);
+    expect(await statusOf(core.createNamespacedPod({ namespace, body: { metadata: { name: uniqueName('pod') }, spec: { containers: [{ name: 'c', image: 'x' }] } } }))).toBe(403);
+  });
+
   it('lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one', async () => {
     const core = tokenKubeConfig(dssuserToken()).makeApiClient(CoreV1Api);
     const labels = { 'app.kubernetes.io/managed-by': 'dss-spark-k8s' };

@@ -32,9 +32,11 @@ const admin = adminKubeConfig();
 const core = admin.makeApiClient(CoreV1Api);
 const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
 
-type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+type Rule = { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] };
+/** dssuser's own role in a manifest (not the driver's ClusterRole beside it). */
 const manifestRules = (file: string, kind: string): Rule[] =>
-  (loadAllYaml(readFileSync(join(root, 'deploy/rbac', file), 'utf8')) as { kind: string; rules?: Rule[] }[]).find((d) => d.kind === kind)!.rules!;
+  (loadAllYaml(readFileSync(join(root, 'deploy/rbac', file), 'utf8')) as { kind: string; metadata: { name: string }; rules?: Rule[] }[])
+    .find((d) => d.kind === kind && d.metadata.name === 'dss-spark-k8s')!.rules!;
 const perUserRules = manifestRules('per-user-namespaces.yaml', 'ClusterRole');
 const teamRules = manifestRules('team-namespaces.yaml', 'Role');
 
@@ -145,13 +147,18 @@ interface Right {
   group: string;
   resource: string;
   verb: string;
+  name?: string;
 }
 const rightsOf = (rules: Rule[]): Right[] =>
-  rules.flatMap((rule) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => ({ group: rule.apiGroups[0]!, resource, verb }))));
+  rules.flatMap((rule) =>
+    rule.resources.flatMap((resource) =>
+      rule.verbs.flatMap((verb) => (rule.resourceNames ?? [undefined]).map((name) => ({ group: rule.apiGroups[0]!, resource, verb, ...(name ? { name } : {}) }))),
+    ),
+  );
 const rightName = (r: Right) => `${r.verb} ${r.resource}${r.group ? `.${r.group}` : ''}`;
 const attributes = (r: Right, namespace: string) => {
   const [resource, subresource] = r.resource.split('/') as [string, string?];
-  return { verb: r.verb, group: r.group, resource, subresource, namespace: resource === 'namespaces' ? undefined : namespace };
+  return { verb: r.verb, group: r.group, resource, subresource, name: r.name, namespace: resource === 'namespaces' ? undefined : namespace };
 };
 
 /** The rules without one right. */
@@ -159,7 +166,7 @@ function without(rules: Rule[], right: Right): Rule[] {
   return rules.flatMap((rule) => {
     if (rule.apiGroups[0] !== right.group || !rule.resources.includes(right.resource) || !rule.verbs.includes(right.verb)) return [rule];
     const others = rule.resources.filter((r) => r !== right.resource);
-    const verbs = rule.verbs.filter((v) => v !== right.verb);
+    const verbs = rule.verbs.filter((v) => v !== right.verb); // resourceNames stay with the rule
     return [...(others.length ? [{ ...rule, resources: others }] : []), ...(verbs.length ? [{ ...rule, resources: [right.resource], verbs }] : [])];
   });
 }
@@ -232,20 +239,22 @@ describe('doctor with a correct set-up', () => {
       '✓ cluster',
       `✓ namespace dss-doc-${id}-${alice.name}`,
       `✓ rights in dss-doc-${id}-${alice.name}`,
+      '✓ driver role',
       '✓ sudoers rule',
       '✓ spark-submit',
-      'all 6 checks passed',
+      'all 7 checks passed',
     ]);
     expect(lines[1]).toMatch(new RegExp(`Kubernetes v1\\.34\\.4 as system:serviceaccount:${homeNamespace}:${full.name}$`));
-    expect(lines[5]).toMatch(new RegExp(`Spark 3\\.5\\.1, fabric8 kubernetes-client 6\\.7\\.2, Java works \\(as ${alice.name} through sudo in`));
+    expect(lines[6]).toMatch(new RegExp(`Spark 3\\.5\\.1, fabric8 kubernetes-client 6\\.7\\.2, Java works \\(as ${alice.name} through sudo in`));
   });
 
   it('prints {"ok": true, "checks": [...]} with -o json', async () => {
     const run = await doctor(writeConfig(perUserProfile()), ['--user', alice.name, '--kubeconfig', full.kubeconfig, ...json]);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).ok).toBe(true);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'pass', rights: 'pass', sudo: 'pass', spark: 'pass' });
-    expect(run.check('rights').detail).toBe('all 55 rights a job needs');
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'pass', rights: 'pass', 'driver-role': 'pass', sudo: 'pass', spark: 'pass' });
+    expect(run.check('rights').detail).toBe('all 32 rights a job needs');
+    expect(run.check('driver-role').detail).toBe("ClusterRole dss-spark-k8s-driver grants exactly the driver's rights");
     expect(run.check('sudo').detail).toBe(`${unix.dssuser.name} may run ${spark35} as ${alice.name} without a password, KUBECONFIG kept`);
   });
 
@@ -258,14 +267,16 @@ describe('doctor with a correct set-up', () => {
 });
 
 describe('doctor finds each missing right of the documented ClusterRole', () => {
-  // `list namespaces` is in the manifest (for administrators' convenience) but no job needs it; quotas and
-  // limit ranges only profiles that set resourceQuota / limitRange (not this one).
-  const notNeeded = (r: Right) => (r.resource === 'namespaces' && r.verb === 'list') || r.resource === 'resourcequotas' || r.resource === 'limitranges';
+  // `list namespaces` is in the manifest (for administrators' convenience) and `get` of the driver's
+  // ClusterRole for doctor's own check, but no job needs them; quotas and limit ranges only profiles that set
+  // resourceQuota / limitRange (not this one).
+  const forDoctorOnly = (r: Right) => (r.resource === 'namespaces' && r.verb === 'list') || (r.resource === 'clusterroles' && r.verb === 'get');
+  const notNeeded = (r: Right) => forDoctorOnly(r) || r.resource === 'resourcequotas' || r.resource === 'limitranges';
   const rights = rightsOf(perUserRules);
 
-  it('asks for exactly the rights of deploy/rbac/per-user-namespaces.yaml, but list namespaces', () => {
-    const needed = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} }).map((r) => docRightName(r));
-    expect(rights.filter((r) => !(r.resource === 'namespaces' && r.verb === 'list')).map(rightName).sort()).toEqual(needed.sort());
+  it('asks for exactly the rights of deploy/rbac/per-user-namespaces.yaml, but list namespaces and get of the driver role', () => {
+    const needed = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} }).map((r) => `${docRightName(r)}${r.name ? ` ${r.name}` : ''}`);
+    expect(rights.filter((r) => !forDoctorOnly(r)).map((r) => `${rightName(r)}${r.name ? ` ${r.name}` : ''}`).sort()).toEqual(needed.sort());
   });
 
   it.concurrent.each(rights.map((r) => [rightName(r), r] as const))('without %s', async (_, right) => {
@@ -279,15 +290,16 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
     const broken = await doctor(config, args);
     if (notNeeded(right)) {
       expect(broken.code).toBe(0);
+      if (right.resource === 'clusterroles') expect(broken.check('driver-role')).toMatchObject({ status: 'warn' });
       return;
     }
     expect(broken.code).toBe(78);
     const check = broken.check('rights');
     expect(check.status).toBe('fail');
-    expect(check.detail).toBe(`missing 1 of 55: ${rightName(right)}`);
+    expect(check.detail).toBe(`missing 1 of 32: ${rightName(right)}`);
     expect(check.fix).toMatch(/^# add to the rules of the ClusterRole bound to system:serviceaccount:/);
     const fixRules = loadYaml<Rule[]>(check.fix!);
-    expect(fixRules).toEqual([{ apiGroups: [right.group], resources: [right.resource], verbs: [right.verb] }]);
+    expect(fixRules).toEqual([{ apiGroups: [right.group], resources: [right.resource], ...(right.name ? { resourceNames: [right.name] } : {}), verbs: [right.verb] }]);
     expect(broken.checks.filter((c) => c.id !== 'rights').every((c) => c.ok)).toBe(true);
 
     await who.setRules([...rules, ...fixRules]);
@@ -332,7 +344,7 @@ describe('doctor checks the namespace', () => {
   it('without --user: checks rights in the placeholder namespace, and fails on the sudoers check that needs a user', async () => {
     const run = await doctor(writeConfig(perUserProfile()), ['--kubeconfig', full.kubeconfig, ...json]);
     expect(run.code).toBe(78);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', sudo: 'fail', spark: 'pass' });
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'pass', sudo: 'fail', spark: 'pass' });
     expect(run.check('rights').title).toBe(`rights in dss-doc-${id}-sample-user`);
     expect(run.check('sudo').fix).toBe('pass --user LOGIN (an end user who runs Spark jobs)');
     expect(run.check('spark').detail).toMatch(/\(as this user in/);
@@ -358,12 +370,13 @@ describe('doctor in team mode', () => {
 
   it('passes with only the Role of team-namespaces.yaml (no cluster-scoped right), warning what it cannot read', async () => {
     const who = await identity(teamRules, unix.dssuser, teamNamespace);
-    await until(() => who.canI({ group: '', resource: 'pods', verb: 'create' }), 'the binding');
+    await until(() => who.canI({ group: '', resource: 'pods', verb: 'list' }), 'the binding');
     const run = await doctor(writeConfig(profile()), ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json]);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', policy: 'warn', sudo: 'pass', spark: 'pass' });
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'warn', policy: 'warn', sudo: 'pass', spark: 'pass' });
+    expect(run.check('driver-role').detail).toMatch(/^cannot read ClusterRole dss-spark-k8s-driver/);
     expect(run.check('namespace').detail).toMatch(/^cannot read it \(no get on namespaces\)/);
     expect(run.check('policy').detail).toMatch(/^cannot verify: no right to read ValidatingAdmissionPolicies/);
-    expect(run.check('rights').detail).toBe('all 53 rights a job needs');
+    expect(run.check('rights').detail).toBe('all 30 rights a job needs');
     expect(run.code).toBe(0);
   });
 
@@ -371,7 +384,7 @@ describe('doctor in team mode', () => {
     const right = { group: '', resource: 'pods', verb: 'deletecollection' };
     const rules = without(teamRules, right);
     const who = await identity(rules, unix.dssuser, teamNamespace);
-    await until(() => who.canI({ group: '', resource: 'pods', verb: 'create' }), 'the binding');
+    await until(() => who.canI({ group: '', resource: 'pods', verb: 'list' }), 'the binding');
     const config = writeConfig(profile());
     const args = ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json];
     const broken = await doctor(config, args);
@@ -505,7 +518,7 @@ describe('doctor without a cluster or a valid configuration', () => {
     chownSync(kubeconfig, unix.dssuser.uid, unix.dssuser.gid);
     const run = await doctor(writeConfig(perUserProfile()), ['--user', alice.name, '--kubeconfig', kubeconfig, ...json]);
     expect(run.code).toBe(78);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'fail', namespace: 'skip', rights: 'skip', sudo: 'pass', spark: 'pass' });
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'fail', namespace: 'skip', rights: 'skip', 'driver-role': 'skip', sudo: 'pass', spark: 'pass' });
     expect(run.check('cluster').detail).toMatch(/^get server version failed \(401/);
     expect(run.check('cluster').fix).toMatch(/credentials of dssuser's kubeconfig are rejected/);
   });

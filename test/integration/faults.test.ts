@@ -509,7 +509,7 @@ describe.concurrent('faults around the flow', () => {
     }
   });
 
-  // The apiserver did the work but the CLI never heard back: the service accounts, Role, Lease and token
+  // The apiserver did the work but the CLI never heard back: the service accounts, RoleBinding, Lease and token
   // anchor exist, and the CLI's record of what it created is empty.
   cell('the apiserver dies while answering the service-account creates: exit 69 means rolled back, so nothing may be left', async (expect) => {
     const env = await cellEnv();
@@ -529,7 +529,7 @@ describe.concurrent('faults around the flow', () => {
         if (left.length) recordLeaks(left);
       }
       if (exit!.exitCode === 75) {
-        const plural: Record<string, string> = { serviceaccount: 'serviceaccounts', role: 'roles', rolebinding: 'rolebindings', lease: 'leases', secret: 'secrets' };
+        const plural: Record<string, string> = { serviceaccount: 'serviceaccounts', rolebinding: 'rolebindings', lease: 'leases', secret: 'secrets' };
         const unlisted = left.filter((o) => {
           const [kind, name] = o.split('/') as [string, string];
           return !cli.stderr.includes(`${plural[kind] ?? kind} ${env.namespace}/${name}:`);

@@ -54,7 +54,6 @@ async function startJob(
   const dssuser = dssuserKube();
   await dssuser.createServiceAccount(plan.serviceAccount);
   await dssuser.createServiceAccount(plan.executorServiceAccount);
-  await dssuser.createRole(plan.role);
   await dssuser.createRoleBinding(plan.roleBinding);
   const { token } = await dssuser.requestToken(plan.namespace, plan.baseName, plan.tokenRequest);
   await dssuser.close();

@@ -177,7 +177,7 @@ describe('run: the job lifecycle', () => {
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json', '--', 'app']);
     expect(result.exitCode, result.stderr).toBe(0);
     const plan = JSON.parse(result.stdout);
-    expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'ServiceAccount', 'Role', 'RoleBinding', 'Lease', 'Secret', 'TokenRequest']);
+    expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'ServiceAccount', 'RoleBinding', 'Lease', 'Secret', 'TokenRequest']);
     expect(plan.kubeconfig.users[0].user.token).toBe('<redacted>');
     expect(plan.command.slice(0, 5)).toEqual(['sudo', '-n', '-u', alice.name, '--']);
     expect(await jobObjects(jobId)).toEqual([]);

@@ -8,6 +8,7 @@ import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { doctorCommand } from '../../src/commands/doctor.ts';
 import {
+  checkDriverRole,
   checkRights,
   checkSpark,
   checkSudo,
@@ -30,7 +31,8 @@ import {
 } from '../../src/doctor/checks.ts';
 import type { Profile } from '../../src/config/types.ts';
 import { profileWith } from '../support/profile.ts';
-import { ExitCode, UsageError } from '../../src/errors.ts';
+import { ExitCode, KubernetesError, UsageError } from '../../src/errors.ts';
+import { DRIVER_RULES } from '../../src/plan/objects.ts';
 import type { Kube } from '../../src/k8s/client.ts';
 
 const SUDO_LIST = `Matching Defaults entries for dssuser on vm:
@@ -64,17 +66,22 @@ describe('requiredRights', () => {
     expect(names(false).filter((n) => n.includes('namespaces'))).toEqual([]);
   });
 
-  it('covers the job objects, the token request, the lease and every verb of the driver Role', () => {
+  it('covers the job objects, the token request, the lease, binding the driver role and deleting what drivers create', () => {
     const names = requiredRights({ autoCreateNamespace: false }).map(rightName);
     expect(names).toEqual(expect.arrayContaining([
       'create serviceaccounts', 'delete serviceaccounts', 'create serviceaccounts/token',
-      'create roles.rbac.authorization.k8s.io', 'list rolebindings.rbac.authorization.k8s.io',
-      'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'watch pods', 'patch configmaps',
+      'create rolebindings.rbac.authorization.k8s.io', 'list rolebindings.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io',
+      'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'list pods', 'delete configmaps',
     ]));
-    expect(names).toHaveLength(4 + 1 + 8 + 5 + 3 + 32);
+    expect(names).toHaveLength(4 + 1 + 4 + 1 + 5 + 3 + 12);
     expect(new Set(names).size).toBe(names.length);
-    const rights = requiredRights({ autoCreateNamespace: true });
-    expect(rights.filter((r) => ['escalate', 'bind', 'impersonate'].includes(r.verb) || (r.resource === 'secrets' && ['get', 'list', 'watch'].includes(r.verb)))).toEqual([]);
+  });
+
+  it('never asks to create roles or driver objects, to read secrets, or to bind anything but the driver role', () => {
+    const rights = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} });
+    expect(rights.filter((r) => r.resource === 'roles' || ['escalate', 'impersonate'].includes(r.verb) || (r.resource === 'secrets' && ['get', 'list', 'watch'].includes(r.verb)))).toEqual([]);
+    expect(rights.filter((r) => ['pods', 'services', 'configmaps', 'persistentvolumeclaims'].includes(r.resource) && !['list', 'delete', 'deletecollection'].includes(r.verb))).toEqual([]);
+    expect(rights.filter((r) => r.verb === 'bind')).toEqual([{ verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'dss-spark-k8s-driver' }]);
   });
 });
 
@@ -132,6 +139,64 @@ describe('rulesYaml', () => {
       { apiGroups: [''], resources: ['pods', 'services'], verbs: ['watch'] },
     ]);
   });
+
+  it('names the one object of a right on a named object (resourceNames)', () => {
+    const yaml = rulesYaml([
+      { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'dss-spark-k8s-driver' },
+      { verb: 'list', group: 'rbac.authorization.k8s.io', resource: 'rolebindings' },
+    ]);
+    expect(loadYaml(yaml)).toEqual([
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: ['dss-spark-k8s-driver'], verbs: ['bind'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['list'] },
+    ]);
+  });
+});
+
+describe('checkDriverRole', () => {
+  const kubeWith = (rules: unknown) =>
+    ({
+      getClusterRoleRules: async (name: string) => {
+        expect(name).toBe('dss-spark-k8s-driver');
+        if (rules instanceof Error) throw rules;
+        return rules;
+      },
+    }) as unknown as Kube;
+  const driverRules = DRIVER_RULES.map((rule) => ({ apiGroups: [...rule.apiGroups], resources: [...rule.resources], verbs: [...rule.verbs] }));
+  const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
+
+  it('passes when the ClusterRole grants exactly the driver rules, however they are split', async () => {
+    expect(await checkDriverRole(kubeWith(driverRules), profile)).toMatchObject({ id: 'driver-role', status: 'pass' });
+    const split = driverRules[0]!.resources.map((resource) => ({ apiGroups: [''], resources: [resource], verbs: driverRules[0]!.verbs }));
+    expect((await checkDriverRole(kubeWith(split), profile)).status).toBe('pass');
+  });
+
+  it('fails with the manifest to apply when it is missing', async () => {
+    expect(await checkDriverRole(kubeWith(undefined), profile)).toMatchObject({
+      status: 'fail',
+      detail: 'ClusterRole dss-spark-k8s-driver does not exist: jobs would get no rights',
+      fix: 'kubectl apply -f deploy/rbac/per-user-namespaces.yaml   # as a cluster administrator',
+    });
+    expect((await checkDriverRole(kubeWith(undefined), team)).fix).toMatch(/team-namespaces\.yaml/);
+  });
+
+  it('fails when it grants jobs more (secrets, a wildcard, exec) or less than the driver needs', async () => {
+    for (const extra of [
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
+      { apiGroups: ['*'], resources: ['*'], verbs: ['*'] },
+    ]) {
+      const r = await checkDriverRole(kubeWith([...driverRules, extra]), profile);
+      expect(r.status).toBe('fail');
+      expect(r.detail).toMatch(/^ClusterRole dss-spark-k8s-driver grants jobs more than the driver needs: /);
+    }
+    const less = await checkDriverRole(kubeWith([{ ...driverRules[0], verbs: ['get', 'list', 'watch', 'create'] }]), profile);
+    expect(less.detail).toMatch(/lacks rights the driver needs: update pods, patch pods/);
+  });
+
+  it('warns when dssuser may not read it (team rights)', async () => {
+    const r = await checkDriverRole(kubeWith(new KubernetesError('get ClusterRole dss-spark-k8s-driver failed (403 Forbidden): no', 403)), team);
+    expect(r).toMatchObject({ status: 'warn', ok: true });
+  });
 });
 
 describe('checkRights', () => {
@@ -149,14 +214,14 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 55: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 32: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },
       { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
     ]);
     const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
-    const teamResult = await checkRights(kubeDenying(['watch pods']), team, 'dss-team-a', 'dssuser');
+    const teamResult = await checkRights(kubeDenying(['list pods']), team, 'dss-team-a', 'dssuser');
     expect(teamResult.fix?.split('\n')[0]).toBe('# add to the rules of the Role bound to dssuser in namespace dss-team-a (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):');
   });
 });
@@ -389,7 +454,7 @@ describe('doctorCommand', () => {
     expect(json.ok).toBe(false);
     expect(json.checks[0]).toMatchObject({ id: 'config', status: 'fail' });
     expect(json.checks[0].detail).toContain('sparkSubmit: expected an absolute path');
-    expect(json.checks.slice(1).map((c: { status: string }) => c.status)).toEqual(['skip', 'skip', 'skip', 'skip', 'skip']);
+    expect(json.checks.slice(1).map((c: { status: string }) => c.status)).toEqual(['skip', 'skip', 'skip', 'skip', 'skip', 'skip']);
   });
 
   it('prints no colour under NO_COLOR', async () => {

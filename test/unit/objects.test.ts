@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  buildDriverRole,
   buildExecutorServiceAccount,
   buildLease,
   buildNamespace,
   buildRoleBinding,
   buildServiceAccount,
   buildTokenRequest,
+  DRIVER_CLUSTER_ROLE,
   DRIVER_RULES,
   holderIdentity,
   jobAnnotations,
@@ -114,24 +114,18 @@ describe('service accounts', () => {
   });
 });
 
-describe('buildDriverRole', () => {
-  const role = buildDriverRole('dss-spark-alice-abc', 'dss-alice', { a: 'b' }, {});
-
-  it('grants exactly the documented rules', () => {
-    expect(role.apiVersion).toBe('rbac.authorization.k8s.io/v1');
-    expect(role.kind).toBe('Role');
-    expect(role.metadata).toMatchObject({ name: 'dss-spark-alice-abc', namespace: 'dss-alice', labels: { a: 'b' } });
-    expect(role.rules).toEqual([
+describe('DRIVER_RULES (the rules of the driver ClusterRole)', () => {
+  it('are exactly the documented rules', () => {
+    expect(DRIVER_RULES).toEqual([
       {
         apiGroups: [''],
         resources: ['pods', 'services', 'configmaps', 'persistentvolumeclaims'],
         verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'],
       },
     ]);
-    expect(role.rules).toEqual(DRIVER_RULES);
   });
 
-  const resources = (role.rules ?? []).flatMap((rule) => rule.resources ?? []);
+  const resources = DRIVER_RULES.flatMap((rule) => rule.resources);
   it.each([
     'secrets',
     'pods/exec',
@@ -143,37 +137,34 @@ describe('buildDriverRole', () => {
     'serviceaccounts',
     'serviceaccounts/token',
     '*',
-  ])('grants nothing on %s', (resource) => {
+  ])('grant nothing on %s', (resource) => {
     expect(resources).not.toContain(resource);
   });
 
-  it('grants no wildcard verb or group, no escalate/bind/impersonate', () => {
-    for (const rule of role.rules ?? []) {
+  it('grant no wildcard verb or group, no escalate/bind/impersonate', () => {
+    for (const rule of DRIVER_RULES) {
       expect(rule.apiGroups).toEqual(['']);
       expect(rule.verbs).not.toContain('*');
       for (const verb of ['escalate', 'bind', 'impersonate']) expect(rule.verbs).not.toContain(verb);
-      expect(rule.resourceNames).toBeUndefined();
-      expect(rule.nonResourceURLs).toBeUndefined();
     }
   });
 
-  it('cannot be widened by editing a built role', () => {
-    role.rules?.[0]?.resources?.push('secrets');
-    expect(DRIVER_RULES[0]?.resources).not.toContain('secrets');
-    expect(buildDriverRole('r', 'ns', {}, {}).rules?.[0]?.resources).not.toContain('secrets');
+  it('cannot be widened at run time', () => {
     expect(() => (DRIVER_RULES[0]?.resources as string[]).push('secrets')).toThrow();
+    expect(DRIVER_RULES[0]?.resources).not.toContain('secrets');
   });
 });
 
 describe('buildRoleBinding', () => {
-  it('binds the role to the job account in the same namespace', () => {
-    expect(buildRoleBinding('rb', 'dss-alice', 'role', 'sa', { a: 'b' }, { c: 'd' })).toEqual({
+  it('binds the driver ClusterRole to the job account, in the job namespace only', () => {
+    expect(buildRoleBinding('rb', 'dss-alice', 'sa', { a: 'b' }, { c: 'd' })).toEqual({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
       metadata: { name: 'rb', namespace: 'dss-alice', labels: { a: 'b' }, annotations: { c: 'd' } },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'role' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-driver' },
       subjects: [{ kind: 'ServiceAccount', name: 'sa', namespace: 'dss-alice' }],
     });
+    expect(DRIVER_CLUSTER_ROLE).toBe('dss-spark-k8s-driver');
   });
 });
 

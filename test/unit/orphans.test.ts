@@ -60,7 +60,7 @@ function object(f: Fixture = {}): ListedObject {
   };
 }
 
-/** What `run` puts on the accounts, Role, RoleBinding and Lease. */
+/** What `run` puts on the accounts, RoleBinding and Lease. */
 function jobAnnotations(createdSecondsAgo: number, expiresInSeconds: number, login = 'alice') {
   return {
     [Annotation.login]: login,
@@ -94,7 +94,7 @@ describe('addObject', () => {
     const jobs = group([
       ['serviceaccounts', object({ name: 'sa-a' })],
       ['serviceaccounts', object({ name: 'sa-a-exec' })],
-      ['roles', object({ name: 'sa-a' })],
+      ['rolebindings', object({ name: 'sa-a' })],
       ['pods', object({ name: 'exec-1' })],
       ['serviceaccounts', object({ jobId: 'job2', name: 'sa-b' })],
       // The same job id in another namespace, or of another user, is another job: its Lease must not speak for this one.
@@ -107,7 +107,7 @@ describe('addObject', () => {
       'dss-ns-alice/job2/dss-spark-alice-job2',
       'dss-ns-bob/job1/dss-spark-alice-job1',
     ]);
-    expect(jobs.get('dss-ns-alice/job1/dss-spark-alice-job1')!.objects).toEqual({ serviceaccounts: ['sa-a', 'sa-a-exec'], roles: ['sa-a'], pods: ['exec-1'] });
+    expect(jobs.get('dss-ns-alice/job1/dss-spark-alice-job1')!.objects).toEqual({ serviceaccounts: ['sa-a', 'sa-a-exec'], rolebindings: ['sa-a'], pods: ['exec-1'] });
   });
 
   it('ignores objects without the managed-by label or a job label', () => {
@@ -165,7 +165,7 @@ describe('decideState (fixed clock)', () => {
     ['no Lease, not expired yet (a starting job)', 'pending', 'no lease yet, expires at 2025-03-01T12:59:58Z', [sa(jobAnnotations(2, 3598))]],
     ['no Lease, no expiry, created 2 h ago', 'orphaned', 'no lease and no expiry', [sa({}, ago(7200))]],
     ['no Lease, no expiry, created 10 min ago', 'pending', 'no lease and no expiry; orphaned 60m after creation', [sa({}, ago(600))]],
-    // A pod's own expires-at does not count: only the job's accounts, Role, RoleBinding and Lease do.
+    // A pod's own expires-at does not count: only the job's accounts, RoleBinding and Lease do.
     ['pods only, with a forged past expires-at', 'pending', 'no lease and no expiry; orphaned 60m after creation', [['pods', object({ created: ago(60), annotations: { [Annotation.expiresAt]: iso(9999) } })]]],
   ] as [string, string, string, [CleanupKind, ListedObject][]][])('%s → %s', (_title, state, reason, objects) => {
     expect(decideState(onlyJob(objects), now)).toEqual({ state, reason });
@@ -240,12 +240,11 @@ describe('deletionPhases', () => {
   const show = (phases: DeleteRequest[][]) =>
     phases.map((phase) => phase.map((r) => ('jobs' in r ? `${r.kind} ${r.jobs.map((j) => j.jobId).join(',')}` : `${r.kind} ${r.job.jobId}/${r.name}`)));
 
-  it('deletes pods, services, configmaps and PVCs by label, then anchors, bindings, roles, accounts, and the Leases last', () => {
+  it('deletes pods, services, configmaps and PVCs by label, then anchors, bindings, accounts, and the Leases last', () => {
     const jobs = group([
       ['leases', lease(600)],
       ['serviceaccounts', object({ name: 'sa' })],
       ['serviceaccounts', object({ name: 'sa-exec' })],
-      ['roles', object({ name: 'sa' })],
       ['rolebindings', object({ name: 'sa' })],
       ['persistentvolumeclaims', object({ name: 'pvc-1' })],
       ['configmaps', object({ name: 'cm-1' })],
@@ -263,7 +262,6 @@ describe('deletionPhases', () => {
       ['persistentvolumeclaims job1'],
       ['secrets job1,job2'],
       ['rolebindings job1/sa'],
-      ['roles job1/sa'],
       ['serviceaccounts job1/sa', 'serviceaccounts job1/sa-exec', 'serviceaccounts job2/sa2'],
       ['leases job1/dss-spark-alice-job1'],
     ]);

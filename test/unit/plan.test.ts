@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RefusedError, UsageError } from '../../src/errors.ts';
 import { loginToSlug } from '../../src/plan/names.ts';
-import { DRIVER_RULES } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import {
   Annotation,
@@ -55,7 +54,7 @@ describe('planJob', () => {
     expect(plan.namespaceObject?.metadata?.labels).not.toHaveProperty(JOB_LABEL);
   });
 
-  it('builds the accounts, role and binding with the same labels and annotations', () => {
+  it('builds the accounts and the binding with the same labels and annotations', () => {
     expect(plan.serviceAccount).toEqual({
       apiVersion: 'v1',
       kind: 'ServiceAccount',
@@ -68,22 +67,16 @@ describe('planJob', () => {
       metadata: meta('dss-spark-alice-abc123-exec'),
       automountServiceAccountToken: false,
     });
-    expect(plan.role).toEqual({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: meta('dss-spark-alice-abc123'),
-      rules: DRIVER_RULES,
-    });
     expect(plan.roleBinding).toEqual({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
       metadata: meta('dss-spark-alice-abc123'),
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dss-spark-alice-abc123' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-driver' },
       subjects: [{ kind: 'ServiceAccount', name: 'dss-spark-alice-abc123', namespace: 'dss-alice' }],
     });
   });
 
-  it('binds the role to the job account, never to the executor account', () => {
+  it('binds the driver role to the job account, never to the executor account', () => {
     expect(plan.roleBinding.subjects?.map((s) => s.name)).toEqual([plan.serviceAccount.metadata?.name]);
     expect(plan.roleBinding.subjects?.map((s) => s.name)).not.toContain(plan.executorServiceAccount.metadata?.name);
   });
