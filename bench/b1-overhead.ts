@@ -12,11 +12,12 @@ import { rotated, summarize, type Summary } from './lib/stats.ts';
 /**
  * Dependent round trips of `run` for an existing namespace (profile autoCreateNamespace: true):
  *   1. GET the namespace (it exists: nothing to create)
- *   2. job SA, executor SA, Role, Lease, anchor Secret — 5 creates in parallel
- *   3. RoleBinding (needs the Role: RBAC's escalation check reads it) + TokenRequest (needs the SA and the
- *      anchor's uid) — in parallel
- *   4. teardown: deletecollection of pods/services/configmaps/PVCs by job label + the RoleBinding — in parallel
- *   5. Role, both SAs, Lease, anchor Secret — in parallel (after the binding, so the token loses its rights first)
+ *   2. job SA, executor SA, RoleBinding (to the pre-made driver ClusterRole), Lease, anchor Secret — 5 creates
+ *      in parallel
+ *   3. TokenRequest (needs the SA, and the anchor's uid to bind the token to)
+ *   4. teardown: deletecollection of pods/services/configmaps/PVCs by job label, the RoleBinding, both SAs and
+ *      the anchor Secret — in parallel
+ *   5. the Lease, last (only when everything else is gone: an unrenewed Lease is how cleanup finds a failure)
  */
 export const RUN_ROUND_TRIPS = { provisioning: 3, teardown: 2 };
 

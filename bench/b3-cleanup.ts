@@ -3,9 +3,9 @@
 // Unix account with the restricted identity: wall time, CPU, peak RSS, objects per second, what is left.
 //
 // One orphaned job is what a `run` killed with SIGKILL leaves (the exact objects of src/plan, made by
-// planJob two hours in the past): the job ServiceAccount, the executor ServiceAccount, the Role, the
-// RoleBinding, the Lease (not renewed for 2 h, duration 120 s: expired) and the token's anchor Secret —
-// 6 objects, spread over 20 user namespaces and 50 users.
+// planJob two hours in the past): the job ServiceAccount, the executor ServiceAccount, the RoleBinding, the
+// Lease (not renewed for 2 h, duration 120 s: expired) and the token's anchor Secret — 5 objects, spread over
+// 20 user namespaces and 50 users.
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';

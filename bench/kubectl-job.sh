@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The baseline of benchmark B1: what an administrator's shell script of kubectl calls does for one Spark job,
 # with the same objects as dss-spark-k8s run (labels included): a job ServiceAccount, an executor
-# ServiceAccount, the driver's Role, a RoleBinding, a Lease; a token (kubectl create token); a kubeconfig
+# ServiceAccount, a RoleBinding to the driver's ClusterRole (dss-spark-k8s-driver, of deploy/rbac), a Lease;
+# a token (kubectl create token); a kubeconfig
 # file in a 0700 directory shared with the end user through POSIX ACLs; `sudo -n -u <user> /bin/true` with
 # KUBECONFIG (the spark-submit that does nothing); and the deletes, also on failure (trap).
 #
 #   kubectl-job.sh simple|batched NAMESPACE END_USER JOB_ID TMPDIR
 #   env: KUBECTL (the v1.34.4 kubectl), KUBECONFIG (dssuser's), SERVER, CA_DATA (base64 PEM of the cluster CA)
 #
-# simple:  one kubectl call per object created (5), the token (1), one delete call for all (1): 7 kubectl runs.
-# batched: one `kubectl create -f -` with all five objects, the token, one delete: 3 kubectl runs — the
+# simple:  one kubectl call per object created (4), the token (1), one delete call for all (1): 6 kubectl runs.
+# batched: one `kubectl create -f -` with all four objects, the token, one delete: 3 kubectl runs — the
 #          fastest a kubectl script gets.
 # Generous to the baseline: the namespace is assumed to exist (no check), and the server and CA are given
 # (no `kubectl config view` call); the script has no anchor Secret, no Lease renewal, no rollback beyond the trap.
@@ -23,14 +24,9 @@ meta() { # name
 }
 job_sa() { printf 'apiVersion: v1\nkind: ServiceAccount\n'; meta "$name"; }
 exec_sa() { printf 'apiVersion: v1\nkind: ServiceAccount\n'; meta "$name-exec"; printf 'automountServiceAccountToken: false\n'; }
-role() {
-  printf 'apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n'; meta "$name"
-  printf 'rules:\n  - apiGroups: [""]\n    resources: [pods, services, configmaps, persistentvolumeclaims]\n'
-  printf '    verbs: [get, list, watch, create, update, patch, delete, deletecollection]\n'
-}
 binding() {
   printf 'apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n'; meta "$name"
-  printf 'roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: %s }\n' "$name"
+  printf 'roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: dss-spark-k8s-driver }\n'
   printf 'subjects: [{ kind: ServiceAccount, name: %s, namespace: %s }]\n' "$name" "$ns"
 }
 lease() {
@@ -41,16 +37,15 @@ lease() {
 dir=
 finish() {
   [ -n "$dir" ] && rm -rf "$dir"
-  k delete --ignore-not-found rolebinding/"$name" role/"$name" serviceaccount/"$name" serviceaccount/"$name-exec" lease/"$name" >/dev/null
+  k delete --ignore-not-found rolebinding/"$name" serviceaccount/"$name" serviceaccount/"$name-exec" lease/"$name" >/dev/null
 }
 trap finish EXIT
 
 if [ "$mode" = batched ]; then
-  { job_sa; echo ---; exec_sa; echo ---; role; echo ---; binding; echo ---; lease; } | k create -f - >/dev/null
+  { job_sa; echo ---; exec_sa; echo ---; binding; echo ---; lease; } | k create -f - >/dev/null
 else
   job_sa | k create -f - >/dev/null
   exec_sa | k create -f - >/dev/null
-  role | k create -f - >/dev/null
   binding | k create -f - >/dev/null
   lease | k create -f - >/dev/null
 fi

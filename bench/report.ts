@@ -68,7 +68,7 @@ function b1Rows(b1: B1Result): Row[] {
   const trips = RUN_ROUND_TRIPS.provisioning + RUN_ROUND_TRIPS.teardown;
   return [
     row('B1 per-job overhead', '`dss-spark-k8s run` (existing namespace, spark-submit = /bin/true via sudo)', b1.run),
-    row('B1', 'kubectl script, simple (7 kubectl runs)', b1.kubectlSimple, `run / script = ${formatRatio(vsKubectl)}`, '≤ 0.25×', vsKubectl <= 0.25),
+    row('B1', 'kubectl script, simple (6 kubectl runs)', b1.kubectlSimple, `run / script = ${formatRatio(vsKubectl)}`, '≤ 0.25×', vsKubectl <= 0.25),
     row('B1', 'kubectl script, batched (3 kubectl runs)', b1.kubectlBatched, `run / script = ${formatRatio(b1.run.median / b1.kubectlBatched.median)}`),
     [
       'B1',
@@ -203,18 +203,19 @@ control plane and its files, also on Ctrl-C. \`BENCH_QUICK=1\` runs fewer iterat
   \`run\` starts, timed alone. The kubectl script does the same work as \`run\`: a job and an executor ServiceAccount, the
   driver Role, a RoleBinding, a Lease (all labelled), \`kubectl create token\`, a kubeconfig file in a 0700 directory shared
   through \`setfacl\`, \`sudo -n -u U /bin/true\` with KUBECONFIG, and the deletes (in a trap). *simple* makes one kubectl call
-  per object (7 kubectl runs in all), *batched* one \`create -f -\` for all five objects (3 kubectl runs): the fastest a
+  per object (6 kubectl runs in all), *batched* one \`create -f -\` for all four objects (3 kubectl runs): the fastest a
   kubectl script gets. \`run\` and the scripts run under GNU time (for their CPU), which adds about a millisecond.
 - **The floor** is what no implementation can avoid: starting Node (\`node -e 0\`), \`sudo -n -u U true\`, and the
   dependent API round trips, each costed as one keep-alive GET. For an existing namespace \`run\` needs
   ${RUN_ROUND_TRIPS.provisioning} provisioning + ${RUN_ROUND_TRIPS.teardown} teardown round trips, everything else being sent in parallel:
   1. GET the namespace (with \`autoCreateNamespace\` a job must know whether to create it);
-  2. the job ServiceAccount, the executor ServiceAccount, the Role, the Lease and the token's anchor Secret, together;
-  3. the RoleBinding (RBAC's escalation check reads the Role, so the Role must exist) and the TokenRequest (it needs the
-     ServiceAccount, and the anchor's uid to bind the token to), together;
-  4. teardown: deletecollection of the job's pods, services, configmaps and PVCs, and the RoleBinding, together;
-  5. the Role, both ServiceAccounts, the Lease and the anchor Secret, together — after the binding, so that the token
-     loses its rights before its ServiceAccount goes.
+  2. the job ServiceAccount, the executor ServiceAccount, the RoleBinding (to the pre-made ClusterRole
+     \`dss-spark-k8s-driver\`), the Lease and the token's anchor Secret, together;
+  3. the TokenRequest (it needs the ServiceAccount, and the anchor's uid to bind the token to);
+  4. teardown: deletecollection of the job's pods, services, configmaps and PVCs, the RoleBinding, both ServiceAccounts and
+     the anchor Secret, together;
+  5. the Lease, last — only once everything else is gone, so that a failed teardown leaves an unrenewed Lease for
+     \`cleanup --orphans\` to find.
   Writes cost more than a GET (etcd, admission, audit), so the table also shows the floor with the four write round
   trips timed as writes. Not in the floor: the TLS handshake of the first request, \`getent\`/\`id\`, \`setfacl\`, the
   \`sudo -l\` pre-check and loading the client — those are the product's choices, shown in the phase table.
@@ -227,7 +228,7 @@ control plane and its files, also on Ctrl-C. \`BENCH_QUICK=1\` runs fewer iterat
   120 s) and the token's anchor Secret — ${OBJECTS_PER_JOB} objects, over 20 user namespaces and 50 users. Then, as the
   dssuser account under GNU time (wall time, CPU, peak RSS), \`dss-spark-k8s cleanup --orphans -o json\` (listing only)
   and \`cleanup --orphans --yes -o json\`; objects/s counts the objects of the jobs it reports deleted; what is left is listed by the administrator (every
-  kind, secrets included). The counts are configurable (\`BENCH_ORPHANS=1000,10000\`); creating 10,000 jobs (60,000 objects)
+  kind, secrets included). The counts are configurable (\`BENCH_ORPHANS=1000,10000\`); creating 10,000 jobs (50,000 objects)
   takes a few minutes on 2 cores and is timed in the table.
 - **B4** — a few single runs for reference (one at a time), then ${s.concurrency} \`run\` processes started at once for one user
   whose namespace does not exist (every run GETs it, finds nothing, creates it; one create wins, the others get 409 and

@@ -28,10 +28,9 @@
 //       one line on stderr, and running cleanup again retries them.
 //   78  the configuration file or the kubeconfig is invalid.
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { CONFIG_ENV_VAR, loadConfig, parseDuration, resolveConfigPath, selectProfile } from '../config/load.ts';
 import { KubernetesError, TeardownError, UsageError } from '../errors.ts';
-import type { JobOwner } from '../exec/job-files.ts';
 import { isProcessAlive } from '../exec/process-identity.ts';
 import { Kube } from '../k8s/client.ts';
 import {
@@ -44,7 +43,9 @@ import {
   forEachLimited,
   formatAge,
   type Job,
+  type JobProcess,
   type JobReport,
+  type Liveness,
   limiter,
   listJobs,
   matchesFilters,
@@ -81,7 +82,7 @@ export interface CleanupDeps {
   pageSize: number;
   /** Requests in flight at most. */
   concurrency: number;
-  isAlive: (owner: JobOwner) => boolean;
+  isAlive: (process: JobProcess) => boolean;
 }
 
 interface Request {
@@ -132,7 +133,7 @@ export async function cleanupCommand(options: CleanupOptions, overrides: Partial
     });
     addStaleDirs(jobs, await findStaleDirs(settings.tempDir, deps.isAlive, log), request.namespaces, log);
     progress.done();
-    const reports = selectJobs(jobs, request, now);
+    const reports = selectJobs(jobs, request, now, { host: hostname(), isAlive: deps.isAlive });
 
     const orphans = reports.filter((r) => r.decision.state === 'orphaned');
     if (request.yes && orphans.length > 0) {
@@ -198,13 +199,13 @@ function resolveSettings(options: CleanupOptions, env: NodeJS.ProcessEnv) {
 }
 
 /** The jobs the filters keep, with their state, sorted by namespace and job id. */
-export function selectJobs(jobs: Map<string, Job>, request: Pick<Request, 'user' | 'olderThanSeconds' | 'graceSeconds'>, now: Date): JobReport[] {
+export function selectJobs(jobs: Map<string, Job>, request: Pick<Request, 'user' | 'olderThanSeconds' | 'graceSeconds'>, now: Date, liveness?: Liveness): JobReport[] {
   const reports: JobReport[] = [];
   for (const job of jobs.values()) {
     // A temp directory alone names no user: it cannot match --user.
     if (request.user !== undefined && objectCount(job) === 0) continue;
     if (!matchesFilters(job, request, now)) continue;
-    reports.push({ job, decision: decideState(job, now, request.graceSeconds) });
+    reports.push({ job, decision: decideState(job, now, request.graceSeconds, liveness) });
   }
   return reports.sort((a, b) => compare(a.job.namespace, b.job.namespace) || compare(a.job.jobId, b.job.jobId));
 }

@@ -1,10 +1,10 @@
 // `dss-spark-k8s policy apply | show` (administrators): the job-isolation ValidatingAdmissionPolicy of
 // src/plan/policy.ts. `apply` creates or replaces the policy and its binding; `show` prints them on stdout
 // and says on stderr whether the cluster has them, as printed.
-import { AdmissionregistrationV1Api, CoreV1Api, dumpYaml, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import { dump } from 'js-yaml';
 import { CliError, KubernetesError } from '../errors.ts';
-import { Kube, toKubernetesError } from '../k8s/client.ts';
-import { isNotFound } from '../k8s/errors.ts';
+import { Kube, type ClusterKind } from '../k8s/client.ts';
 import { ISOLATION_POLICY_NAME, policyManifest } from '../plan/policy.ts';
 import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
 
@@ -60,68 +60,43 @@ export async function policyCommand(action: 'apply' | 'show', options: PolicyOpt
 export function renderManifest(output: 'yaml' | 'json'): string {
   const { policy, binding } = policyManifest();
   if (output === 'json') return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [policy, binding] }, null, 2)}\n`;
-  return `${dumpYaml(policy)}---\n${dumpYaml(binding)}`;
+  return `${dump(policy, { skipInvalid: true })}---\n${dump(binding, { skipInvalid: true })}`;
 }
 
 type Outcome = 'created' | 'updated' | 'unchanged';
 
 /** Creates or replaces the policy, then its binding; says what it did. */
 export async function applyPolicy(kube: Kube): Promise<string> {
-  const api = kube.api(AdmissionregistrationV1Api);
   const { policy, binding } = policyManifest();
-  const policyOutcome = await upsert(
-    kube,
-    `ValidatingAdmissionPolicy ${ISOLATION_POLICY_NAME}`,
-    policy,
-    () => api.readValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME }),
-    () => api.createValidatingAdmissionPolicy({ body: policy }),
-    (resourceVersion) => api.replaceValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME, body: withVersion(policy, resourceVersion) }),
-  );
-  const bindingOutcome = await upsert(
-    kube,
-    `ValidatingAdmissionPolicyBinding ${ISOLATION_POLICY_NAME}`,
-    binding,
-    () => api.readValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME }),
-    () => api.createValidatingAdmissionPolicyBinding({ body: binding }),
-    (resourceVersion) => api.replaceValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME, body: withVersion(binding, resourceVersion) }),
-  );
+  const policyOutcome = await upsert(kube, 'validatingadmissionpolicies', policy);
+  const bindingOutcome = await upsert(kube, 'validatingadmissionpolicybindings', binding);
   return policyOutcome === bindingOutcome ? `were ${policyOutcome}` : `were ${policyOutcome} and ${bindingOutcome}`;
 }
 
 interface Installable {
-  metadata?: { resourceVersion?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
   spec?: object;
 }
 
-async function upsert(
-  kube: Kube,
-  what: string,
-  desired: Installable,
-  read: () => Promise<Installable>,
-  create: () => Promise<unknown>,
-  replace: (resourceVersion: string) => Promise<unknown>,
-): Promise<Outcome> {
-  const live = await readIfPresent(kube, what, read);
+async function upsert(kube: Kube, kind: ClusterKind, desired: Installable): Promise<Outcome> {
+  const live = await kube.getClusterObject<Installable>(kind, desired.metadata?.name ?? '');
   if (live === undefined) {
-    await kube.call(`create ${what}`, create);
+    await kube.createClusterObject(kind, desired);
     return 'created';
   }
   if (sameSpec(live, desired) && sameLabels(live, desired)) return 'unchanged';
-  await kube.call(`replace ${what}`, () => replace(live.metadata?.resourceVersion ?? ''));
+  await kube.replaceClusterObject(kind, withVersion(desired, live.metadata?.resourceVersion ?? ''));
   return 'updated';
 }
 
 /** Whether the cluster has the policy and binding as this version builds them, in one line. */
 export async function describeInstalled(kube: Kube): Promise<string> {
-  const api = kube.api(AdmissionregistrationV1Api);
   const { policy, binding } = policyManifest();
   let live: [Installable | undefined, Installable | undefined];
   try {
     live = await Promise.all([
-      readIfPresent(kube, `get ValidatingAdmissionPolicy ${ISOLATION_POLICY_NAME}`, () => api.readValidatingAdmissionPolicy({ name: ISOLATION_POLICY_NAME })),
-      readIfPresent(kube, `get ValidatingAdmissionPolicyBinding ${ISOLATION_POLICY_NAME}`, () =>
-        api.readValidatingAdmissionPolicyBinding({ name: ISOLATION_POLICY_NAME }),
-      ),
+      kube.getClusterObject<Installable>('validatingadmissionpolicies', ISOLATION_POLICY_NAME),
+      kube.getClusterObject<Installable>('validatingadmissionpolicybindings', ISOLATION_POLICY_NAME),
     ]);
   } catch (error) {
     if (!(error instanceof KubernetesError)) throw error;
@@ -136,15 +111,6 @@ export async function describeInstalled(kube: Kube): Promise<string> {
   ].filter(Boolean);
   if (problems.length > 0) return `policy ${ISOLATION_POLICY_NAME} is installed but ${problems.join(' and ')}; ${fix}`;
   return `policy ${ISOLATION_POLICY_NAME} is installed and matches the one printed`;
-}
-
-async function readIfPresent(kube: Kube, what: string, read: () => Promise<Installable>): Promise<Installable | undefined> {
-  try {
-    return await read();
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw toKubernetesError(what, error);
-  }
 }
 
 function withVersion<T extends Installable>(object: T, resourceVersion: string): T {
@@ -202,9 +168,8 @@ export async function isolationEnforced(jobKube: Kube, namespace: string, execut
       ],
     },
   };
-  const core = jobKube.api(CoreV1Api);
   try {
-    await jobKube.call(`dry-run a pod in ${namespace}`, () => core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' }));
+    await jobKube.dryRunPod(probe);
     return false;
   } catch (error) {
     if (!(error instanceof KubernetesError) || (error.status !== 403 && error.status !== 422)) throw error;

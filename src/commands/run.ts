@@ -1,6 +1,6 @@
 // `dss-spark-k8s run`: plan → apply → exec → teardown, for one Spark job of one end user.
 import { randomBytes } from 'node:crypto';
-import { dumpYaml } from '@kubernetes/client-node';
+import { dump as dumpYaml } from 'js-yaml';
 import { loadConfig, resolveConfigPath, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
 import { signalNumber, TeardownError } from '../errors.ts';
@@ -99,11 +99,16 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
   let stopRotation = async () => {};
   let failure: unknown;
   let exitCode = 0;
+  // Made while the namespace is read (the objects do not depend on its path); awaited before the first write.
+  const jobDir = createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, user.uid, Boolean(kube.endpoint.caPem));
+  jobDir.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
   try {
     signals.throwIfReceived();
-    files = await createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, user.uid, Boolean(kube.endpoint.caPem));
+    const localChecks = Promise.all([impersonation, jobDir]);
+    localChecks.catch(() => {}); // provision awaits it after its first read; a failure meanwhile is not unhandled
+    const provisioned = await provision(kube, plan, created, undefined, localChecks);
+    files = await jobDir;
     plan = planWith(files.caFile);
-    const provisioned = await provision(kube, plan, created, undefined, impersonation);
     signals.throwIfReceived();
     await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token);
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
@@ -135,6 +140,7 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
     await stopLease();
     await stopRotation();
     const { left } = await teardown(kube, plan.namespace, { jobId: ctx.jobId, baseName: plan.baseName }, created, driverStarted);
+    files ??= await jobDir.catch(() => undefined);
     if (files) await removeJobDir(files);
     reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
     // A job that never started fails with its one error line; a rollback needs no status line of its own.
@@ -161,7 +167,7 @@ function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' |
     environment: { KUBECONFIG: '<job directory>/kubeconfig' },
     kubeconfig: JSON.parse(renderKubeconfig(kube.endpoint, plan.namespace, '<redacted>')),
   };
-  process.stdout.write(output === 'json' ? `${JSON.stringify(document, null, 2)}\n` : dumpYaml(document));
+  process.stdout.write(output === 'json' ? `${JSON.stringify(document, null, 2)}\n` : dumpYaml(document, { skipInvalid: true }));
 }
 
 /** A namespace shared by several users' jobs needs the isolation policy; asked with the job's own token. */

@@ -2,7 +2,7 @@
 // naming the file, the key path and what was expected.
 
 import { readFileSync } from 'node:fs';
-import { loadYaml } from '@kubernetes/client-node';
+import { load as loadYaml } from 'js-yaml';
 import { ConfigError } from '../errors.ts';
 import type { Config, PodSecurityLevels, Profile } from './types.ts';
 
@@ -202,8 +202,9 @@ function durationSetting<D extends number | undefined>(
 }
 
 function parseYaml(text: string, source: string): unknown {
+  let document: unknown;
   try {
-    return loadYaml<unknown>(text);
+    document = loadYaml(text);
   } catch (err) {
     const { name, mark, reason, message } = err as { name?: string; mark?: { line?: number }; reason?: string; message?: string };
     if (name === 'YAMLException') {
@@ -212,9 +213,11 @@ function parseYaml(text: string, source: string): unknown {
       const where = typeof mark?.line === 'number' ? ` at line ${mark.line + 1}` : '';
       throw configError(`${source}: invalid YAML${where}: ${why}`);
     }
-    // loadYaml's own error for a falsy document ("null", "0", "false").
-    throw configError(`${source}: expected a map with a "profiles" key at the top level, got a scalar`);
+    throw err;
   }
+  // A falsy document: an empty file, "null", "0", "false".
+  if (!document) throw configError(`${source}: expected a map with a "profiles" key at the top level, got a scalar`);
+  return document;
 }
 
 type RawMap = Record<string, unknown>;

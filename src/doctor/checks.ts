@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
+import type { V1ValidatingAdmissionPolicyBinding } from '@kubernetes/client-node';
 import type { ChalkInstance } from 'chalk';
 import { loadConfig, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
@@ -155,12 +155,13 @@ export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'r
     ...(profile.autoCreateNamespace ? each('', ['namespaces'], ['get', 'create']) : []),
     ...(profile.autoCreateNamespace && profile.resourceQuota ? each('', ['resourcequotas'], ['create']) : []),
     ...(profile.autoCreateNamespace && profile.limitRange ? each('', ['limitranges'], ['create']) : []),
-    ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'delete']),
+    // deletecollection: cleanup --orphans deletes jobs a batch at a time, by their labels.
+    ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'delete', 'deletecollection']),
     { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
-    ...each('rbac.authorization.k8s.io', ['rolebindings'], ['create', 'get', 'list', 'delete']),
+    ...each('rbac.authorization.k8s.io', ['rolebindings'], ['create', 'get', 'list', 'delete', 'deletecollection']),
     // A job's RoleBinding refers to the driver's ClusterRole; dssuser may bind that one and no other.
     { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: DRIVER_CLUSTER_ROLE },
-    ...each('coordination.k8s.io', ['leases'], ['create', 'get', 'list', 'update', 'delete']),
+    ...each('coordination.k8s.io', ['leases'], ['create', 'get', 'list', 'update', 'delete', 'deletecollection']),
     // Each job token is bound to an empty Secret (its token anchor); never get/list/watch.
     ...each('', ['secrets'], ['create', 'delete', 'deletecollection']),
     ...each('', DRIVER_KINDS, ['list', 'delete', 'deletecollection']),
@@ -284,12 +285,10 @@ export async function checkPolicy(kube: Kube): Promise<CheckResult> {
   const title = 'isolation policy';
   const name = ISOLATION_POLICY_NAME;
   const fix = 'dss-spark-k8s policy apply --kubeconfig <an administrator kubeconfig>';
-  const api = kube.api(AdmissionregistrationV1Api);
-  const absentIfNotFound = (error: unknown) => (error instanceof KubernetesError && error.status === 404 ? undefined : Promise.reject(error));
   try {
     const [policy, binding] = await Promise.all([
-      kube.call(`get ValidatingAdmissionPolicy ${name}`, () => api.readValidatingAdmissionPolicy({ name })).catch(absentIfNotFound),
-      kube.call(`get ValidatingAdmissionPolicyBinding ${name}`, () => api.readValidatingAdmissionPolicyBinding({ name })).catch(absentIfNotFound),
+      kube.getClusterObject('validatingadmissionpolicies', name),
+      kube.getClusterObject<V1ValidatingAdmissionPolicyBinding>('validatingadmissionpolicybindings', name),
     ]);
     if (policy === undefined) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${name} is not installed: jobs sharing a namespace are not isolated`, fix);
     if (binding?.spec?.policyName !== name || !binding.spec.validationActions.includes('Deny')) {

@@ -1,10 +1,9 @@
 // Creates a job's objects as dssuser, recording each one so that a failure midway, and the teardown at
 // the end, delete exactly what this job created (never a pre-existing object).
-import type { V1Lease } from '@kubernetes/client-node';
 import { KubernetesError } from '../errors.ts';
 import type { DryRun, JobKind, Kube } from '../k8s/client.ts';
 import { boundTokenRequest } from '../plan/objects.ts';
-import type { JobPlan } from '../plan/types.ts';
+import type { JobLease, JobPlan } from '../plan/types.ts';
 
 export interface CreatedObject {
   kind: JobKind;
@@ -16,7 +15,7 @@ export interface Provisioned {
   /** Whether this job created the namespace (it is never deleted: other jobs share it). */
   namespaceCreated: boolean;
   /** The Lease as stored (its resourceVersion is needed to renew it). */
-  lease?: V1Lease;
+  lease?: JobLease;
   token: string;
   tokenExpiresAt: Date;
 }
@@ -68,7 +67,7 @@ async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dr
   if (dryRun) return { namespaceCreated, token: '', tokenExpiresAt: new Date(0) };
   const anchorRef = { name: plan.tokenAnchor.metadata!.name!, uid: (anchor as { metadata?: { uid?: string } }).metadata?.uid ?? '' };
   const token = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, anchorRef));
-  return { namespaceCreated, lease: lease as V1Lease, token: token.token, tokenExpiresAt: token.expiresAt };
+  return { namespaceCreated, lease: lease as JobLease, token: token.token, tokenExpiresAt: token.expiresAt };
 }
 
 async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {

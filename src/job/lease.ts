@@ -1,14 +1,15 @@
 // Keeps the job's Lease fresh while spark-submit runs: cleanup --orphans takes a job whose Lease was not
 // renewed for its whole duration (4 intervals) for dead.
-import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import type { Kube } from '../k8s/client.ts';
+import { microTime } from '../plan/objects.ts';
+import type { JobLease } from '../plan/types.ts';
 
-export function startLeaseRenewal(kube: Kube, lease: V1Lease, intervalSeconds: number, onError: (message: string) => void): () => Promise<void> {
+export function startLeaseRenewal(kube: Kube, lease: JobLease, intervalSeconds: number, onError: (message: string) => void): () => Promise<void> {
   let current = lease;
   let inFlight: Promise<void> | undefined;
   const timer = setInterval(() => {
     if (inFlight) return;
-    const renewed: V1Lease = { ...current, spec: { ...current.spec, renewTime: new V1MicroTime(Date.now()) } };
+    const renewed: JobLease = { ...current, spec: { ...current.spec, renewTime: microTime(new Date()) } };
     inFlight = kube
       .replaceLease(renewed)
       .then((response) => {

@@ -15,7 +15,7 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { ConfigError } from '../errors.ts';
 import { isProcessAlive } from '../exec/process-identity.ts';
 import { JOB_DIR_PREFIX, OWNER_FILE, type JobOwner } from '../exec/job-files.ts';
-import { DRIVER_CREATED_KINDS, JOB_KINDS, TOKEN_ANCHOR_KIND, type DriverCreatedKind, type Kube } from '../k8s/client.ts';
+import { DRIVER_CREATED_KINDS, JOB_KINDS, TOKEN_ANCHOR_KIND, type DriverCreatedKind, type Kube, type LabelledKind } from '../k8s/client.ts';
 import { loginToSlug } from '../plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../plan/types.ts';
 import { withRetry } from './retry.ts';
@@ -68,7 +68,21 @@ export interface Job {
   /** The latest expires-at annotation (trusted kinds). */
   expiresAt?: Date;
   lease?: LeaseInfo;
+  /** The process that runs (or ran) the job, from the annotations of the trusted kinds. */
+  process?: JobProcess;
   tempDir?: StaleDir;
+}
+
+export interface JobProcess {
+  host: string;
+  pid: number;
+  processStart: string;
+}
+
+/** How to tell whether a job's process still runs: only on the host cleanup runs on. */
+export interface Liveness {
+  host: string;
+  isAlive: (process: JobProcess) => boolean;
 }
 
 export interface Decision {
@@ -114,6 +128,8 @@ export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: Lis
   job.login ??= annotations[Annotation.login];
   job.createdAt = earliest(job.createdAt, toDate(annotations[Annotation.createdAt]));
   job.expiresAt = latest(job.expiresAt, toDate(annotations[Annotation.expiresAt]));
+  const [host, processStart, pid] = [annotations[Annotation.host], annotations[Annotation.processStart], Number(annotations[Annotation.pid])];
+  if (!job.process && host && processStart && Number.isSafeInteger(pid) && pid > 0) job.process = { host, pid, processStart };
   if (kind === 'leases') {
     const lease = leaseInfo(name, object.spec, toDate(metadata.creationTimestamp));
     // Two Leases for one job should not happen; if they do, the fresher one speaks for the job.
@@ -167,10 +183,11 @@ export function objectCount(job: Job): number {
  * - orphaned: the Lease was not renewed for its whole duration; or there is no Lease and the expires-at
  *   annotation has passed (the token has expired too); or there is neither, and the job is older than the
  *   grace period; or only a stale temp directory is left.
- * - pending: no Lease (yet) and not expired. A starting job creates its accounts and RoleBinding before
- *   its Lease, and they carry expires-at, so a starting job is pending, never orphaned.
+ *   Also: no Lease, and the job's process on this host is gone (`liveness`): it died while provisioning.
+ * - pending: no Lease (yet) and not expired. A starting job creates its accounts and RoleBinding with its
+ *   Lease, and they carry expires-at, so a starting job is pending, never orphaned.
  */
-export function decideState(job: Job, now: Date, graceSeconds = DEFAULT_GRACE_SECONDS): Decision {
+export function decideState(job: Job, now: Date, graceSeconds = DEFAULT_GRACE_SECONDS, liveness?: Liveness): Decision {
   const lease = job.lease;
   if (lease) {
     const renewed = lease.renewTime?.getTime() ?? 0;
@@ -180,6 +197,9 @@ export function decideState(job: Job, now: Date, graceSeconds = DEFAULT_GRACE_SE
   }
   if (objectCount(job) === 0) {
     return { state: 'orphaned', reason: `no objects left; temp dir of dead process ${job.tempDir?.owner.pid ?? '?'}` };
+  }
+  if (job.process && liveness && job.process.host === liveness.host && !liveness.isAlive(job.process)) {
+    return { state: 'orphaned', reason: `no lease, and its process ${job.process.pid} on this host is gone` };
   }
   if (job.expiresAt) {
     if (job.expiresAt.getTime() <= now.getTime()) return { state: 'orphaned', reason: `no lease, expired at ${formatTime(job.expiresAt)}` };
@@ -205,39 +225,29 @@ export function matchesFilters(job: Job, filters: Filters, now: Date): boolean {
 /** Orphaned jobs of one namespace are deleted together, at most this many: one set-based selector names them all. */
 export const BATCH_SIZE = 100;
 
-const DELETE_BY_NAME_ORDER = ['rolebindings', 'serviceaccounts', 'leases'] as const satisfies readonly (typeof JOB_KINDS)[number][];
-type NamedKind = (typeof DELETE_BY_NAME_ORDER)[number];
-type CollectionKind = DriverCreatedKind | typeof TOKEN_ANCHOR_KIND;
-
-export type DeleteRequest =
-  /** Every object of a kind with these jobs' labels, in one deletecollection request. */
-  | { kind: CollectionKind; jobs: Job[] }
-  | { kind: NamedKind; job: Job; name: string };
+/** Every object of a kind with these jobs' labels, in one deletecollection request. */
+export interface DeleteRequest {
+  kind: LabelledKind;
+  jobs: Job[];
+}
 
 /**
- * The requests that delete a batch of jobs of one namespace, phase by phase: the requests of a phase run
- * at once, a phase starts when the one before is done.
- * 1. Pods, services, configmaps and PVCs, by the jobs' labels (only the kinds the jobs have).
- * 2. The token anchor Secrets by the jobs' labels (dssuser may not list Secrets, so this request is always
- *    sent): every token bound to one dies at once.
- * 3. The RoleBindings, Roles and ServiceAccounts by name (every token of the job dies with its account).
- * 4. The Leases, last; deleteBatch sends a job's only when all its other requests succeeded: the Lease is what
- *    marks the job as orphaned, so a failed cleanup finds the job again next time instead of leaving a job
- *    without a Lease that waits for its expires-at.
+ * The requests that delete a batch of jobs of one namespace, phase by phase: the requests of a phase run at
+ * once, a phase starts when the one before is done. Each is one deletecollection by the jobs' labels: the
+ * apiserver's cost per request, not per object, bounds a large cleanup (BENCHMARKS.md, B3).
+ * 1. Pods, services, configmaps and PVCs (only the kinds the jobs have), the token anchor Secrets (always:
+ *    dssuser may not list Secrets; every token bound to one dies at once) and the RoleBindings (the tokens
+ *    lose their rights).
+ * 2. The ServiceAccounts (every token of the job dies with its account).
+ * 3. The Leases, last; deleteBatch sends them only for the jobs whose other requests succeeded: the Lease is
+ *    what marks the job as orphaned, so a failed cleanup finds the job again next time instead of leaving a
+ *    job without a Lease that waits for its expires-at.
  */
 export function deletionPhases(jobs: readonly Job[]): DeleteRequest[][] {
-  const phases: DeleteRequest[][] = [];
-  for (const kind of DRIVER_CREATED_KINDS) {
-    const having = jobs.filter((job) => job.objects[kind]?.length);
-    if (having.length > 0) phases.push([{ kind, jobs: having }]);
-  }
   const inCluster = jobs.filter((job) => objectCount(job) > 0);
-  if (inCluster.length > 0) phases.push([{ kind: TOKEN_ANCHOR_KIND, jobs: inCluster }]);
-  for (const kind of DELETE_BY_NAME_ORDER) {
-    const phase = jobs.flatMap((job) => (job.objects[kind] ?? []).map((name) => ({ kind, job, name })));
-    if (phase.length > 0) phases.push(phase);
-  }
-  return phases;
+  const request = (kind: LabelledKind): DeleteRequest => ({ kind, jobs: kind === TOKEN_ANCHOR_KIND ? inCluster : jobs.filter((job) => job.objects[kind as CleanupKind]?.length) });
+  const phase = (kinds: LabelledKind[]) => kinds.map(request).filter((r) => r.jobs.length > 0);
+  return [phase([...DRIVER_CREATED_KINDS, TOKEN_ANCHOR_KIND, 'rolebindings']), phase(['serviceaccounts']), phase(['leases'])].filter((p) => p.length > 0);
 }
 
 /** The orphaned jobs in batches: one namespace per batch, at most `size` jobs. */
@@ -368,7 +378,7 @@ export interface DeleteContext {
   limit: <T>(call: () => Promise<T>) => Promise<T>;
   now: () => Date;
   graceSeconds: number;
-  isAlive: (owner: JobOwner) => boolean;
+  isAlive: (process: JobProcess) => boolean;
 }
 
 /**
@@ -395,7 +405,7 @@ export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: 
         if (objectCount(report.job) === 0) return true;
         const { lease: _listed, ...job } = report.job;
         const lease = leases.get(jobKey(job));
-        const decision = decideState(lease ? { ...job, lease } : job, now, ctx.graceSeconds);
+        const decision = decideState(lease ? { ...job, lease } : job, now, ctx.graceSeconds, { host: hostname(), isAlive: ctx.isAlive });
         if (decision.state === 'orphaned') return true;
         report.decision = decision;
         report.result = 'skipped';
@@ -413,14 +423,10 @@ export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: 
   for (const phase of deletionPhases(doomed.map((r) => r.job))) {
     await Promise.all(
       phase.map((request) => {
-        if ('jobs' in request) {
-          const selector = jobsSelector(request.jobs);
-          const reports = request.jobs.map((job) => reportOf.get(job)!);
-          return ctx.limit(() => withRetry(() => kube.deleteCollection(request.kind, namespace, selector))).catch((error) => fail(reports, error));
-        }
-        const report = reportOf.get(request.job)!;
-        if (request.kind === 'leases' && report.errors?.length) return undefined;
-        return ctx.limit(() => withRetry(() => kube.deleteNamespaced(request.kind, namespace, request.name))).catch((error) => fail([report], error));
+        const jobs = request.kind === 'leases' ? request.jobs.filter((job) => !reportOf.get(job)!.errors?.length) : request.jobs;
+        if (jobs.length === 0) return undefined;
+        const reports = jobs.map((job) => reportOf.get(job)!);
+        return ctx.limit(() => withRetry(() => kube.deleteCollection(request.kind, namespace, jobsSelector(jobs)))).catch((error) => fail(reports, error));
       }),
     );
   }
@@ -458,7 +464,7 @@ async function listLeases(kube: Kube, namespace: string, jobs: readonly Job[]): 
  * process). Only directories owned by this Unix account and made on this host are considered: a directory
  * of another account could be a trap, and the liveness of a process on another host cannot be checked.
  */
-export async function findStaleDirs(tempDir: string, isAlive: (owner: JobOwner) => boolean = isProcessAlive, warn: (message: string) => void = () => {}): Promise<StaleDir[]> {
+export async function findStaleDirs(tempDir: string, isAlive: (process: JobProcess) => boolean = isProcessAlive, warn: (message: string) => void = () => {}): Promise<StaleDir[]> {
   let names: string[];
   try {
     names = await readdir(tempDir);
@@ -481,7 +487,7 @@ export async function findStaleDirs(tempDir: string, isAlive: (owner: JobOwner) 
 }
 
 /** The directory if it is a stale job directory of ours; undefined if it is not one or its owner lives; throws if owner.json is malformed. */
-async function readStaleDir(path: string, isAlive: (owner: JobOwner) => boolean): Promise<StaleDir | undefined> {
+async function readStaleDir(path: string, isAlive: (process: JobProcess) => boolean): Promise<StaleDir | undefined> {
   const dirStat = await lstat(path).catch(() => undefined);
   if (!dirStat?.isDirectory() || dirStat.uid !== process.getuid?.()) return undefined;
   const ownerPath = join(path, OWNER_FILE);

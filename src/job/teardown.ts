@@ -1,6 +1,7 @@
-// Deletes what a job leaves: what Spark's driver created (by the job label), then the RoleBinding (the
-// token loses its rights), then the service accounts and anchor Secret (the token dies), then the Lease.
-// NotFound counts as deleted; transient failures are retried; every failure is reported.
+// Deletes what a job leaves: what Spark's driver created (by the job label), the RoleBinding, the service
+// accounts and the anchor Secret together (the driver has exited; each of the last three kills the token on
+// its own), then the Lease. NotFound counts as deleted; transient failures are retried; every failure is
+// reported.
 import { JOB_LABEL, OWNER_LABEL } from '../plan/types.ts';
 import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import type { CreatedObject } from './apply.ts';
@@ -20,20 +21,18 @@ export async function teardown(kube: Kube, namespace: string, job: { jobId: stri
 
   // Both labels: job ids come from the job runner and two users' jobs may share one in a team namespace.
   const selector = `${JOB_LABEL}=${job.jobId},${OWNER_LABEL}=${job.baseName}`;
-  const bindings = created.filter((o) => o.kind === 'rolebindings');
+  const deleteAll = (objects: CreatedObject[]) =>
+    objects.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name)));
   await Promise.all([
     ...(driverMayHaveRun
       ? DRIVER_CREATED_KINDS.map((kind) => attempt(`${kind} with ${selector} in ${namespace}`, () => kube.deleteCollection(kind, namespace, selector)))
       : []),
-    ...bindings.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))),
+    ...deleteAll(created.filter((o) => o.kind !== 'leases')),
   ]);
-  const deleteAll = (objects: CreatedObject[]) =>
-    Promise.all(objects.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name))));
-  await deleteAll(created.filter((o) => o.kind !== 'rolebindings' && o.kind !== 'leases'));
   // The Lease goes last and only when all else is gone: left unrenewed, it makes cleanup --orphans find
   // whatever failed within four renewal intervals.
   const leases = created.filter((o) => o.kind === 'leases');
-  if (left.length === 0) await deleteAll(leases);
+  if (left.length === 0) await Promise.all(deleteAll(leases));
   else left.push(...leases.map((o) => `${o.kind} ${o.namespace}/${o.name}: kept, so that cleanup --orphans finds this job`));
   return { left };
 }

@@ -1,42 +1,28 @@
-// The one thin wrapper around @kubernetes/client-node: one create and one delete per kind, deletes treat
-// NotFound as success, every failure becomes a KubernetesError with one line naming what failed.
-import { readFileSync } from 'node:fs';
-import {
-  AuthenticationV1Api,
-  AuthorizationV1Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  RbacAuthorizationV1Api,
-  ServerConfiguration,
-  VersionApi,
-  createConfiguration,
-  type AuthenticationV1TokenRequest,
-  type Configuration,
-  type RequestContext,
-  type V1Lease,
-  type V1LimitRange,
-  type V1ResourceQuota,
-  type V1Namespace,
-  type V1ObjectMeta,
-  type V1PolicyRule,
-  type V1RoleBinding,
-  type V1Secret,
-  type V1ServiceAccount,
+// The one thin client of the Kubernetes API: JSON over node:https with one keep-alive connection pool, one
+// method per call the tool makes. Deletes treat NotFound as success; every failure becomes a KubernetesError
+// with one line naming what failed (never a header, a body or a token).
+//
+// Why not @kubernetes/client-node's generated API here: loading it costs every job ~100 ms of start-up and
+// ~100 ms of CPU (BENCHMARKS.md), for the 14 calls a job makes. client-node still parses what we do not
+// (credential plugins, see kubeconfig.ts), and its types describe every object.
+import { Agent, request } from 'node:https';
+import type {
+  AuthenticationV1TokenRequest,
+  V1Lease,
+  V1LimitRange,
+  V1Namespace,
+  V1ObjectMeta,
+  V1PolicyRule,
+  V1ResourceQuota,
+  V1RoleBinding,
+  V1Secret,
+  V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { Agent } from 'undici';
-import { ConfigError, KubernetesError } from '../errors.ts';
-import { apiFailure, isNotFound } from './errors.ts';
+import { KubernetesError } from '../errors.ts';
+import { loadCredentials, type ClusterEndpoint, type Credentials, type KubeconfigOptions } from './kubeconfig.ts';
 
+export type { ClusterEndpoint } from './kubeconfig.ts';
 export type DryRun = 'server' | undefined;
-
-/** Where the cluster is and how to trust it: what a job's kubeconfig needs, without dssuser's credentials. */
-export interface ClusterEndpoint {
-  server: string;
-  /** PEM of the CA that signs the apiserver's certificate, when the kubeconfig names one. */
-  caPem?: string;
-  skipTlsVerify: boolean;
-}
 
 /** Kinds Spark's driver creates in the job namespace; teardown deletes them by the job label. */
 export const DRIVER_CREATED_KINDS = ['pods', 'services', 'configmaps', 'persistentvolumeclaims'] as const;
@@ -52,284 +38,315 @@ export const TOKEN_ANCHOR_KIND = 'secrets';
 export type JobKind = (typeof JOB_KINDS)[number] | typeof TOKEN_ANCHOR_KIND;
 export type ListableKind = DriverCreatedKind | (typeof JOB_KINDS)[number];
 export type LabelledKind = DriverCreatedKind | JobKind;
+type NamespacedKind = LabelledKind | 'resourcequotas' | 'limitranges';
+/** Cluster-scoped kinds the tool reads or writes (policy apply, doctor). */
+export type ClusterKind = 'namespaces' | 'clusterroles' | 'validatingadmissionpolicies' | 'validatingadmissionpolicybindings';
+
+const API_PREFIX: Record<NamespacedKind | ClusterKind, string> = {
+  pods: '/api/v1',
+  services: '/api/v1',
+  configmaps: '/api/v1',
+  persistentvolumeclaims: '/api/v1',
+  serviceaccounts: '/api/v1',
+  secrets: '/api/v1',
+  resourcequotas: '/api/v1',
+  limitranges: '/api/v1',
+  namespaces: '/api/v1',
+  leases: '/apis/coordination.k8s.io/v1',
+  rolebindings: '/apis/rbac.authorization.k8s.io/v1',
+  clusterroles: '/apis/rbac.authorization.k8s.io/v1',
+  validatingadmissionpolicies: '/apis/admissionregistration.k8s.io/v1',
+  validatingadmissionpolicybindings: '/apis/admissionregistration.k8s.io/v1',
+};
+
+/** The kind's name in messages, as kubectl and the apiserver say it. */
+const KIND_NAME: Record<NamespacedKind | ClusterKind, string> = {
+  pods: 'Pod',
+  services: 'Service',
+  configmaps: 'ConfigMap',
+  persistentvolumeclaims: 'PersistentVolumeClaim',
+  serviceaccounts: 'ServiceAccount',
+  secrets: 'Secret',
+  resourcequotas: 'ResourceQuota',
+  limitranges: 'LimitRange',
+  namespaces: 'Namespace',
+  leases: 'Lease',
+  rolebindings: 'RoleBinding',
+  clusterroles: 'ClusterRole',
+  validatingadmissionpolicies: 'ValidatingAdmissionPolicy',
+  validatingadmissionpolicybindings: 'ValidatingAdmissionPolicyBinding',
+};
+
+export interface ObjectWithMeta {
+  metadata?: V1ObjectMeta;
+}
 
 export interface ListPage<T> {
   items: T[];
   continueToken?: string;
 }
 
-export interface KubeOptions {
-  kubeconfig?: string;
-  context?: string;
+export interface KubeOptions extends KubeconfigOptions {
   timeoutSeconds: number;
 }
 
+type Query = Record<string, string | number | undefined>;
+
 export class Kube {
   readonly endpoint: ClusterEndpoint;
-  private readonly core: CoreV1Api;
-  private readonly rbac: RbacAuthorizationV1Api;
-  private readonly coordination: CoordinationV1Api;
-  private readonly authn: AuthenticationV1Api;
-  private readonly authz: AuthorizationV1Api;
-  private readonly version: VersionApi;
-  private readonly dispatcher: Agent;
-  private readonly kc: KubeConfig;
-  private readonly config: Configuration;
+  private readonly credentials: Credentials;
+  private readonly agent: Agent;
+  private readonly base: URL;
+  private readonly timeoutMs: number;
 
-  constructor(kc: KubeConfig, timeoutSeconds: number) {
-    this.kc = kc;
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new ConfigError('the kubeconfig has no current cluster; set current-context or pass --context');
-    this.endpoint = {
-      server: cluster.server,
-      caPem: cluster.caData ? Buffer.from(cluster.caData, 'base64').toString() : cluster.caFile ? readFile(cluster.caFile) : undefined,
-      skipTlsVerify: cluster.skipTLSVerify === true,
-    };
-    // One keep-alive connection pool for all requests (client-node would open a new one per request).
-    this.dispatcher = new Agent({ connect: { ...tlsOptions(kc), keepAlive: true }, keepAliveTimeout: 30_000 });
-    const config = (this.config = createConfiguration({
-      baseServer: new ServerConfiguration(cluster.server, {}),
-      authMethods: { default: { getName: () => 'dss-spark-k8s', applySecurityAuthentication: (ctx) => this.authenticate(ctx) } },
-      promiseMiddleware: [
-        {
-          pre: async (ctx: RequestContext) => {
-            ctx.setSignal(AbortSignal.timeout(timeoutSeconds * 1000));
-            return ctx;
-          },
-          post: async (response) => response,
-        },
-      ],
-    }));
-    this.core = new CoreV1Api(config);
-    this.rbac = new RbacAuthorizationV1Api(config);
-    this.coordination = new CoordinationV1Api(config);
-    this.authn = new AuthenticationV1Api(config);
-    this.authz = new AuthorizationV1Api(config);
-    this.version = new VersionApi(config);
+  constructor(credentials: Credentials, timeoutSeconds: number) {
+    this.credentials = credentials;
+    this.endpoint = credentials.endpoint;
+    this.base = new URL(credentials.endpoint.server);
+    this.timeoutMs = timeoutSeconds * 1000;
+    // One keep-alive pool for every request: a job's calls share one or a few TLS connections.
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: 32,
+      ca: credentials.endpoint.caPem,
+      cert: credentials.clientCert,
+      key: credentials.clientKey,
+      servername: credentials.tlsServerName,
+      rejectUnauthorized: !credentials.endpoint.skipTlsVerify,
+    });
   }
 
   /** dssuser's credentials: --kubeconfig/--context, else the profile's, else the usual loading rules. */
   static load(options: KubeOptions): Kube {
-    const kc = new KubeConfig();
+    return new Kube(loadCredentials(options), options.timeoutSeconds);
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+
+  /**
+   * One API request. `action` names it in errors ("create ServiceAccount ns/name"). Resolves with the parsed
+   * JSON body of a 2xx answer; anything else rejects with a KubernetesError.
+   */
+  async request<T>(action: string, method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
+    const headers = await this.credentials.headers().catch((error: Error) => {
+      throw new KubernetesError(`${action} failed: cannot get credentials from the kubeconfig's plugin: ${firstLine(error)}`);
+    });
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const search = queryString(options.query);
+    return new Promise<T>((resolve, reject) => {
+      const req = request(
+        {
+          agent: this.agent,
+          method,
+          protocol: 'https:',
+          hostname: this.base.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: this.base.port || 443,
+          path: `${this.base.pathname.replace(/\/$/, '')}${path}${search}`,
+          headers: {
+            ...headers,
+            accept: 'application/json',
+            'user-agent': 'dss-spark-k8s',
+            ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          },
+          signal: AbortSignal.timeout(this.timeoutMs),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', (error) => reject(networkError(action, error)));
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (status >= 200 && status < 300) {
+              try {
+                resolve((text ? JSON.parse(text) : {}) as T);
+              } catch {
+                reject(new KubernetesError(`${action} failed: the apiserver's answer is not JSON`));
+              }
+              return;
+            }
+            reject(statusError(action, status, text));
+          });
+        },
+      );
+      req.on('error', (error) => reject(networkError(action, error)));
+      req.end(payload);
+    });
+  }
+
+  private async readOrUndefined<T>(action: string, path: string): Promise<T | undefined> {
     try {
-      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-      else kc.loadFromDefault();
+      return await this.request<T>(action, 'GET', path);
     } catch (error) {
-      throw new ConfigError(`cannot load the kubeconfig ${options.kubeconfig ?? '(default loading rules)'}: ${firstLine(error)}`);
+      if (error instanceof KubernetesError && error.status === 404) return undefined;
+      throw error;
     }
-    if (options.context) {
-      if (!kc.getContextObject(options.context)) {
-        throw new ConfigError(`context "${options.context}" is not in the kubeconfig; pick one of: ${kc.getContexts().map((c) => c.name).join(', ')}`);
-      }
-      kc.setCurrentContext(options.context);
-    }
-    return new Kube(kc, options.timeoutSeconds);
   }
 
-  close(): Promise<void> {
-    return this.dispatcher.close();
-  }
-
-  private async authenticate(ctx: RequestContext) {
-    const opts: { headers?: Record<string, string> } = {};
-    await this.kc.applyToHTTPSOptions(opts);
-    for (const [key, value] of Object.entries(opts.headers ?? {})) ctx.setHeaderParam(key, String(value));
-    ctx.setDispatcher(this.dispatcher);
-  }
-
-  /** Another API group's client, sharing this one's connection pool, credentials and timeout. */
-  api<T>(apiClass: new (config: Configuration) => T): T {
-    return new apiClass(this.config);
-  }
-
-  /** Runs one API call; a failure becomes a KubernetesError whose message starts with `action`. */
-  async call<T>(action: string, request: () => Promise<T>): Promise<T> {
+  private async deleteIgnoringNotFound(action: string, path: string, query: Query): Promise<void> {
     try {
-      return await request();
+      await this.request(action, 'DELETE', path, { query });
     } catch (error) {
-      throw toKubernetesError(action, error);
+      if (error instanceof KubernetesError && error.status === 404) return;
+      throw error;
     }
   }
 
-  private async deleteIgnoringNotFound(action: string, request: () => Promise<unknown>): Promise<void> {
-    try {
-      await request();
-    } catch (error) {
-      if (isNotFound(error)) return;
-      throw toKubernetesError(action, error);
-    }
+  private create<T extends ObjectWithMeta>(kind: NamespacedKind, body: T, dryRun?: DryRun): Promise<T> {
+    const { namespace, name } = meta(body);
+    return this.request(`create ${KIND_NAME[kind]} ${namespace}/${name}`, 'POST', collectionPath(kind, namespace), { body, query: { dryRun: dryRunParam(dryRun) } });
   }
 
-  serverVersion(): Promise<string> {
-    return this.call('get server version', async () => (await this.version.getCode()).gitVersion);
+  async serverVersion(): Promise<string> {
+    return (await this.request<{ gitVersion: string }>('get server version', 'GET', '/version')).gitVersion;
   }
 
-  async getNamespace(name: string): Promise<V1Namespace | undefined> {
-    try {
-      return await this.core.readNamespace({ name });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw toKubernetesError(`get Namespace ${name}`, error);
-    }
+  getNamespace(name: string): Promise<V1Namespace | undefined> {
+    return this.readOrUndefined(`get Namespace ${name}`, clusterObjectPath('namespaces', name));
   }
 
   createNamespace(body: V1Namespace, dryRun?: DryRun): Promise<V1Namespace> {
-    return this.call(`create Namespace ${body.metadata?.name}`, () => this.core.createNamespace({ body, dryRun: dryRunParam(dryRun) }));
+    return this.request(`create Namespace ${body.metadata?.name}`, 'POST', clusterObjectPath('namespaces'), { body, query: { dryRun: dryRunParam(dryRun) } });
   }
 
   createResourceQuota(body: V1ResourceQuota, dryRun?: DryRun): Promise<V1ResourceQuota> {
-    const { namespace, name } = meta(body);
-    return this.call(`create ResourceQuota ${namespace}/${name}`, () => this.core.createNamespacedResourceQuota({ namespace, body, dryRun: dryRunParam(dryRun) }));
+    return this.create('resourcequotas', body, dryRun);
   }
 
   createLimitRange(body: V1LimitRange, dryRun?: DryRun): Promise<V1LimitRange> {
-    const { namespace, name } = meta(body);
-    return this.call(`create LimitRange ${namespace}/${name}`, () => this.core.createNamespacedLimitRange({ namespace, body, dryRun: dryRunParam(dryRun) }));
+    return this.create('limitranges', body, dryRun);
   }
 
   createServiceAccount(body: V1ServiceAccount, dryRun?: DryRun): Promise<V1ServiceAccount> {
-    const { namespace, name } = meta(body);
-    return this.call(`create ServiceAccount ${namespace}/${name}`, () =>
-      this.core.createNamespacedServiceAccount({ namespace, body, dryRun: dryRunParam(dryRun) }),
-    );
+    return this.create('serviceaccounts', body, dryRun);
   }
 
   createRoleBinding(body: V1RoleBinding, dryRun?: DryRun): Promise<V1RoleBinding> {
-    const { namespace, name } = meta(body);
-    return this.call(`create RoleBinding ${namespace}/${name}`, () =>
-      this.rbac.createNamespacedRoleBinding({ namespace, body, dryRun: dryRunParam(dryRun) }),
-    );
+    return this.create('rolebindings', body, dryRun);
   }
 
   createSecret(body: V1Secret, dryRun?: DryRun): Promise<V1Secret> {
-    const { namespace, name } = meta(body);
-    return this.call(`create Secret ${namespace}/${name}`, () => this.core.createNamespacedSecret({ namespace, body, dryRun: dryRunParam(dryRun) }));
+    return this.create('secrets', body, dryRun);
   }
 
-  createLease(body: V1Lease, dryRun?: DryRun): Promise<V1Lease> {
-    const { namespace, name } = meta(body);
-    return this.call(`create Lease ${namespace}/${name}`, () =>
-      this.coordination.createNamespacedLease({ namespace, body, dryRun: dryRunParam(dryRun) }),
-    );
+  createLease<T extends ObjectWithMeta>(body: T, dryRun?: DryRun): Promise<T> {
+    return this.create('leases', body, dryRun);
   }
 
-  replaceLease(body: V1Lease): Promise<V1Lease> {
+  /** A server-side dry run of a pod (nothing is created): what the isolation check asks with a job's token. */
+  dryRunPod<T extends ObjectWithMeta>(body: T): Promise<T> {
+    const { namespace } = meta(body);
+    return this.request(`dry-run a pod in ${namespace}`, 'POST', collectionPath('pods', namespace), { body, query: { dryRun: 'All' } });
+  }
+
+  replaceLease<T extends ObjectWithMeta>(body: T): Promise<T> {
     const { namespace, name } = meta(body);
-    return this.call(`renew Lease ${namespace}/${name}`, () => this.coordination.replaceNamespacedLease({ namespace, name, body }));
+    return this.request(`renew Lease ${namespace}/${name}`, 'PUT', objectPath('leases', namespace, name), { body });
   }
 
   /** A TokenRequest for a service account; the token is returned, never logged. */
   async requestToken(namespace: string, serviceAccount: string, body: AuthenticationV1TokenRequest, dryRun?: DryRun) {
-    const response = await this.call(`request a token for ServiceAccount ${namespace}/${serviceAccount}`, () =>
-      this.core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body, dryRun: dryRunParam(dryRun) }),
+    const response = await this.request<AuthenticationV1TokenRequest>(
+      `request a token for ServiceAccount ${namespace}/${serviceAccount}`,
+      'POST',
+      `${objectPath('serviceaccounts', namespace, serviceAccount)}/token`,
+      { body, query: { dryRun: dryRunParam(dryRun) } },
     );
     return { token: response.status?.token ?? '', expiresAt: new Date(response.status?.expirationTimestamp ?? Date.now()) };
   }
 
   deleteNamespaced(kind: LabelledKind, namespace: string, name: string): Promise<void> {
-    const action = `delete ${kind} ${namespace}/${name}`;
-    const params = { namespace, name, propagationPolicy: 'Background' };
-    switch (kind) {
-      case 'pods':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedPod({ ...params, gracePeriodSeconds: 0 }));
-      case 'services':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedService(params));
-      case 'configmaps':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedConfigMap(params));
-      case 'persistentvolumeclaims':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedPersistentVolumeClaim(params));
-      case 'leases':
-        return this.deleteIgnoringNotFound(action, () => this.coordination.deleteNamespacedLease(params));
-      case 'rolebindings':
-        return this.deleteIgnoringNotFound(action, () => this.rbac.deleteNamespacedRoleBinding(params));
-      case 'serviceaccounts':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedServiceAccount(params));
-      case 'secrets':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteNamespacedSecret(params));
-    }
+    return this.deleteIgnoringNotFound(`delete ${kind} ${namespace}/${name}`, objectPath(kind, namespace, name), {
+      propagationPolicy: 'Background',
+      gracePeriodSeconds: kind === 'pods' ? 0 : undefined,
+    });
   }
 
   /** Deletes every object of a kind with the label selector in a namespace (one request). */
-  deleteCollection(kind: DriverCreatedKind | typeof TOKEN_ANCHOR_KIND, namespace: string, labelSelector: string): Promise<void> {
-    const action = `delete ${kind} with ${labelSelector} in ${namespace}`;
-    const params = { namespace, labelSelector };
-    switch (kind) {
-      case 'pods':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedPod({ ...params, gracePeriodSeconds: 0 }));
-      case 'services':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedService(params));
-      case 'configmaps':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedConfigMap(params));
-      case 'persistentvolumeclaims':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedPersistentVolumeClaim(params));
-      case 'secrets':
-        return this.deleteIgnoringNotFound(action, () => this.core.deleteCollectionNamespacedSecret(params));
-    }
+  deleteCollection(kind: LabelledKind, namespace: string, labelSelector: string): Promise<void> {
+    return this.deleteIgnoringNotFound(`delete ${kind} with ${labelSelector} in ${namespace}`, collectionPath(kind, namespace), {
+      labelSelector,
+      propagationPolicy: 'Background',
+      gracePeriodSeconds: kind === 'pods' ? 0 : undefined,
+    });
   }
 
   /** One page of objects of a kind with a label selector, in a namespace or (namespace undefined) everywhere. */
-  async list(kind: ListableKind, namespace: string | undefined, labelSelector: string, limit = 500, continueToken?: string): Promise<ListPage<{ metadata?: V1ObjectMeta; spec?: unknown }>> {
-    const action = `list ${kind} with ${labelSelector}${namespace ? ` in ${namespace}` : ''}`;
-    const page = { labelSelector, limit, _continue: continueToken };
-    const response = await this.call(action, (): Promise<{ items: { metadata?: V1ObjectMeta }[]; metadata?: { _continue?: string } }> => {
-      if (namespace === undefined) {
-        switch (kind) {
-          case 'pods': return this.core.listPodForAllNamespaces(page);
-          case 'services': return this.core.listServiceForAllNamespaces(page);
-          case 'configmaps': return this.core.listConfigMapForAllNamespaces(page);
-          case 'persistentvolumeclaims': return this.core.listPersistentVolumeClaimForAllNamespaces(page);
-          case 'leases': return this.coordination.listLeaseForAllNamespaces(page);
-          case 'rolebindings': return this.rbac.listRoleBindingForAllNamespaces(page);
-          case 'serviceaccounts': return this.core.listServiceAccountForAllNamespaces(page);
-        }
-      }
-      const inNamespace = { ...page, namespace };
-      switch (kind) {
-        case 'pods': return this.core.listNamespacedPod(inNamespace);
-        case 'services': return this.core.listNamespacedService(inNamespace);
-        case 'configmaps': return this.core.listNamespacedConfigMap(inNamespace);
-        case 'persistentvolumeclaims': return this.core.listNamespacedPersistentVolumeClaim(inNamespace);
-        case 'leases': return this.coordination.listNamespacedLease(inNamespace);
-        case 'rolebindings': return this.rbac.listNamespacedRoleBinding(inNamespace);
-        case 'serviceaccounts': return this.core.listNamespacedServiceAccount(inNamespace);
-      }
-    });
-    return { items: response.items, continueToken: response.metadata?._continue || undefined };
+  async list(kind: ListableKind, namespace: string | undefined, labelSelector: string, limit = 500, continueToken?: string): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>> {
+    const page = await this.request<{ items?: (ObjectWithMeta & { spec?: unknown })[]; metadata?: { continue?: string } }>(
+      `list ${kind} with ${labelSelector}${namespace ? ` in ${namespace}` : ''}`,
+      'GET',
+      namespace === undefined ? `${API_PREFIX[kind]}/${kind}` : collectionPath(kind, namespace),
+      { query: { labelSelector, limit, continue: continueToken } },
+    );
+    return { items: page.items ?? [], continueToken: page.metadata?.continue || undefined };
+  }
+
+  /** A cluster-scoped object, or undefined when there is none of that name. */
+  getClusterObject<T>(kind: ClusterKind, name: string): Promise<T | undefined> {
+    return this.readOrUndefined(`get ${KIND_NAME[kind]} ${name}`, clusterObjectPath(kind, name));
+  }
+
+  createClusterObject<T extends ObjectWithMeta>(kind: ClusterKind, body: T): Promise<T> {
+    return this.request(`create ${KIND_NAME[kind]} ${body.metadata?.name}`, 'POST', clusterObjectPath(kind), { body });
+  }
+
+  replaceClusterObject<T extends ObjectWithMeta>(kind: ClusterKind, body: T): Promise<T> {
+    const name = body.metadata?.name ?? '';
+    return this.request(`replace ${KIND_NAME[kind]} ${name}`, 'PUT', clusterObjectPath(kind, name), { body });
   }
 
   /** The rules of a ClusterRole, or undefined when there is none of that name. */
   async getClusterRoleRules(name: string): Promise<V1PolicyRule[] | undefined> {
-    try {
-      return (await this.rbac.readClusterRole({ name })).rules ?? [];
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw toKubernetesError(`get ClusterRole ${name}`, error);
-    }
+    const role = await this.getClusterObject<{ rules?: V1PolicyRule[] }>('clusterroles', name);
+    return role && (role.rules ?? []);
   }
 
   /** Whether dssuser may do something (SelfSubjectAccessReview). */
   async canI(attributes: { verb: string; group?: string; resource: string; subresource?: string; namespace?: string; name?: string }): Promise<boolean> {
-    const review = await this.call(`check access ${attributes.verb} ${attributes.resource}`, () =>
-      this.authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } }),
+    const review = await this.request<{ status?: { allowed?: boolean } }>(
+      `check access ${attributes.verb} ${attributes.resource}`,
+      'POST',
+      '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+      { body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: attributes } } },
     );
     return review.status?.allowed === true;
   }
 
   /** Who the apiserver takes the caller for (SelfSubjectReview). */
   async whoAmI(): Promise<{ username: string; groups: string[] }> {
-    const review = await this.call('review own identity', () => this.authn.createSelfSubjectReview({ body: {} }));
+    const review = await this.request<{ status?: { userInfo?: { username?: string; groups?: string[] } } }>(
+      'review own identity',
+      'POST',
+      '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+      { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } },
+    );
     return { username: review.status?.userInfo?.username ?? '', groups: review.status?.userInfo?.groups ?? [] };
   }
 }
 
-export function toKubernetesError(action: string, error: unknown): KubernetesError {
-  if (error instanceof KubernetesError) return error;
-  const failure = apiFailure(error);
-  const status = failure.status ? ` (${failure.status}${failure.reason ? ` ${failure.reason}` : ''})` : '';
-  return new KubernetesError(`${action} failed${status}: ${failure.message}`, failure.status);
+function collectionPath(kind: NamespacedKind, namespace: string): string {
+  return `${API_PREFIX[kind]}/namespaces/${encodeURIComponent(namespace)}/${kind}`;
 }
 
-function meta(object: { metadata?: V1ObjectMeta }): { namespace: string; name: string } {
+function objectPath(kind: NamespacedKind, namespace: string, name: string): string {
+  return `${collectionPath(kind, namespace)}/${encodeURIComponent(name)}`;
+}
+
+function clusterObjectPath(kind: ClusterKind, name?: string): string {
+  return `${API_PREFIX[kind]}/${kind}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+}
+
+function queryString(query: Query = {}): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== '') params.set(key, String(value));
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+function meta(object: ObjectWithMeta): { namespace: string; name: string } {
   return { namespace: object.metadata?.namespace ?? '', name: object.metadata?.name ?? '' };
 }
 
@@ -337,24 +354,26 @@ function dryRunParam(dryRun: DryRun): string | undefined {
   return dryRun === 'server' ? 'All' : undefined;
 }
 
-function tlsOptions(kc: KubeConfig) {
-  const cluster = kc.getCurrentCluster()!;
-  const user = kc.getCurrentUser();
-  const fromFileOrData = (data?: string, file?: string) => (data ? Buffer.from(data, 'base64') : file ? readFileSync(file) : undefined);
-  return {
-    ca: fromFileOrData(cluster.caData, cluster.caFile),
-    cert: fromFileOrData(user?.certData, user?.certFile),
-    key: fromFileOrData(user?.keyData, user?.keyFile),
-    rejectUnauthorized: cluster.skipTLSVerify !== true,
-  };
+/** The apiserver's Status message, in one line; never the raw body of something that is not a Status. */
+function statusError(action: string, status: number, text: string): KubernetesError {
+  let body: { kind?: string; message?: string; reason?: string } | undefined;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const message = body?.kind === 'Status' && typeof body.message === 'string' ? oneLine(body.message) : `HTTP ${status}`;
+  const reason = body?.kind === 'Status' && typeof body.reason === 'string' && body.reason ? ` ${body.reason}` : '';
+  return new KubernetesError(`${action} failed (${status}${reason}): ${message}`, status);
 }
 
-function readFile(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read the cluster CA file ${path}: ${firstLine(error)}`);
-  }
+function networkError(action: string, error: Error & { code?: string }): KubernetesError {
+  if (error.name === 'TimeoutError' || error.name === 'AbortError') return new KubernetesError(`${action} failed: the request timed out`);
+  return new KubernetesError(`${action} failed: ${oneLine(error.code ?? error.message)}`);
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 function firstLine(error: unknown): string {

@@ -8,7 +8,7 @@
 // system namespace): a property cannot send a job into kube-system.
 
 import { readFileSync, statSync } from 'node:fs';
-import { loadYaml } from '@kubernetes/client-node';
+import { load as loadYaml } from 'js-yaml';
 import type { Profile } from '../config/types.ts';
 import { ConfigError, UsageError } from '../errors.ts';
 
@@ -73,15 +73,16 @@ export function parseAdminPropertiesFile(text: string, source: string): Record<s
   if (text.trim() === '') return {};
   let document: unknown;
   try {
-    document = loadYaml<unknown>(text);
+    document = loadYaml(text);
   } catch (error) {
     const { name, mark, reason } = error as { name?: string; mark?: { line?: number }; reason?: string };
     if (name === 'YAMLException') {
       const where = typeof mark?.line === 'number' ? ` at line ${mark.line + 1}` : '';
       return fail('', `invalid YAML${where}: ${reason ?? 'parse error'}`);
     }
-    return fail('', 'expected a map of logins to maps of admin properties, got a scalar');
+    throw error;
   }
+  if (!document) return fail('', 'expected a map of logins to maps of admin properties, got a scalar');
   if (!isMap(document)) return fail('', `expected a map of logins to maps of admin properties, got ${describe(document)}`);
   const result: [string, AdminProperties][] = [];
   for (const [login, properties] of Object.entries(document)) {

@@ -1,9 +1,7 @@
 // One pure builder per Kubernetes object a job creates. apiVersion and kind are always set: --dry-run prints them.
 
-import { V1MicroTime } from '@kubernetes/client-node';
 import type {
   AuthenticationV1TokenRequest,
-  V1Lease,
   V1LimitRange,
   V1ResourceQuota,
   V1Namespace,
@@ -15,6 +13,7 @@ import type { Profile } from '../config/types.ts';
 import {
   Annotation,
   JOB_LABEL,
+  type JobLease,
   type JobContext,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -146,7 +145,7 @@ export function buildLease(
   holderIdentity: string,
   leaseDurationSeconds: number,
   now: Date,
-): V1Lease {
+): JobLease {
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -154,9 +153,8 @@ export function buildLease(
     spec: {
       holderIdentity,
       leaseDurationSeconds,
-      // V1MicroTime serialises with the microseconds the API server requires for MicroTime fields.
-      acquireTime: new V1MicroTime(now.getTime()),
-      renewTime: new V1MicroTime(now.getTime()),
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
     },
   };
 }
@@ -192,6 +190,11 @@ export function buildTokenRequest(expirationSeconds: number, audiences?: string[
   };
 }
 
+/** The API's MicroTime format: RFC 3339 with exactly six fractional digits (milliseconds alone are refused). */
+export function microTime(date: Date): string {
+  return `${date.toISOString().slice(0, -1)}000Z`;
+}
+
 export function holderIdentity(ctx: Pick<JobContext, 'host' | 'pid' | 'processStart'>): string {
   return `${ctx.host}/${ctx.pid}/${ctx.processStart}`;
 }
@@ -202,16 +205,10 @@ export function buildResourceQuota(namespace: string, spec: Record<string, unkno
 }
 
 export function buildLimitRange(namespace: string, spec: Record<string, unknown>): V1LimitRange {
-  // The client's model calls a limit's `default` `_default` (and drops a `default` key when it serializes).
-  const limits = Array.isArray(spec.limits) ? spec.limits : [];
-  const modelLimits = limits.map((limit: Record<string, unknown>) => {
-    const { default: defaults, ...rest } = limit;
-    return defaults === undefined ? rest : { ...rest, _default: defaults };
-  });
   return {
     apiVersion: 'v1',
     kind: 'LimitRange',
     metadata: { name: 'dss-spark-k8s', namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
-    spec: { ...spec, limits: modelLimits } as unknown as V1LimitRange['spec'],
+    spec: spec as unknown as V1LimitRange['spec'],
   };
 }

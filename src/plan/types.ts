@@ -1,7 +1,7 @@
 import type {
   AuthenticationV1TokenRequest,
-  V1Lease,
   V1LimitRange,
+  V1ObjectMeta,
   V1ResourceQuota,
   V1Namespace,
   V1RoleBinding,
@@ -30,6 +30,14 @@ export const Annotation = {
   createdAt: `${ANNOTATION_PREFIX}created-at`,
   expiresAt: `${ANNOTATION_PREFIX}expires-at`,
 } as const;
+
+/** A Lease as the API takes and returns it: MicroTime fields are strings with microseconds. */
+export interface JobLease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string };
+}
 
 /** Who runs this job, where and when: everything the plan needs that is not in the profile. */
 export interface JobContext {
@@ -61,7 +69,7 @@ export interface JobPlan {
   serviceAccount: V1ServiceAccount;
   executorServiceAccount: V1ServiceAccount;
   roleBinding: V1RoleBinding;
-  lease: V1Lease;
+  lease: JobLease;
   /** The empty Secret the first token is bound to (rotation binds each new token to a new one). */
   tokenAnchor: V1Secret;
   tokenRequest: AuthenticationV1TokenRequest;

@@ -17,7 +17,7 @@ import { boundTokenRequest } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import { JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type JobPlan } from '../../src/plan/types.ts';
 import { runCli } from '../support/cli.ts';
-import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, statusEventually, statusOf, tokenKubeConfig, uniqueName } from '../support/kube.ts';
+import { adminCore, adminKube, adminKubeConfig, createManagedNamespace, dssuserKube, statusEventually, statusOf, tokenKubeConfig, uniqueName } from '../support/kube.ts';
 
 const nsA = uniqueName('dss-cleanup-a');
 const nsB = uniqueName('dss-cleanup-b');
@@ -39,7 +39,8 @@ function profile(namespace: string, overrides: Partial<Profile> = {}): Profile {
 function plan(jobId: string, login: string, namespace: string, startedAgoMs: number, overrides: Partial<Profile> = {}): JobPlan {
   return planJob(
     profile(namespace, overrides),
-    { jobId, login, uid: 1001, adminProperties: {}, host: hostname(), pid: 999_999, processStart: '2020-01-01T00:00:00.000Z', now: new Date(Date.now() - startedAgoMs) },
+    // Run by this (live) process: only Leases and expiry decide these jobs' states.
+    { jobId, login, uid: 1001, adminProperties: {}, ...thisProcess(), now: new Date(Date.now() - startedAgoMs) },
     { apiServer: 'https://127.0.0.1:6443', callerArgs: [] },
   );
 }
@@ -311,9 +312,10 @@ describe('cleanup --orphans --yes where dssuser may not delete', () => {
     await adminCore().createNamespace({ body: { metadata: { name: nsLocked } } });
     const p = plan(id('locked'), 'carol', nsLocked, 10 * MINUTE, { leaseRenewSeconds: 1 });
     jobId = p.jobId;
-    const kc = adminKubeConfig();
-    await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace: nsLocked, body: p.serviceAccount });
-    await kc.makeApiClient(CoordinationV1Api).createNamespacedLease({ namespace: nsLocked, body: p.lease });
+    const admin = adminKube();
+    await admin.createServiceAccount(p.serviceAccount);
+    await admin.createLease(p.lease);
+    await admin.close();
   });
 
   it('exits 75 with one line per failure, keeps the Lease, and finds the job again', async () => {
@@ -322,7 +324,7 @@ describe('cleanup --orphans --yes where dssuser may not delete', () => {
     const result = await runCli([...args, '--yes']);
     expect(result.exitCode).toBe(75);
     expect(result.stdout).toMatch(new RegExp(`^${jobId} +carol +${nsLocked} .* orphaned +lease expired .* failed$`, 'm'));
-    expect(result.stderr).toContain(`dss-spark-k8s: job ${jobId} in ${nsLocked}: delete serviceaccounts ${nsLocked}/`);
+    expect(result.stderr).toContain(`dss-spark-k8s: job ${jobId} in ${nsLocked}: delete serviceaccounts with `);
     expect(result.stderr).toContain('(403 Forbidden)');
     expect(result.stderr.trimEnd().split('\n').at(-1)).toBe(
       'dss-spark-k8s: could not delete everything of 1 orphaned job(s) (reasons above); run cleanup --orphans --yes again or delete them by hand',

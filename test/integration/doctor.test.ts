@@ -253,7 +253,7 @@ describe('doctor with a correct set-up', () => {
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).ok).toBe(true);
     expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'pass', rights: 'pass', 'driver-role': 'pass', sudo: 'pass', spark: 'pass' });
-    expect(run.check('rights').detail).toBe('all 32 rights a job needs');
+    expect(run.check('rights').detail).toBe('all 35 rights a job needs');
     expect(run.check('driver-role').detail).toBe("ClusterRole dss-spark-k8s-driver grants exactly the driver's rights");
     expect(run.check('sudo').detail).toBe(`${unix.dssuser.name} may run ${spark35} as ${alice.name} without a password, KUBECONFIG kept`);
   });
@@ -296,7 +296,7 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
     expect(broken.code).toBe(78);
     const check = broken.check('rights');
     expect(check.status).toBe('fail');
-    expect(check.detail).toBe(`missing 1 of 32: ${rightName(right)}`);
+    expect(check.detail).toBe(`missing 1 of 35: ${rightName(right)}`);
     expect(check.fix).toMatch(/^# add to the rules of the ClusterRole bound to system:serviceaccount:/);
     const fixRules = loadYaml<Rule[]>(check.fix!);
     expect(fixRules).toEqual([{ apiGroups: [right.group], resources: [right.resource], ...(right.name ? { resourceNames: [right.name] } : {}), verbs: [right.verb] }]);
@@ -376,7 +376,7 @@ describe('doctor in team mode', () => {
     expect(run.check('driver-role').detail).toMatch(/^cannot read ClusterRole dss-spark-k8s-driver/);
     expect(run.check('namespace').detail).toMatch(/^cannot read it \(no get on namespaces\)/);
     expect(run.check('policy').detail).toMatch(/^cannot verify: no right to read ValidatingAdmissionPolicies/);
-    expect(run.check('rights').detail).toBe('all 30 rights a job needs');
+    expect(run.check('rights').detail).toBe('all 33 rights a job needs');
     expect(run.code).toBe(0);
   });
 

@@ -38,17 +38,19 @@ const SLACK_S = 12;
 
 const SIGNAL_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
 
-type Phase = 'before the namespace' | 'after the service accounts' | 'after the RoleBinding' | 'during the token request' | 'during spark-submit' | 'during teardown';
+type Phase = 'before the namespace' | 'during the creates' | 'after the creates' | 'during the token request' | 'during spark-submit' | 'during teardown';
 type Fault = 'apiserver unreachable' | 'apiserver hung' | 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGKILL';
-const PHASES: Phase[] = ['before the namespace', 'after the service accounts', 'after the RoleBinding', 'during the token request', 'during spark-submit', 'during teardown'];
+const PHASES: Phase[] = ['before the namespace', 'during the creates', 'after the creates', 'during the token request', 'during spark-submit', 'during teardown'];
 const FAULTS: Fault[] = ['apiserver unreachable', 'apiserver hung', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGKILL'];
 
 /** Where each phase begins, as the proxy sees it. */
 const TRIGGERS: Record<Exclude<Phase, 'during spark-submit'>, Omit<Trigger, 'mode'>> = {
   'before the namespace': { match: phase.namespaceGet, at: 'request' },
-  'after the service accounts': { match: phase.afterServiceAccounts, at: 'request' },
-  // RoleBinding and TokenRequest go out together: the TokenRequest waits until the RoleBinding is answered.
-  'after the RoleBinding': { match: phase.tokenRequest, at: 'request', afterCompleted: phase.createRoleBinding },
+  // The RoleBinding goes out with the service accounts, the Lease and the token anchor: the fault hits while
+  // some of them may be created and unanswered (a process that dies then leaves no Lease behind).
+  'during the creates': { match: phase.duringCreates, at: 'request' },
+  // The TokenRequest follows once every create is answered.
+  'after the creates': { match: phase.tokenRequest, at: 'request', afterCompleted: phase.createRoleBinding },
   // The apiserver issues the token; the fault hits its response.
   'during the token request': { match: phase.tokenRequest, at: 'response', afterCompleted: phase.createRoleBinding },
   'during teardown': { match: phase.teardown, at: 'request' },
@@ -487,9 +489,9 @@ describe.concurrent('faults around the flow', () => {
     }
   });
 
-  cell('the apiserver stalls for less than apiTimeout after the service accounts: the job runs, exit 0', async (expect) => {
+  cell('the apiserver stalls for less than apiTimeout during the creates: the job runs, exit 0', async (expect) => {
     const env = await cellEnv();
-    const reached = env.proxy.arm({ match: phase.afterServiceAccounts, at: 'request', mode: 'hang' });
+    const reached = env.proxy.arm({ match: phase.duringCreates, at: 'request', mode: 'hang' });
     const cli = launch(['run', '--user', alice.name, '--config', env.config.path, '--job-id', env.jobId, '--', 'app', 'save-token', join(env.drop, 'token'), 'marker', 'ok']);
     try {
       expect(await within(reached, 60_000), cli.stderr).toBeDefined();

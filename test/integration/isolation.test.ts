@@ -16,7 +16,7 @@ import { ISOLATION_POLICY_NAME, OWNER_LABEL } from '../../src/plan/policy.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { jobObjects, runCli, uniqueJobId, writeConfig } from '../support/cli.ts';
 import { applyManifest, writeTokenKubeconfig } from '../support/cluster.ts';
-import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, tokenKubeConfig, uniqueName } from '../support/kube.ts';
+import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, tokenKube, tokenKubeConfig, uniqueName } from '../support/kube.ts';
 
 const teamNamespace = uniqueName('dss-team');
 
@@ -58,7 +58,7 @@ async function startJob(
   const { token } = await dssuser.requestToken(plan.namespace, plan.baseName, plan.tokenRequest);
   await dssuser.close();
   const kc = tokenKubeConfig(token);
-  return { plan, token, labels: { ...plan.labels, [OWNER_LABEL]: plan.baseName }, core: kc.makeApiClient(CoreV1Api), kube: new Kube(kc, 30) };
+  return { plan, token, labels: { ...plan.labels, [OWNER_LABEL]: plan.baseName }, core: kc.makeApiClient(CoreV1Api), kube: tokenKube(token) };
 }
 
 const sparkApp = `
@@ -180,7 +180,7 @@ function attacks(a: Job, b: Job, victims: { pod: string; configMap: string; admi
  * A dssuser identity with deploy/rbac/team-namespaces.yaml applied in each of `namespaces` and nothing else: a
  * ServiceAccount (made by the admin) put in place of "dssuser", with a kubeconfig the dssuser Unix account reads.
  */
-async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubeconfig: string; kube: Kube }> {
+async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubeconfig: string; kube: Kube; core: CoreV1Api }> {
   const cluster = inject('cluster');
   const unix = inject('unix');
   const core = adminCore();
@@ -198,7 +198,7 @@ async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubec
   const kubeconfig = join(unix.dssuser.home, `${account}.kubeconfig`);
   writeTokenKubeconfig(staged, kubeconfig, unix.dssuser);
   rmSync(dirname(staged), { recursive: true });
-  return { name, kubeconfig, kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }) };
+  return { name, kubeconfig, kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }), core: tokenKubeConfig(status!.token!).makeApiClient(CoreV1Api) };
 }
 
 // Runs first: before this file installs the isolation policy, whose owner label `run` does not set yet.
@@ -227,7 +227,7 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
   });
 
   it("may create and delete only the tool's empty token-anchor Secrets, never the team's", async () => {
-    const core = identity.kube.api(CoreV1Api);
+    const core = identity.core;
     const labels = { 'app.kubernetes.io/managed-by': 'dss-spark-k8s' };
     // The manifest's admission policy takes effect a moment after it is applied.
     const plant = (dryRun?: string) =>

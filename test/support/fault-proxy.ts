@@ -358,8 +358,8 @@ export const phase = {
   namespaceGet: (r: RequestInfo) => r.method === 'GET' && /^\/api\/v1\/namespaces\/[^/?]+(\?|$)/.test(r.path),
   createRoleBinding: (r: RequestInfo) => r.method === 'POST' && resourcePath('rolebindings').test(r.path),
   tokenRequest: (r: RequestInfo) => r.method === 'POST' && TOKEN_PATH.test(r.path),
-  /** What follows the service accounts: the RoleBinding or the TokenRequest, whichever comes first. */
-  afterServiceAccounts: (r: RequestInfo) => phase.createRoleBinding(r) || phase.tokenRequest(r),
+  /** The job's creates are under way: the RoleBinding goes out with the service accounts, Lease and anchor. */
+  duringCreates: (r: RequestInfo) => phase.createRoleBinding(r),
   /** Any DELETE: teardown has begun. */
   teardown: (r: RequestInfo) => r.method === 'DELETE',
   anyWrite: (r: RequestInfo) => r.method !== 'GET',

@@ -14,6 +14,11 @@ export function adminCore(): CoreV1Api {
   return adminKubeConfig().makeApiClient(CoreV1Api);
 }
 
+/** The tool's own client with the admin's credentials (set-up of objects in the tool's JSON form). */
+export function adminKube(): Kube {
+  return Kube.load({ kubeconfig: inject('cluster').adminKubeconfig, timeoutSeconds: 30 });
+}
+
 export function dssuserKube(): Kube {
   return Kube.load({ kubeconfig: inject('cluster').dssuserKubeconfig, timeoutSeconds: 30 });
 }
@@ -33,8 +38,11 @@ export function tokenKubeConfig(token: string, namespace?: string): KubeConfig {
   return kc;
 }
 
+/** The tool's own client with a bearer token. */
 export function tokenKube(token: string): Kube {
-  return new Kube(tokenKubeConfig(token), 30);
+  const cluster = adminKubeConfig().getCurrentCluster()!;
+  const caPem = cluster.caFile ? readFileSync(cluster.caFile, 'utf8') : cluster.caData ? Buffer.from(cluster.caData, 'base64').toString() : undefined;
+  return new Kube({ endpoint: { server: cluster.server, caPem, skipTlsVerify: cluster.skipTLSVerify === true }, headers: async () => ({ authorization: `Bearer ${token}` }) }, 30);
 }
 
 /** The HTTP status a request ends with (200 for success). */

@@ -73,7 +73,7 @@ describe('requiredRights', () => {
       'create rolebindings.rbac.authorization.k8s.io', 'list rolebindings.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io',
       'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'list pods', 'delete configmaps',
     ]));
-    expect(names).toHaveLength(4 + 1 + 4 + 1 + 5 + 3 + 12);
+    expect(names).toHaveLength(5 + 1 + 5 + 1 + 6 + 3 + 12);
     expect(new Set(names).size).toBe(names.length);
   });
 
@@ -214,7 +214,7 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 32: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 35: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },

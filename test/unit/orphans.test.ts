@@ -177,6 +177,22 @@ describe('decideState (fixed clock)', () => {
     expect(decideState(job, now, 900).state).toBe('pending');
   });
 
+  it('takes a job without Lease whose process on this host is gone for orphaned at once (it died provisioning)', () => {
+    const started = { ...jobAnnotations(2, 3598), [Annotation.host]: 'dss-host', [Annotation.pid]: '4242', [Annotation.processStart]: '2025-03-01T11:59:00.000Z' };
+    const job = onlyJob([sa(started), ['pods', object({ annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1' } })]]);
+    expect(job.process).toEqual({ host: 'dss-host', pid: 4242, processStart: '2025-03-01T11:59:00.000Z' });
+    const seen: unknown[] = [];
+    const dead = { host: 'dss-host', isAlive: (p: unknown) => (seen.push(p), false) };
+    expect(decideState(job, now, 3600, dead)).toEqual({ state: 'orphaned', reason: 'no lease, and its process 4242 on this host is gone' });
+    expect(seen).toEqual([job.process]);
+    expect(decideState(job, now, 3600, { host: 'dss-host', isAlive: () => true }).state).toBe('pending');
+    // Another host's process cannot be checked from here; a Lease, when there is one, decides alone.
+    expect(decideState(job, now, 3600, { host: 'other-host', isAlive: () => false }).state).toBe('pending');
+    expect(decideState(onlyJob([sa(started), ['leases', lease(5)]]), now, 3600, dead).state).toBe('live');
+    // A pod's annotations (written with the job's token) never name the process.
+    expect(onlyJob([['pods', object({ annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1', [Annotation.processStart]: 'x' } })]]).process).toBeUndefined();
+  });
+
   it('takes a stale temp directory without objects for orphaned', () => {
     const jobs = new Map<string, Job>();
     addStaleDirs(jobs, [staleDir('job9', 'dss-ns-alice')], []);
@@ -236,11 +252,10 @@ describe('matchesFilters', () => {
 });
 
 describe('deletionPhases', () => {
-  /** A request as a line: "kind job1,job2" for a collection, "kind job/name" for one object. */
-  const show = (phases: DeleteRequest[][]) =>
-    phases.map((phase) => phase.map((r) => ('jobs' in r ? `${r.kind} ${r.jobs.map((j) => j.jobId).join(',')}` : `${r.kind} ${r.job.jobId}/${r.name}`)));
+  /** A request as a line: "kind job1,job2". */
+  const show = (phases: DeleteRequest[][]) => phases.map((phase) => phase.map((r) => `${r.kind} ${r.jobs.map((j) => j.jobId).join(',')}`));
 
-  it('deletes pods, services, configmaps and PVCs by label, then anchors, bindings, accounts, and the Leases last', () => {
+  it('deletes what drivers made, the anchors and the bindings together, then the accounts, and the Leases last', () => {
     const jobs = group([
       ['leases', lease(600)],
       ['serviceaccounts', object({ name: 'sa' })],
@@ -256,19 +271,14 @@ describe('deletionPhases', () => {
       ['configmaps', object({ jobId: 'job2', name: 'cm-3' })],
     ]);
     expect(show(deletionPhases([...jobs.values()]))).toEqual([
-      ['pods job1'],
-      ['services job1'],
-      ['configmaps job1,job2'],
-      ['persistentvolumeclaims job1'],
-      ['secrets job1,job2'],
-      ['rolebindings job1/sa'],
-      ['serviceaccounts job1/sa', 'serviceaccounts job1/sa-exec', 'serviceaccounts job2/sa2'],
-      ['leases job1/dss-spark-alice-job1'],
+      ['pods job1', 'services job1', 'configmaps job1,job2', 'persistentvolumeclaims job1', 'secrets job1,job2', 'rolebindings job1'],
+      ['serviceaccounts job1,job2'],
+      ['leases job1'],
     ]);
   });
 
   it('sends no request for a kind no job has, and none at all for a temp directory alone', () => {
-    expect(show(deletionPhases([onlyJob([['serviceaccounts', object({ name: 'sa' })]])]))).toEqual([['secrets job1'], ['serviceaccounts job1/sa']]);
+    expect(show(deletionPhases([onlyJob([['serviceaccounts', object({ name: 'sa' })]])]))).toEqual([['secrets job1'], ['serviceaccounts job1']]);
     expect(deletionPhases([{ jobId: 'j', namespace: 'n', objects: {} }])).toEqual([]);
   });
 
@@ -325,10 +335,9 @@ describe('deleteBatch', () => {
       `list leases dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
       `collection pods dss-ns-alice ${selectorOf(['job1'])}`,
       `collection secrets dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
-      'rolebindings dss-ns-alice/rb',
-      'serviceaccounts dss-ns-alice/sa',
-      'serviceaccounts dss-ns-alice/sa2',
-      'leases dss-ns-alice/lease',
+      `collection rolebindings dss-ns-alice ${selectorOf(['job1'])}`,
+      `collection serviceaccounts dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
+      `collection leases dss-ns-alice ${selectorOf(['job1'])}`,
     ]);
     expect(batch.map((r) => [r.result, r.errors])).toEqual([
       ['deleted', undefined],
@@ -342,7 +351,7 @@ describe('deleteBatch', () => {
     await deleteBatch(kube, batch, ctx);
     expect(batch[0]).toMatchObject({ result: 'skipped', decision: { state: 'live', reason: 'lease renewed 5s ago' } });
     expect(batch[1]!.result).toBe('deleted');
-    expect(calls.slice(1)).toEqual([`collection secrets dss-ns-alice ${selectorOf(['job2'])}`, 'serviceaccounts dss-ns-alice/sa2']);
+    expect(calls.slice(1)).toEqual([`collection secrets dss-ns-alice ${selectorOf(['job2'])}`, `collection serviceaccounts dss-ns-alice ${selectorOf(['job2'])}`]);
   });
 
   it('touches nothing of a job whose Lease cannot be read again, and reports it as failed', async () => {
@@ -358,13 +367,15 @@ describe('deleteBatch', () => {
   }, 10_000);
 
   it('still deletes the ServiceAccount after a failure, keeps the Lease and records every failure', async () => {
-    const { kube, calls } = fakeKube({ failOn: [`collection pods dss-ns-alice ${selectorOf(['job1'])}`, 'rolebindings dss-ns-alice/rb'], leases: [lease(600, 120, { name: 'lease' })] });
+    const pods = `collection pods dss-ns-alice ${selectorOf(['job1'])}`;
+    const bindings = `collection rolebindings dss-ns-alice ${selectorOf(['job1'])}`;
+    const { kube, calls } = fakeKube({ failOn: [pods, bindings], leases: [lease(600, 120, { name: 'lease' })] });
     const batch = reports();
     await deleteBatch(kube, batch, ctx);
     expect(batch[0]!.result).toBe('failed');
-    expect(batch[0]!.errors).toEqual([`collection pods dss-ns-alice ${selectorOf(['job1'])} failed (403 Forbidden): denied`, 'rolebindings dss-ns-alice/rb failed (403 Forbidden): denied']);
-    expect(calls).toContain('serviceaccounts dss-ns-alice/sa');
-    expect(calls).not.toContain('leases dss-ns-alice/lease');
+    expect(batch[0]!.errors).toEqual([`${pods} failed (403 Forbidden): denied`, `${bindings} failed (403 Forbidden): denied`]);
+    expect(calls).toContain(`collection serviceaccounts dss-ns-alice ${selectorOf(['job1', 'job2'])}`);
+    expect(calls.filter((call) => call.includes('leases') && !call.startsWith('list'))).toEqual([]);
     expect(batch[1]!.result).toBe('deleted');
   });
 });

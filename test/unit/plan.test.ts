@@ -85,7 +85,7 @@ describe('planJob', () => {
     expect(plan.lease.metadata).toEqual(meta('dss-spark-alice-abc123'));
     expect(plan.lease.spec?.holderIdentity).toBe('dss-host/4242/2025-01-02T03:04:05.000Z');
     expect(plan.lease.spec?.leaseDurationSeconds).toBe(120);
-    expect(plan.lease.spec?.renewTime?.toISOString()).toBe('2025-01-02T03:04:06.000000Z');
+    expect(plan.lease.spec?.renewTime).toBe('2025-01-02T03:04:06.000000Z');
     expect(plan.tokenRequest).toEqual({
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
