@@ -217,7 +217,7 @@ control plane and its files, also on Ctrl-C. \`BENCH_QUICK=1\` runs fewer iterat
   5. the Lease, last — only once everything else is gone, so that a failed teardown leaves an unrenewed Lease for
      \`cleanup --orphans\` to find.
   Writes cost more than a GET (etcd, admission, audit), so the table also shows the floor with the four write round
-  trips timed as writes. Not in the floor: the TLS handshake of the first request, \`getent\`/\`id\`, \`setfacl\`, the
+  trips timed as writes. Not in the floor: the TLS handshake of the first request, \`id\`, \`setfacl\`, the
   \`sudo -l\` pre-check and loading the client — those are the product's choices, shown in the phase table.
 - **B2** — \`node -e 0\`, \`dss-spark-k8s --version\` (through the bin shim), the bundle run by node directly, and
   \`run --dry-run=client -o json\` (config, user lookup, plan; no API call), interleaved, with the V8 compile cache warm

@@ -100,7 +100,7 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
   let failure: unknown;
   let exitCode = 0;
   // Made while the namespace is read (the objects do not depend on its path); awaited before the first write.
-  const jobDir = createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, user.uid, Boolean(kube.endpoint.caPem));
+  const jobDir = createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, Boolean(kube.endpoint.caPem));
   jobDir.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
   try {
     signals.throwIfReceived();

@@ -1,6 +1,7 @@
 // The per-job directory: a kubeconfig (and the cluster CA) that only the end user (and root) can read,
 // besides dssuser who writes it. Directory 0700 and files 0600 owned by dssuser, plus POSIX ACL entries
-// for the end user alone (dssuser cannot chown a file to another user).
+// for the end user alone (dssuser cannot chown a file to another user): read and enter the directory, read
+// the kubeconfig and the CA — owner.json stays dssuser's.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +29,8 @@ export interface JobOwner {
   namespace: string;
 }
 
-export async function createJobDir(tempDir: string | undefined, owner: JobOwner, endUserUid: number, hasCa: boolean): Promise<JobFiles> {
+/** The directory is shared with the end user when its kubeconfig is written (one setfacl for all). */
+export async function createJobDir(tempDir: string | undefined, owner: JobOwner, hasCa: boolean): Promise<JobFiles> {
   let dir: string;
   try {
     dir = await mkdtemp(join(tempDir ?? tmpdir(), `${JOB_DIR_PREFIX}${owner.jobId}-`));
@@ -37,7 +39,6 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
   }
   try {
     await writeFile(join(dir, OWNER_FILE), `${JSON.stringify(owner)}\n`, { mode: 0o600 });
-    await grant(endUserUid, 'x', dir);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -49,7 +50,7 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
 export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, endpoint: ClusterEndpoint, namespace: string, token: string): Promise<void> {
   const contents = [{ path: files.kubeconfig, content: renderKubeconfig(endpoint, namespace, token) }];
   if (files.caFile && endpoint.caPem) contents.push({ path: files.caFile, content: endpoint.caPem });
-  await writePrivate(contents, endUserUid);
+  await writePrivate(files.dir, contents, endUserUid);
 }
 
 export function renderKubeconfig(endpoint: ClusterEndpoint, namespace: string, token: string): string {
@@ -77,10 +78,11 @@ export async function removeJobDir(files: JobFiles): Promise<void> {
 
 // The file is complete and already restricted before it takes its final name: the end user never
 // sees a partial kubeconfig, and nobody else ever sees one at all.
-async function writePrivate(files: { path: string; content: string }[], endUserUid: number) {
+async function writePrivate(dir: string, files: { path: string; content: string }[], endUserUid: number) {
   const staged = files.map(({ path }) => `${path}.${process.pid}.tmp`);
   await Promise.all(files.map(({ content }, i) => writeFile(staged[i]!, content, { mode: 0o600 })));
-  await grant(endUserUid, 'r', ...staged);
+  // rX: read and enter the directory, read the files (X adds execute to directories only).
+  await grant(endUserUid, 'rX', dir, ...staged);
   await Promise.all(files.map(({ path }, i) => rename(staged[i]!, path)));
 }
 

@@ -1,4 +1,4 @@
-// The end user: looked up through NSS (getent), so LDAP/SSSD users count as they do for sudo.
+// The end user: looked up through NSS (`id`), so LDAP/SSSD users count as they do for sudo.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Profile } from '../config/types.ts';
@@ -9,8 +9,6 @@ const run = promisify(execFile);
 export interface EndUser {
   login: string;
   uid: number;
-  gid: number;
-  home: string;
   groups: string[];
 }
 
@@ -21,13 +19,23 @@ export async function lookupEndUser(login: string): Promise<EndUser> {
   if (!LOGIN_PATTERN.test(login)) {
     throw new RefusedError(`user "${login.slice(0, 64)}" is not a valid login (letters, digits, '.', '_', '@', '-'; not starting with '-'); pass the end user's Unix login to --user`);
   }
-  const [passwd, groupList] = await Promise.allSettled([run('getent', ['passwd', login]), run('id', ['-Gn', '--', login])]);
-  if (passwd.status === 'rejected' || groupList.status === 'rejected') {
-    throw new RefusedError(`user "${login}" does not exist on this host (getent passwd); check --user`);
+  let stdout: string;
+  try {
+    // One process for the uid and every group (its output is parsed: C locale).
+    ({ stdout } = await run('id', ['--', login], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } }));
+  } catch {
+    throw new RefusedError(`user "${login}" does not exist on this host (id); check --user`);
   }
-  const [, , uid, gid, , home] = passwd.value.stdout.trim().split('\n')[0]!.split(':');
-  const groups = groupList.value.stdout.trim().split(/\s+/);
-  return { login, uid: Number(uid), gid: Number(gid), home: home ?? '', groups };
+  return parseId(login, stdout);
+}
+
+/** `uid=1001(alice) gid=1001(alice) groups=1001(alice),27(sudo)`; a group without a name shows as its number. */
+export function parseId(login: string, output: string): EndUser {
+  const uid = /^uid=(\d+)/.exec(output.trim())?.[1];
+  const groupList = / groups=(.*)$/.exec(output.trim())?.[1];
+  if (uid === undefined || groupList === undefined) throw new RefusedError(`user "${login}": unexpected output of id: ${output.trim().slice(0, 100)}`);
+  const groups = groupList.split(',').map((entry) => /^\d+\((.*)\)$/.exec(entry)?.[1] ?? entry);
+  return { login, uid: Number(uid), groups };
 }
 
 /** Whether the profile lets dssuser (uid `invokingUid`) run jobs as this user. */

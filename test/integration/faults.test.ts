@@ -33,7 +33,7 @@ const KILL_GRACE_S = 2;
 // The teardown's retry policy (src/job/retry.ts): 4 attempts, backoff 0.2 s, 0.6 s, 1.8 s.
 const RETRY_ATTEMPTS = 4;
 const RETRY_BACKOFF_S = 0.2 + 0.6 + 1.8;
-/** Start-up, sudo, getent, node: allowance on a loaded 2-core machine on top of the configured timeouts. */
+/** Start-up, sudo, id, node: allowance on a loaded 2-core machine on top of the configured timeouts. */
 const SLACK_S = 12;
 
 const SIGNAL_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
