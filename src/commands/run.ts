@@ -124,7 +124,7 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
     });
 
     signals.throwIfReceived();
-    const sparkSubmit = startSparkSubmit(user.login, profile.sparkSubmit, plan.sparkSubmitArgs, files.kubeconfig);
+    const sparkSubmit = await startSparkSubmit(user.login, profile.sparkSubmit, plan.sparkSubmitArgs, files.kubeconfig);
     driverStarted = true;
     signals.forwardTo(sparkSubmit.signal, profile.killGraceSeconds);
     reporter.status(`started spark-submit as ${user.login}`);

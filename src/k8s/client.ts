@@ -1,11 +1,10 @@
-// The one thin client of the Kubernetes API: JSON over node:https with one keep-alive connection pool, one
-// method per call the tool makes. Deletes treat NotFound as success; every failure becomes a KubernetesError
+// The one thin client of the Kubernetes API: JSON over one HTTP/2 connection (transport.ts), one method per
+// call the tool makes. Deletes treat NotFound as success; every failure becomes a KubernetesError
 // with one line naming what failed (never a header, a body or a token).
 //
 // Why not @kubernetes/client-node's generated API here: loading it costs every job ~100 ms of start-up and
 // ~100 ms of CPU (BENCHMARKS.md), for the 14 calls a job makes. client-node still parses what we do not
 // (credential plugins, see kubeconfig.ts), and its types describe every object.
-import { Agent, request } from 'node:https';
 import type {
   AuthenticationV1TokenRequest,
   V1Lease,
@@ -20,6 +19,7 @@ import type {
 } from '@kubernetes/client-node';
 import { KubernetesError } from '../errors.ts';
 import { loadCredentials, type ClusterEndpoint, type Credentials, type KubeconfigOptions } from './kubeconfig.ts';
+import { rootCode, Transport, type Answer } from './transport.ts';
 
 export type { ClusterEndpoint } from './kubeconfig.ts';
 export type DryRun = 'server' | undefined;
@@ -95,19 +95,14 @@ type Query = Record<string, string | number | undefined>;
 export class Kube {
   readonly endpoint: ClusterEndpoint;
   private readonly credentials: Credentials;
-  private readonly agent: Agent;
-  private readonly base: URL;
+  private readonly transport: Transport;
   private readonly timeoutMs: number;
 
   constructor(credentials: Credentials, timeoutSeconds: number) {
     this.credentials = credentials;
     this.endpoint = credentials.endpoint;
-    this.base = new URL(credentials.endpoint.server);
     this.timeoutMs = timeoutSeconds * 1000;
-    // One keep-alive pool for every request: a job's calls share one or a few TLS connections.
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: 32,
+    this.transport = new Transport(credentials.endpoint.server, {
       ca: credentials.endpoint.caPem,
       cert: credentials.clientCert,
       key: credentials.clientKey,
@@ -121,8 +116,13 @@ export class Kube {
     return new Kube(loadCredentials(options), options.timeoutSeconds);
   }
 
-  async close(): Promise<void> {
-    this.agent.destroy();
+  /** HTTP/2, unless the server does not offer it. */
+  get protocol(): 'h2' | 'http/1.1' {
+    return this.transport.protocol;
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
   }
 
   /**
@@ -130,50 +130,28 @@ export class Kube {
    * JSON body of a 2xx answer; anything else rejects with a KubernetesError.
    */
   async request<T>(action: string, method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
-    const headers = await this.credentials.headers().catch((error: Error) => {
+    const credentials = await this.credentials.headers().catch((error: Error) => {
       throw new KubernetesError(`${action} failed: cannot get credentials from the kubeconfig's plugin: ${firstLine(error)}`);
     });
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const search = queryString(options.query);
-    return new Promise<T>((resolve, reject) => {
-      const req = request(
-        {
-          agent: this.agent,
-          method,
-          protocol: 'https:',
-          hostname: this.base.hostname.replace(/^\[(.*)\]$/, '$1'),
-          port: this.base.port || 443,
-          path: `${this.base.pathname.replace(/\/$/, '')}${path}${search}`,
-          headers: {
-            ...headers,
-            accept: 'application/json',
-            'user-agent': 'dss-spark-k8s',
-            ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
-          },
-          signal: AbortSignal.timeout(this.timeoutMs),
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('error', (error) => reject(networkError(action, error)));
-          response.on('end', () => {
-            const status = response.statusCode ?? 0;
-            const text = Buffer.concat(chunks).toString('utf8');
-            if (status >= 200 && status < 300) {
-              try {
-                resolve((text ? JSON.parse(text) : {}) as T);
-              } catch {
-                reject(new KubernetesError(`${action} failed: the apiserver's answer is not JSON`));
-              }
-              return;
-            }
-            reject(statusError(action, status, text));
-          });
-        },
-      );
-      req.on('error', (error) => reject(networkError(action, error)));
-      req.end(payload);
-    });
+    const headers = {
+      ...credentials,
+      accept: 'application/json',
+      'user-agent': 'dss-spark-k8s',
+      ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+    };
+    let answer: Answer;
+    try {
+      answer = await this.transport.send(method, `${path}${queryString(options.query)}`, headers, payload, this.timeoutMs);
+    } catch (error) {
+      throw networkError(action, error as Error);
+    }
+    if (answer.status < 200 || answer.status >= 300) throw statusError(action, answer.status, answer.body);
+    try {
+      return (answer.body ? JSON.parse(answer.body) : {}) as T;
+    } catch {
+      throw new KubernetesError(`${action} failed: the apiserver's answer is not JSON`);
+    }
   }
 
   private async readOrUndefined<T>(action: string, path: string): Promise<T | undefined> {
@@ -367,9 +345,9 @@ function statusError(action: string, status: number, text: string): KubernetesEr
   return new KubernetesError(`${action} failed (${status}${reason}): ${message}`, status);
 }
 
-function networkError(action: string, error: Error & { code?: string }): KubernetesError {
+function networkError(action: string, error: Error): KubernetesError {
   if (error.name === 'TimeoutError' || error.name === 'AbortError') return new KubernetesError(`${action} failed: the request timed out`);
-  return new KubernetesError(`${action} failed: ${oneLine(error.code ?? error.message)}`);
+  return new KubernetesError(`${action} failed: ${oneLine(rootCode(error) ?? error.message)}`);
 }
 
 function oneLine(text: string): string {

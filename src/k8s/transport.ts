@@ -1,0 +1,120 @@
+// HTTPS to the apiserver: HTTP/2, as kubectl speaks it, so that a job's parallel requests share one TLS
+// connection (with HTTP/1.1 each one in flight opens its own, a TLS handshake each). A server that does not
+// offer HTTP/2 (a proxy in front of the apiserver) gets HTTP/1.1 over a keep-alive pool, for the rest of
+// the process.
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { Agent, request as http1Request } from 'node:https';
+
+export interface TlsOptions {
+  ca?: string;
+  cert?: Buffer;
+  key?: Buffer;
+  servername?: string;
+  rejectUnauthorized: boolean;
+}
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/** How a server that does not speak HTTP/2 answers an HTTP/2-only TLS handshake (ALPN). */
+const NO_HTTP2 = new Set(['ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL', 'ERR_HTTP2_ERROR']);
+
+export class Transport {
+  private readonly origin: URL;
+  private readonly tls: TlsOptions;
+  private session?: ClientHttp2Session;
+  private http1?: Agent;
+
+  constructor(server: string, tls: TlsOptions) {
+    this.origin = new URL(server);
+    this.tls = tls;
+  }
+
+  get protocol(): 'h2' | 'http/1.1' {
+    return this.http1 ? 'http/1.1' : 'h2';
+  }
+
+  /** One request; rejects with the network error (its `cause` says why, when a stream was cancelled). */
+  async send(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+    const fullPath = `${this.origin.pathname.replace(/\/$/, '')}${path}`;
+    if (this.http1) return this.sendHttp1(method, fullPath, headers, payload, timeoutMs);
+    try {
+      return await this.sendHttp2(method, fullPath, headers, payload, timeoutMs);
+    } catch (error) {
+      if (!NO_HTTP2.has(rootCode(error) ?? '')) throw error;
+      this.http1 ??= new Agent({ keepAlive: true, maxSockets: 32, ...this.tls });
+      return this.sendHttp1(method, fullPath, headers, payload, timeoutMs);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.http1?.destroy();
+    const session = this.session;
+    this.session = undefined;
+    if (session && !session.destroyed) await new Promise<void>((resolve) => session.close(() => resolve()));
+  }
+
+  private http2Session(): ClientHttp2Session {
+    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    const session = connect(this.origin.origin, this.tls);
+    // A session error reaches every stream on it (as their cause); a closed session is replaced on next use.
+    session.on('error', () => {});
+    const forget = () => {
+      if (this.session === session) this.session = undefined;
+    };
+    session.on('close', forget);
+    session.on('goaway', forget);
+    this.session = session;
+    return session;
+  }
+
+  private sendHttp2(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const stream = this.http2Session().request(
+        { ':method': method, ':path': path, ...headers },
+        { endStream: payload === undefined, signal: AbortSignal.timeout(timeoutMs) },
+      );
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.on('response', (responseHeaders) => {
+        status = Number(responseHeaders[':status']);
+      });
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString('utf8') }));
+      stream.on('error', reject);
+      if (payload !== undefined) stream.end(payload);
+    });
+  }
+
+  private sendHttp1(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const request = http1Request(
+        {
+          agent: this.http1,
+          method,
+          hostname: this.origin.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: this.origin.port || 443,
+          path,
+          headers,
+          signal: AbortSignal.timeout(timeoutMs),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', reject);
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        },
+      );
+      request.on('error', reject);
+      request.end(payload);
+    });
+  }
+}
+
+/** The code of an error or of what caused it (a cancelled HTTP/2 stream carries its session's error). */
+export function rootCode(error: unknown): string | undefined {
+  const { code, cause } = (error ?? {}) as { code?: string; cause?: unknown };
+  return (cause ? rootCode(cause) : undefined) ?? code;
+}
