@@ -42,39 +42,59 @@ export async function runCommand(options: RunOptions): Promise<number> {
   try {
     const profile = selectProfile(loadConfig(resolveConfigPath(options.config, process.env)), options.profile);
     const jobId = options.jobId === undefined ? generateJobId(randomBytes(8)) : validateJobId(options.jobId);
-    const user = await lookupEndUser(options.user);
-    checkEndUser(user, profile, process.getuid!());
     const kube = Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds });
-    const reporter = createReporter({ quiet: options.quiet, events: options.events, jobId });
     try {
-      const adminProperties = resolveAdminProperties(user.login, options.adminProperty, profile);
-      const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties, ...thisProcess(), now: new Date() };
-      const plan = (caCertFile?: string) =>
-        planJob(profile, ctx, { apiServer: kube.endpoint.server, caCertFile, callerArgs: options.sparkArgs });
-      const draft = plan(kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined);
-      reporter.event('planned', { user: user.login, namespace: draft.namespace, serviceAccount: draft.baseName });
-      if (options.dryRun === 'client') {
-        printPlan(draft, profile, kube, options.output);
-        return 0;
+      // The TLS handshake runs while the end user is looked up (no request is sent before the checks pass).
+      if (options.dryRun !== 'client') kube.connect();
+      const user = await lookupEndUser(options.user);
+      checkEndUser(user, profile, process.getuid!());
+      const reporter = createReporter({ quiet: options.quiet, events: options.events, jobId });
+      try {
+        return await planAndRun({ options, profile, jobId, kube, user, reporter, signals });
+      } finally {
+        reporter.close();
       }
-      // Checked while the job directory is made and the namespace is read, before anything is written.
-      const impersonation = checkImpersonation(user.login, profile.sparkSubmit);
-      impersonation.catch(() => {}); // awaited later; never an unhandled rejection meanwhile
-      if (options.dryRun === 'server') {
-        await impersonation;
-        await provision(kube, draft, [], 'server');
-        printPlan(draft, profile, kube, options.output);
-        reporter.status(`dry run: the server accepted every object for namespace ${draft.namespace}`);
-        return 0;
-      }
-      return await runJob({ kube, profile, user, ctx, draft, plan, reporter, signals, impersonation });
     } finally {
-      reporter.close();
       await kube.close();
     }
   } finally {
     signals.dispose();
   }
+}
+
+interface Planned {
+  options: RunOptions;
+  profile: Profile;
+  jobId: string;
+  kube: Kube;
+  user: EndUser;
+  reporter: Reporter;
+  signals: SignalWatcher;
+}
+
+/** Plans the job of a checked end user, then prints it (dry runs) or runs it. */
+async function planAndRun({ options, profile, jobId, kube, user, reporter, signals }: Planned): Promise<number> {
+  const adminProperties = resolveAdminProperties(user.login, options.adminProperty, profile);
+  const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties, ...thisProcess(), now: new Date() };
+  const plan = (caCertFile?: string) =>
+    planJob(profile, ctx, { apiServer: kube.endpoint.server, caCertFile, callerArgs: options.sparkArgs });
+  const draft = plan(kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined);
+  reporter.event('planned', { user: user.login, namespace: draft.namespace, serviceAccount: draft.baseName });
+  if (options.dryRun === 'client') {
+    printPlan(draft, profile, kube, options.output);
+    return 0;
+  }
+  // Checked while the job directory is made and the namespace is read, before anything is written.
+  const impersonation = checkImpersonation(user.login, profile.sparkSubmit);
+  impersonation.catch(() => {}); // awaited later; never an unhandled rejection meanwhile
+  if (options.dryRun === 'server') {
+    await impersonation;
+    await provision(kube, draft, [], 'server');
+    printPlan(draft, profile, kube, options.output);
+    reporter.status(`dry run: the server accepted every object for namespace ${draft.namespace}`);
+    return 0;
+  }
+  return await runJob({ kube, profile, user, ctx, draft, plan, reporter, signals, impersonation });
 }
 
 interface JobRun {

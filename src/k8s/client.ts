@@ -121,6 +121,11 @@ export class Kube {
     return this.transport.protocol;
   }
 
+  /** Opens the connection now, ahead of the first request (which reports any failure). */
+  connect(): void {
+    this.transport.connect();
+  }
+
   close(): Promise<void> {
     return this.transport.close();
   }

@@ -1,9 +1,10 @@
 // HTTPS to the apiserver: HTTP/2, as kubectl speaks it, so that a job's parallel requests share one TLS
 // connection (with HTTP/1.1 each one in flight opens its own, a TLS handshake each). A server that does not
 // offer HTTP/2 (a proxy in front of the apiserver) gets HTTP/1.1 over a keep-alive pool, for the rest of
-// the process.
-import { connect, type ClientHttp2Session } from 'node:http2';
-import { Agent, request as http1Request } from 'node:https';
+// the process. node:http2 (~9 ms to load) is imported when the first connection opens, so that its loading
+// overlaps whatever the caller does meanwhile (connect() early, await later).
+import type { ClientHttp2Session } from 'node:http2';
+import type { Agent } from 'node:https';
 
 export interface TlsOptions {
   ca?: string;
@@ -24,8 +25,8 @@ const NO_HTTP2 = new Set(['ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL', 'ERR_HT
 export class Transport {
   private readonly origin: URL;
   private readonly tls: TlsOptions;
-  private session?: ClientHttp2Session;
-  private http1?: Agent;
+  private session?: Promise<ClientHttp2Session>;
+  private http1?: Promise<{ agent: Agent; request: typeof import('node:https').request }>;
 
   constructor(server: string, tls: TlsOptions) {
     this.origin = new URL(server);
@@ -36,6 +37,11 @@ export class Transport {
     return this.http1 ? 'http/1.1' : 'h2';
   }
 
+  /** Opens the connection (TCP, TLS, HTTP/2) ahead of the first request; its failure is that request's. */
+  connect(): void {
+    if (!this.http1) this.http2Session().catch(() => {});
+  }
+
   /** One request; rejects with the network error (its `cause` says why, when a stream was cancelled). */
   async send(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
     const fullPath = `${this.origin.pathname.replace(/\/$/, '')}${path}`;
@@ -44,35 +50,40 @@ export class Transport {
       return await this.sendHttp2(method, fullPath, headers, payload, timeoutMs);
     } catch (error) {
       if (!NO_HTTP2.has(rootCode(error) ?? '')) throw error;
-      this.http1 ??= new Agent({ keepAlive: true, maxSockets: 32, ...this.tls });
+      this.http1 ??= import('node:https').then(({ Agent, request }) => ({ agent: new Agent({ keepAlive: true, maxSockets: 32, ...this.tls }), request }));
       return this.sendHttp1(method, fullPath, headers, payload, timeoutMs);
     }
   }
 
   async close(): Promise<void> {
-    this.http1?.destroy();
-    const session = this.session;
+    (await this.http1?.catch(() => undefined))?.agent.destroy();
+    const session = await this.session?.catch(() => undefined);
     this.session = undefined;
     if (session && !session.destroyed) await new Promise<void>((resolve) => session.close(() => resolve()));
   }
 
-  private http2Session(): ClientHttp2Session {
-    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = connect(this.origin.origin, this.tls);
-    // A session error reaches every stream on it (as their cause); a closed session is replaced on next use.
-    session.on('error', () => {});
-    const forget = () => {
-      if (this.session === session) this.session = undefined;
-    };
-    session.on('close', forget);
-    session.on('goaway', forget);
-    this.session = session;
-    return session;
+  private http2Session(): Promise<ClientHttp2Session> {
+    if (!this.session) {
+      const opening: Promise<ClientHttp2Session> = import('node:http2').then(({ connect }) => {
+        const session = connect(this.origin.origin, this.tls);
+        // A session error reaches every stream on it (as their cause); a closed session is replaced on next use.
+        session.on('error', () => {});
+        const forget = () => {
+          if (this.session === opening) this.session = undefined;
+        };
+        session.on('close', forget);
+        session.on('goaway', forget);
+        return session;
+      });
+      this.session = opening;
+    }
+    return this.session;
   }
 
-  private sendHttp2(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+  private async sendHttp2(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+    const session = await this.http2Session();
     return new Promise((resolve, reject) => {
-      const stream = this.http2Session().request(
+      const stream = session.request(
         { ':method': method, ':path': path, ...headers },
         { endStream: payload === undefined, signal: AbortSignal.timeout(timeoutMs) },
       );
@@ -88,11 +99,12 @@ export class Transport {
     });
   }
 
-  private sendHttp1(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+  private async sendHttp1(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+    const { agent, request: http1Request } = await this.http1!;
     return new Promise((resolve, reject) => {
       const request = http1Request(
         {
-          agent: this.http1,
+          agent,
           method,
           hostname: this.origin.hostname.replace(/^\[(.*)\]$/, '$1'),
           port: this.origin.port || 443,
