@@ -119,15 +119,12 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
   let stopRotation = async () => {};
   let failure: unknown;
   let exitCode = 0;
-  // Made while the namespace is read (the objects do not depend on its path); awaited before the first write.
-  const jobDir = createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, Boolean(kube.endpoint.caPem));
-  jobDir.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
   try {
     signals.throwIfReceived();
-    const localChecks = Promise.all([impersonation, jobDir]);
-    localChecks.catch(() => {}); // provision awaits it after its first read; a failure meanwhile is not unhandled
-    const provisioned = await provision(kube, plan, created, undefined, localChecks);
-    files = await jobDir;
+    // Complete (with its owner.json) before the first request: a process killed from then on leaves a
+    // directory that cleanup --orphans recognises.
+    files = await createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, Boolean(kube.endpoint.caPem));
+    const provisioned = await provision(kube, plan, created, undefined, impersonation);
     plan = planWith(files.caFile);
     signals.throwIfReceived();
     await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token);
@@ -160,7 +157,6 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
     await stopLease();
     await stopRotation();
     const { left } = await teardown(kube, plan.namespace, { jobId: ctx.jobId, baseName: plan.baseName }, created, driverStarted);
-    files ??= await jobDir.catch(() => undefined);
     if (files) await removeJobDir(files);
     reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
     // A job that never started fails with its one error line; a rollback needs no status line of its own.

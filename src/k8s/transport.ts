@@ -88,13 +88,21 @@ export class Transport {
         { endStream: payload === undefined, signal: AbortSignal.timeout(timeoutMs) },
       );
       let status = 0;
+      let ended = false;
       const chunks: Buffer[] = [];
       stream.on('response', (responseHeaders) => {
         status = Number(responseHeaders[':status']);
       });
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString('utf8') }));
+      stream.on('end', () => {
+        ended = status > 0;
+        if (ended) resolve({ status, body: Buffer.concat(chunks).toString('utf8') });
+      });
       stream.on('error', reject);
+      // A stream closed without a whole answer (its connection reset or refused) failed like a reset socket.
+      stream.on('close', () => {
+        if (!ended) reject(Object.assign(new Error('the connection was reset before the answer'), { code: 'ECONNRESET' }));
+      });
       if (payload !== undefined) stream.end(payload);
     });
   }

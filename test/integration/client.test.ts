@@ -8,6 +8,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { KubernetesError } from '../../src/errors.ts';
 import { Kube } from '../../src/k8s/client.ts';
 import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'dss-spark-k8s-client-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,6 +55,36 @@ describe('the Kubernetes client', () => {
       await kube.close();
     }
     expect(readFileSync(calls, 'utf8').trim().split('\n')).toHaveLength(1);
+  });
+
+  it('speaks HTTP/2 to the apiserver: parallel requests share one connection', async () => {
+    const kube = Kube.load({ kubeconfig: cluster.dssuserKubeconfig, timeoutSeconds: 30 });
+    try {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => kube.serverVersion()));
+      expect(answers).toEqual(Array(8).fill('v1.34.4'));
+      expect(kube.protocol).toBe('h2');
+    } finally {
+      await kube.close();
+    }
+  });
+
+  it('falls back to HTTP/1.1 for a server that does not offer HTTP/2 (a proxy in front of the apiserver)', async () => {
+    const proxy = await startFaultProxy({ server: cluster.server, caFile: cluster.caFile, certFile: join(cluster.dir, 'apiserver.crt'), keyFile: join(cluster.dir, 'apiserver.key'), http1Only: true });
+    const kube = Kube.load({ kubeconfig: kubeconfig('http1.yaml', { token: await dssuserToken() }, { server: proxy.url }), timeoutSeconds: 30 });
+    try {
+      expect((await kube.whoAmI()).username).toBe(cluster.dssuserName);
+      expect(await Promise.all([kube.serverVersion(), kube.getNamespace('default')])).toEqual(['v1.34.4', expect.objectContaining({ metadata: expect.objectContaining({ name: 'default' }) })]);
+      expect(kube.protocol).toBe('http/1.1');
+      // The HTTP/2 attempt ends in the TLS handshake (no protocol in common): only HTTP/1.1 requests reach it.
+      expect(proxy.log.map((r) => `${r.method} ${r.path} ${r.outcome}`).sort()).toEqual([
+        'GET /api/v1/namespaces/default 200',
+        'GET /version 200',
+        'POST /apis/authentication.k8s.io/v1/selfsubjectreviews 201',
+      ]);
+    } finally {
+      await kube.close();
+      await proxy.close();
+    }
   });
 
   it('says in one line, with the status, when the credentials are rejected (401) or not allowed (403)', async () => {

@@ -70,6 +70,14 @@ async function probe() {
   });
 }
 
+// From the start, like the JVM's shutdown hooks: a signal relayed by sudo at any moment is reported.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    report('signalled', { signal });
+    process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
+  });
+}
+
 report('started', { user: userInfo().username, uid: process.getuid!(), args: sparkArgs, home: process.env.HOME });
 for (let i = 0; i < actions.length; i++) {
   const action = actions[i];
@@ -77,16 +85,7 @@ for (let i = 0; i < actions.length; i++) {
   else if (action === 'marker') report('marker', { text: actions[++i] });
   else if (action === 'sleep') {
     const seconds = Number(actions[++i]);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, seconds * 1000);
-      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-        process.on(signal, () => {
-          report('signalled', { signal });
-          clearTimeout(timer);
-          process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
-        });
-      }
-    });
+    await new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000));
   } else if (action === 'exit') process.exit(Number(actions[++i]));
   else if (action === 'save-token') writeFileSync(actions[++i]!, kubeconfigToken(), { mode: 0o600 });
   else if (action === 'rotation') await watchRotation(Number(actions[++i]), actions[++i]!);

@@ -18,6 +18,7 @@
 // know every token the apiserver issued, including one whose response never reached the CLI.
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { Agent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
@@ -83,13 +84,15 @@ export interface ProxyTarget {
   /** The apiserver's serving certificate and key (SAN IP:127.0.0.1), presented by the proxy. */
   certFile: string;
   keyFile: string;
+  /** Speak HTTP/1.1 only, like a proxy without HTTP/2 (the CLI speaks HTTP/2 when the server offers it). */
+  http1Only?: boolean;
 }
 
 interface Exchange {
   info: RequestInfo;
   entry: ProxyLogEntry;
-  req: IncomingMessage;
-  res: ServerResponse;
+  req: IncomingMessage | Http2ServerRequest;
+  res: ServerResponse | Http2ServerResponse;
   body: Buffer;
   /** Set once the trigger said this exchange's response switches the mode. */
   faultOnResponse?: ProxyMode;
@@ -123,12 +126,11 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
   let trigger: (Trigger & { resolve: (info: RequestInfo) => void }) | undefined;
   const rules: Rule[] = [];
 
-  const tlsServer = createHttpsServer({ cert: readFileSync(target.certFile), key: readFileSync(target.keyFile) }, (req, res) => {
-    void onRequest(req, res);
-  });
-  tlsServer.keepAliveTimeout = 30_000;
+  const credentials = { cert: readFileSync(target.certFile), key: readFileSync(target.keyFile) };
+  const onExchange = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void onRequest(req, res);
+  const tlsServer = target.http1Only ? createHttpsServer(credentials, onExchange) : createSecureServer({ ...credentials, allowHTTP1: true }, onExchange);
   tlsServer.on('tlsClientError', () => {});
-  tlsServer.on('clientError', (_error, socket) => socket.destroy());
+  tlsServer.on('clientError', (_error: Error, socket: Socket) => socket.destroy());
 
   const front: NetServer = createNetServer((socket) => {
     rawSockets.add(socket);
@@ -148,7 +150,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
   listening = true;
   const port = (front.address() as { port: number }).port;
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse) {
+  async function onRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) {
     const chunks: Buffer[] = [];
     try {
       for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -161,8 +163,22 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     dispatch({ info, entry, req, res, body: Buffer.concat(chunks) });
   }
 
+  /** An HTTP/2 exchange is a stream of a shared connection; an HTTP/1.1 one has the connection to itself. */
+  function streamOf(exchange: Exchange) {
+    return 'stream' in exchange.req ? exchange.req.stream : undefined;
+  }
+
   function clientGone(exchange: Exchange): boolean {
-    return exchange.req.socket.destroyed || exchange.res.destroyed;
+    const stream = streamOf(exchange);
+    if (stream) return stream.destroyed || stream.closed;
+    return exchange.req.socket.destroyed || (exchange.res as ServerResponse).destroyed;
+  }
+
+  /** Like a server that dies: the client's connection is reset (with HTTP/2, every stream on it). */
+  function dropConnection(exchange: Exchange) {
+    const stream = streamOf(exchange);
+    if (stream) stream.session?.destroy();
+    else exchange.req.socket.destroy();
   }
 
   function dispatch(exchange: Exchange) {
@@ -190,7 +206,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     }
     if (mode === 'refuse') {
       exchange.entry.outcome = 'refused';
-      exchange.req.socket.destroy();
+      dropConnection(exchange);
     } else if (mode === 'hang') {
       exchange.entry.outcome = 'held';
       heldRequests.push(exchange);
@@ -208,7 +224,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
   function forward(exchange: Exchange, onFault?: () => void, responseDelayMs = 0) {
     const headers: Record<string, string | string[]> = {};
     for (const [key, value] of Object.entries(exchange.req.headers)) {
-      if (value !== undefined && !HOP_BY_HOP.has(key)) headers[key] = value;
+      if (value !== undefined && !HOP_BY_HOP.has(key) && !key.startsWith(':')) headers[key] = value;
     }
     headers['content-length'] = String(exchange.body.length);
     const upstreamRequest = httpsRequest(
@@ -233,7 +249,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     );
     const fail = () => {
       exchange.entry.outcome = 'upstream-error';
-      exchange.req.socket.destroy();
+      dropConnection(exchange);
     };
     upstreamRequest.on('error', fail);
     upstreamRequest.end(exchange.body);
@@ -247,7 +263,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     }
     if (mode === 'refuse') {
       exchange.entry.outcome = 'refused';
-      exchange.req.socket.destroy();
+      dropConnection(exchange);
       return;
     }
     if (mode === 'hang') {
@@ -261,8 +277,8 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     }
     headers['content-length'] = String(held.body.length);
     exchange.entry.outcome = held.status;
-    exchange.res.writeHead(held.status, headers);
-    exchange.res.end(held.body, () => {
+    (exchange.res as ServerResponse).writeHead(held.status, headers);
+    (exchange.res as ServerResponse).end(held.body, () => {
       completed.push(exchange.info);
       releaseOrdered();
     });
@@ -351,7 +367,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
   };
 }
 
-// Request matchers for the phases of `run` (paths as @kubernetes/client-node sends them).
+// Request matchers for the phases of `run` (paths as the CLI sends them).
 const resourcePath = (resource: string) => new RegExp(`^/(api|apis/[^/]+)/v1/namespaces/[^/]+/${resource}(\\?|$)`);
 export const phase = {
   /** The first request of provisioning: GET of the job namespace. */
