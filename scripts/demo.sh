@@ -212,6 +212,6 @@ for _ in $(seq 60); do
   sleep 0.5
 done
 say "HTTP $status$([ "$status" = 401 ] && echo ' Unauthorized: the token died with its service account')"
-show "kubectl get pods,services,configmaps,pvc,serviceaccounts,roles,rolebindings,leases,secrets -A -l $JOB_LABEL=$job_id"
-"$kubectl" --kubeconfig "$admin" get pods,services,configmaps,persistentvolumeclaims,serviceaccounts,roles,rolebindings,leases,secrets -A -l "$JOB_LABEL=$job_id" 2>&1
+show "kubectl get pods,services,configmaps,pvc,serviceaccounts,rolebindings,leases,secrets -A -l $JOB_LABEL=$job_id"
+"$kubectl" --kubeconfig "$admin" get pods,services,configmaps,persistentvolumeclaims,serviceaccounts,rolebindings,leases,secrets -A -l "$JOB_LABEL=$job_id" 2>&1
 [ "$status" = 401 ] || { echo "demo: the job's token still works (HTTP $status)" >&2; exit 1; }
