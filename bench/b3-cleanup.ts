@@ -16,7 +16,7 @@ import { forEachLimited, JOB_KIND_PATHS, labelledObjects } from './lib/api.ts';
 import { type BenchEnv, createManagedNamespace } from './lib/env.ts';
 import { GNU_TIME, timed, type TimedResult } from './lib/proc.ts';
 
-export const OBJECTS_PER_JOB = 6;
+export const OBJECTS_PER_JOB = 5;
 const NAMESPACES = 20;
 const USERS = 50;
 const CREATE_CONCURRENCY = 32;
@@ -69,7 +69,7 @@ export async function createOrphans(env: BenchEnv, prefix: string, count: number
   let done = 0;
   await forEachLimited(requests, CREATE_CONCURRENCY, async (request) => {
     await env.admin.must('POST', request.path, request.body);
-    if (++done % 6000 === 0) log(`B3: created ${done / OBJECTS_PER_JOB}/${count} orphaned jobs (${((Date.now() - start) / 1000).toFixed(0)} s)`);
+    if (++done % 5000 === 0) log(`B3: created ${done / OBJECTS_PER_JOB}/${count} orphaned jobs (${((Date.now() - start) / 1000).toFixed(0)} s)`);
   });
   return Date.now() - start;
 }

@@ -89,14 +89,18 @@ export class Transport {
       );
       let status = 0;
       let ended = false;
-      const chunks: Buffer[] = [];
+      let body = '';
       stream.on('response', (responseHeaders) => {
         status = Number(responseHeaders[':status']);
       });
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      // Decoded as it arrives: no copy of the whole answer in off-heap Buffers (cleanup lists thousands).
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        body += chunk;
+      });
       stream.on('end', () => {
         ended = status > 0;
-        if (ended) resolve({ status, body: Buffer.concat(chunks).toString('utf8') });
+        if (ended) resolve({ status, body });
       });
       stream.on('error', reject);
       // A stream closed without a whole answer (its connection reset or refused) failed like a reset socket.
