@@ -201,7 +201,7 @@ control plane and its files, also on Ctrl-C. \`BENCH_QUICK=1\` runs fewer iterat
   \`bench/kubectl-job.sh batched\`, \`sudo -n -u U /bin/true\`, 10 keep-alive GETs of the namespace and a ServiceAccount
   create + delete from the bench process (undici, one warm keep-alive connection, the dssuser token), and the subprocesses
   \`run\` starts, timed alone. The kubectl script does the same work as \`run\`: a job and an executor ServiceAccount, the
-  driver Role, a RoleBinding, a Lease (all labelled), \`kubectl create token\`, a kubeconfig file in a 0700 directory shared
+  RoleBinding to the driver ClusterRole, a Lease (all labelled), \`kubectl create token\`, a kubeconfig file in a 0700 directory shared
   through \`setfacl\`, \`sudo -n -u U /bin/true\` with KUBECONFIG, and the deletes (in a trap). *simple* makes one kubectl call
   per object (6 kubectl runs in all), *batched* one \`create -f -\` for all four objects (3 kubectl runs): the fastest a
   kubectl script gets. \`run\` and the scripts run under GNU time (for their CPU), which adds about a millisecond.
@@ -224,7 +224,7 @@ control plane and its files, also on Ctrl-C. \`BENCH_QUICK=1\` runs fewer iterat
   (in the dssuser account's home); then a few runs with the cache removed (the first job after an upgrade).
 - **B3** — N orphaned jobs are created through the API as the administrator (32 requests in flight, keep-alive). One job
   is what a \`run\` killed with SIGKILL leaves, built by the product's own planJob two hours in the past: the job
-  ServiceAccount, the executor ServiceAccount, the Role, the RoleBinding, an expired Lease (not renewed for 2 h, duration
+  ServiceAccount, the executor ServiceAccount, the RoleBinding, an expired Lease (not renewed for 2 h, duration
   120 s) and the token's anchor Secret — ${OBJECTS_PER_JOB} objects, over 20 user namespaces and 50 users. Then, as the
   dssuser account under GNU time (wall time, CPU, peak RSS), \`dss-spark-k8s cleanup --orphans -o json\` (listing only)
   and \`cleanup --orphans --yes -o json\`; objects/s counts the objects of the jobs it reports deleted; what is left is listed by the administrator (every
