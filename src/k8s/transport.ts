@@ -26,6 +26,8 @@ export class Transport {
   private readonly origin: URL;
   private readonly tls: TlsOptions;
   private session?: Promise<ClientHttp2Session>;
+  /** An HTTP/2 session has been established: from then on an error is a real one, never a reason to fall back. */
+  private spokeHttp2 = false;
   private http1?: Promise<{ agent: Agent; request: typeof import('node:https').request }>;
 
   constructor(server: string, tls: TlsOptions) {
@@ -49,7 +51,8 @@ export class Transport {
     try {
       return await this.sendHttp2(method, fullPath, headers, payload, timeoutMs);
     } catch (error) {
-      if (!NO_HTTP2.has(rootCode(error) ?? '')) throw error;
+      // Only a handshake that never agreed on HTTP/2 falls back: no request has reached the server then.
+      if (this.spokeHttp2 || !NO_HTTP2.has(rootCode(error) ?? '')) throw error;
       this.http1 ??= import('node:https').then(({ Agent, request }) => ({ agent: new Agent({ keepAlive: true, maxSockets: 32, ...this.tls }), request }));
       return this.sendHttp1(method, fullPath, headers, payload, timeoutMs);
     }
@@ -68,6 +71,9 @@ export class Transport {
         const session = connect(this.origin.origin, this.tls);
         // A session error reaches every stream on it (as their cause); a closed session is replaced on next use.
         session.on('error', () => {});
+        session.once('connect', () => {
+          if (session.alpnProtocol === 'h2') this.spokeHttp2 = true;
+        });
         const forget = () => {
           if (this.session === opening) this.session = undefined;
         };
