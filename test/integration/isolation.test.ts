@@ -2,7 +2,7 @@
 // restricted dssuser identity exactly as `run` plans them; job A's token then attacks job B. Without the policy
 // every attack succeeds (the test can fail); with `policy apply` each is denied 403 by the policy, and what job A
 // does with its own objects still works.
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Pod } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1ConfigMap, type V1Pod } from '@kubernetes/client-node';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -180,7 +180,7 @@ function attacks(a: Job, b: Job, victims: { pod: string; configMap: string; admi
  * A dssuser identity with deploy/rbac/team-namespaces.yaml applied in each of `namespaces` and nothing else: a
  * ServiceAccount (made by the admin) put in place of "dssuser", with a kubeconfig the dssuser Unix account reads.
  */
-async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubeconfig: string; kube: Kube; core: CoreV1Api }> {
+async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubeconfig: string; kube: Kube; core: CoreV1Api; rbac: RbacAuthorizationV1Api }> {
   const cluster = inject('cluster');
   const unix = inject('unix');
   const core = adminCore();
@@ -198,7 +198,8 @@ async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubec
   const kubeconfig = join(unix.dssuser.home, `${account}.kubeconfig`);
   writeTokenKubeconfig(staged, kubeconfig, unix.dssuser);
   rmSync(dirname(staged), { recursive: true });
-  return { name, kubeconfig, kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }), core: tokenKubeConfig(status!.token!).makeApiClient(CoreV1Api) };
+  const asIdentity = tokenKubeConfig(status!.token!);
+  return { name, kubeconfig, kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }), core: asIdentity.makeApiClient(CoreV1Api), rbac: asIdentity.makeApiClient(RbacAuthorizationV1Api) };
 }
 
 // Runs first: before this file installs the isolation policy, whose owner label `run` does not set yet.
@@ -240,6 +241,26 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
     expect(planted.message).toContain("ValidatingAdmissionPolicy 'dss-spark-k8s-dssuser-team-secrets'");
     const anchor = await core.createNamespacedSecret({ namespace: team, body: { metadata: { name: uniqueName('anchor'), labels }, immutable: true } });
     await core.deleteNamespacedSecret({ namespace: team, name: anchor.metadata!.name! });
+  });
+
+  it('may bind only the driver ClusterRole, only to ServiceAccounts of the team namespace', async () => {
+    const binding = (roleName: string, subject: { kind: string; name: string; namespace?: string }, dryRun?: string) =>
+      outcome(
+        identity.rbac.createNamespacedRoleBinding({
+          namespace: team,
+          dryRun,
+          body: { metadata: { name: uniqueName('rb') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [subject] },
+        }),
+      );
+    const mallory = { kind: 'User', name: 'mallory' };
+    // The manifest's admission policy takes effect a moment after it is applied.
+    for (const deadline = Date.now() + 30_000; (await binding('dss-spark-k8s-driver', mallory, 'All')).status !== 403 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 200));
+    const toUser = await binding('dss-spark-k8s-driver', mallory);
+    expect(toUser.status).toBe(403);
+    expect(toUser.message).toContain("ValidatingAdmissionPolicy 'dss-spark-k8s-dssuser-team-bindings'");
+    expect((await binding('dss-spark-k8s-driver', { kind: 'ServiceAccount', name: 'default', namespace: otherTeam })).status).toBe(403);
+    expect((await binding('edit', { kind: 'ServiceAccount', name: 'job', namespace: team })).status).toBe(403); // RBAC: no bind on it
+    expect((await binding('dss-spark-k8s-driver', { kind: 'ServiceAccount', name: 'job', namespace: team }, 'All')).status).toBe(200);
   });
 
   it('runs the whole job flow in the team namespace and leaves nothing', async () => {
