@@ -75,3 +75,8 @@ const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGI
 export function signalNumber(signal: NodeJS.Signals): number {
   return signalNumbers[signal] ?? 1;
 }
+
+/** The first line of an error's message: never a stack or a multi-line dump in a one-line error. */
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}

@@ -10,7 +10,7 @@ import type { ChalkInstance } from 'chalk';
 import { loadConfig, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
 import { CliError, KubernetesError } from '../errors.ts';
-import type { Kube } from '../k8s/client.ts';
+import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { resolveNamespace } from '../plan/names.ts';
 import { DRIVER_CLUSTER_ROLE, DRIVER_RULES } from '../plan/objects.ts';
@@ -144,9 +144,6 @@ export interface Right {
   name?: string;
 }
 
-/** The kinds Spark's driver creates: dssuser only finds and deletes what a job left of them. */
-const DRIVER_KINDS = [...new Set(DRIVER_RULES.flatMap((rule) => [...rule.resources]))];
-
 /** Every right a job of this profile needs in its namespace (namespaces: cluster-scoped, only to auto-create). */
 export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'resourceQuota' | 'limitRange'>): Right[] {
   const each = (group: string, resources: string[], verbs: string[]): Right[] =>
@@ -164,7 +161,8 @@ export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'r
     ...each('coordination.k8s.io', ['leases'], ['create', 'get', 'list', 'update', 'delete', 'deletecollection']),
     // Each job token is bound to an empty Secret (its token anchor); never get/list/watch.
     ...each('', ['secrets'], ['create', 'delete', 'deletecollection']),
-    ...each('', DRIVER_KINDS, ['list', 'delete', 'deletecollection']),
+    // What Spark's driver creates: dssuser only finds and deletes what a job left of them.
+    ...each('', [...DRIVER_CREATED_KINDS], ['list', 'delete', 'deletecollection']),
   ];
 }
 

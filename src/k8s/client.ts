@@ -17,7 +17,7 @@ import type {
   V1Secret,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { KubernetesError } from '../errors.ts';
+import { firstLine, KubernetesError } from '../errors.ts';
 import { loadCredentials, type ClusterEndpoint, type Credentials, type KubeconfigOptions } from './kubeconfig.ts';
 import { rootCode, Transport, type Answer } from './transport.ts';
 
@@ -357,8 +357,4 @@ function networkError(action: string, error: Error): KubernetesError {
 
 function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }

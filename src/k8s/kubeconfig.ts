@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { load as parseYaml } from 'js-yaml';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, firstLine } from '../errors.ts';
 
 /** Where the cluster is and how to trust it: what a job's kubeconfig needs, without dssuser's credentials. */
 export interface ClusterEndpoint {
@@ -196,8 +196,4 @@ function readText(path: string, source: string): string {
 function resolvePath(path: string, dir: string): string {
   if (path.startsWith('~/')) return join(homedir(), path.slice(2));
   return isAbsolute(path) ? path : join(dir, path);
-}
-
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }

@@ -25,6 +25,7 @@
 // client mode the driver creates no service.
 
 import type { V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding, V1Validation } from '@kubernetes/client-node';
+import { DRIVER_RULES } from './objects.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL, OWNER_LABEL } from './types.ts';
 
 export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
@@ -33,8 +34,8 @@ export { OWNER_LABEL };
 /** Every job ServiceAccount name starts with this (jobBaseName); executor accounts add "-exec". */
 export const JOB_ACCOUNT_PREFIX = 'dss-spark-';
 
-/** The kinds a job's RoleBinding lets it write (DRIVER_RULES). */
-const GUARDED_RESOURCES = ['pods', 'services', 'configmaps', 'persistentvolumeclaims'];
+/** The kinds a job's RoleBinding lets it write. */
+const GUARDED_RESOURCES = DRIVER_RULES.flatMap((rule) => rule.resources);
 
 const ownerOf = (object: 'object' | 'oldObject') => `${object}.metadata.?labels[?'${OWNER_LABEL}'].orValue('')`;
 

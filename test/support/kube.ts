@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { Kube } from '../../src/k8s/client.ts';
+import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
 
 export function adminKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
@@ -40,9 +41,8 @@ export function tokenKubeConfig(token: string, namespace?: string): KubeConfig {
 
 /** The tool's own client with a bearer token. */
 export function tokenKube(token: string): Kube {
-  const cluster = adminKubeConfig().getCurrentCluster()!;
-  const caPem = cluster.caFile ? readFileSync(cluster.caFile, 'utf8') : cluster.caData ? Buffer.from(cluster.caData, 'base64').toString() : undefined;
-  return new Kube({ endpoint: { server: cluster.server, caPem, skipTlsVerify: cluster.skipTLSVerify === true }, headers: async () => ({ authorization: `Bearer ${token}` }) }, 30);
+  const { endpoint } = loadCredentials({ kubeconfig: inject('cluster').adminKubeconfig }, {});
+  return new Kube({ endpoint, headers: async () => ({ authorization: `Bearer ${token}` }) }, 30);
 }
 
 /** The HTTP status a request ends with (200 for success). */
