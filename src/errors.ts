@@ -8,6 +8,7 @@ export const ExitCode = {
   internal: 70,
   impersonation: 71, // sudo refused, or spark-submit missing / not executable
   teardownIncomplete: 75, // some job objects could not be deleted; the message lists them
+  jobLost: 76, // the job's Lease or ServiceAccount was deleted while it ran (the driver was stopped)
   config: 78, // the configuration file or profile is invalid
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -59,6 +60,13 @@ export class ImpersonationError extends CliError {
 export class TeardownError extends CliError {
   constructor(message: string) {
     super(message, ExitCode.teardownIncomplete);
+  }
+}
+
+/** The job's own Lease or ServiceAccount disappeared while it ran: someone else tore it down. */
+export class JobLostError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.jobLost);
   }
 }
 
