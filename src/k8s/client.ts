@@ -22,6 +22,8 @@ import { loadCredentials, type ClusterEndpoint, type Credentials, type Kubeconfi
 import { rootCode, Transport, type Answer } from './transport.ts';
 
 export type { ClusterEndpoint } from './kubeconfig.ts';
+
+const PARTIAL_METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 export type DryRun = 'server' | undefined;
 
 /** Kinds Spark's driver creates in the job namespace; teardown deletes them by the job label. */
@@ -134,14 +136,14 @@ export class Kube {
    * One API request. `action` names it in errors ("create ServiceAccount ns/name"). Resolves with the parsed
    * JSON body of a 2xx answer; anything else rejects with a KubernetesError.
    */
-  async request<T>(action: string, method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
+  async request<T>(action: string, method: string, path: string, options: { query?: Query; body?: unknown; accept?: string } = {}): Promise<T> {
     const credentials = await this.credentials.headers().catch((error: Error) => {
       throw new KubernetesError(`${action} failed: cannot get credentials from the kubeconfig's plugin: ${firstLine(error)}`);
     });
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers = {
       ...credentials,
-      accept: 'application/json',
+      accept: options.accept ?? 'application/json',
       'user-agent': 'dss-spark-k8s',
       ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
     };
@@ -256,15 +258,36 @@ export class Kube {
     });
   }
 
-  /** One page of objects of a kind with a label selector, in a namespace or (namespace undefined) everywhere. */
-  async list(kind: ListableKind, namespace: string | undefined, labelSelector: string, limit = 500, continueToken?: string): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>> {
+  /**
+   * One page of objects of a kind with a label selector, in a namespace or (namespace undefined) everywhere.
+   * `metadataOnly` asks for a PartialObjectMetadataList: names, labels and annotations, never a spec or data
+   * (an object a job made large costs the listing nothing).
+   */
+  async list(
+    kind: ListableKind,
+    namespace: string | undefined,
+    labelSelector: string,
+    limit = 500,
+    continueToken?: string,
+    metadataOnly = false,
+  ): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>> {
     const page = await this.request<{ items?: (ObjectWithMeta & { spec?: unknown })[]; metadata?: { continue?: string } }>(
       `list ${kind} with ${labelSelector}${namespace ? ` in ${namespace}` : ''}`,
       'GET',
       namespace === undefined ? `${API_PREFIX[kind]}/${kind}` : collectionPath(kind, namespace),
-      { query: { labelSelector, limit, continue: continueToken } },
+      { query: { labelSelector, limit, continue: continueToken }, ...(metadataOnly ? { accept: PARTIAL_METADATA_LIST } : {}) },
     );
     return { items: page.items ?? [], continueToken: page.metadata?.continue || undefined };
+  }
+
+  /** A Lease as stored (with its resourceVersion), or undefined when it is gone. */
+  getLease<T extends ObjectWithMeta>(namespace: string, name: string): Promise<T | undefined> {
+    return this.readOrUndefined(`get Lease ${namespace}/${name}`, objectPath('leases', namespace, name));
+  }
+
+  /** A ServiceAccount, or undefined when it is gone. */
+  getServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined> {
+    return this.readOrUndefined(`get ServiceAccount ${namespace}/${name}`, objectPath('serviceaccounts', namespace, name));
   }
 
   /** A cluster-scoped object, or undefined when there is none of that name. */
