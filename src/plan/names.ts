@@ -13,12 +13,7 @@ const HASH_SEPARATOR = '--';
 /** Spark refuses an executor pod name prefix longer than 47 characters; the base name is used as that prefix. */
 export const BASE_NAME_MAX = 47;
 const BASE_PREFIX = 'dss-spark-';
-const JOB_ID_RAW_MAX = 12;
 const JOB_ID_LENGTH = 10;
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
 
 /** The first `length` base32 characters (5 bits each, DNS-safe) of sha256(text). */
 function sha256Base32(text: string, length: number): string {
@@ -155,14 +150,17 @@ export function generateJobId(randomBytes: Buffer): string {
 }
 
 /**
- * `dss-spark-<user>-<job>`: a DNS-1123 label of at most BASE_NAME_MAX characters, used for the job ServiceAccount,
- * Role, RoleBinding, Lease and as Spark's executor pod name prefix. Long job ids are replaced by a hash.
+ * `dss-spark-<hash>-<user>-<job>`: a DNS-1123 label of at most BASE_NAME_MAX characters, used for the job
+ * ServiceAccount, RoleBinding, Lease, anchor Secrets (`<base>-t<n>`) and as Spark's executor pod name prefix.
+ * `<hash>` is 16 base32 characters (80 bits) of sha256(user slug, job id) at a fixed position: distinct
+ * (login, job id) pairs get distinct names, and no name, nor any name derived from it (`<base>-exec`,
+ * `<base>-exec-<n>`, `<base>-t<n>`), is a prefix of another job's unless both hashes are equal. The user and
+ * job part after it is only there for people and may be cut.
  */
 export function jobBaseName(userSlug: string, jobId: string): string {
-  const jobPart = jobId.length <= JOB_ID_RAW_MAX ? jobId : sha256Hex(jobId).slice(0, 10);
-  const userRoom = BASE_NAME_MAX - BASE_PREFIX.length - 1 - jobPart.length;
-  const userPart = trimDashes(userSlug.slice(0, userRoom));
-  return userPart ? `${BASE_PREFIX}${userPart}-${jobPart}` : `${BASE_PREFIX}${jobPart}`;
+  const hash = sha256Base32(`${userSlug}/${jobId}`, HASH_LENGTH);
+  const readable = trimDashes(`${userSlug}-${jobId}`.replace(/-+/g, '-').slice(0, BASE_NAME_MAX - BASE_PREFIX.length - HASH_LENGTH - 1));
+  return readable ? `${BASE_PREFIX}${hash}-${readable}` : `${BASE_PREFIX}${hash}`;
 }
 
 export function executorServiceAccountName(baseName: string): string {

@@ -252,17 +252,12 @@ describe('job ids', () => {
 
 describe('jobBaseName', () => {
   it.each([
-    ['alice', 'abc123', 'dss-spark-alice-abc123'],
-    ['alice', 'a'.repeat(12), `dss-spark-alice-${'a'.repeat(12)}`],
-    ['', 'abc', 'dss-spark-abc'],
-  ])('names %s / %s as %s', (slug, id, expected) => {
-    expect(jobBaseName(slug, id)).toBe(expected);
-  });
-
-  it('hashes a job id longer than 12 characters', () => {
-    const id = 'a'.repeat(13);
-    const expected = createHash('sha256').update(id).digest('hex').slice(0, 10);
-    expect(jobBaseName('alice', id)).toBe(`dss-spark-alice-${expected}`);
+    ['alice', 'abc123', 'alice-abc123'],
+    ['alice', 'a'.repeat(12), `alice-${'a'.repeat(12)}`],
+    ['', 'abc', 'abc'],
+    ['john--abcdefgh', 'j1', 'john-abcdefgh-j1'],
+  ])('names %s / %s dss-spark-<hash of both>-%s', (slug, id, readable) => {
+    expect(jobBaseName(slug, id)).toBe(`dss-spark-${hash16(`${slug}/${id}`)}-${readable}`);
   });
 
   it.each([
@@ -282,9 +277,33 @@ describe('jobBaseName', () => {
     expect(exec).toMatch(DNS_LABEL);
   });
 
-  it('keeps two jobs of the same long-named user apart', () => {
-    const slug = loginToSlug('a'.repeat(100));
-    expect(jobBaseName(slug, 'job-1')).not.toBe(jobBaseName(slug, 'job-2'));
-    expect(jobBaseName(slug, 'x'.repeat(20))).not.toBe(jobBaseName(slug, 'x'.repeat(21)));
+  // The red-team cases: cut user parts that collided, a long login whose hash was cut away, and one job's
+  // account being a prefix of another's (which let the isolation policy hand one job the other's pod names).
+  it.each([
+    [['data-engineering-team-user1', 'a-very-long-job-id-1'], ['data-engineering-team-user2', 'a-very-long-job-id-1']],
+    [[loginToSlug('firstname.lastname.a@corp.example'), 'k3x9m2p7qa4b'], [loginToSlug('firstname-lastname.a@corp.example'), 'k3x9m2p7qa4b']],
+    [['alice', 'x1'], ['alice-x1', 'exec-zz']],
+    [['alice', 'x1'], ['alice-x1-exec', 'zz']],
+    [['alice', 'x1-t1'], ['alice', 'x1']],
+  ])('keeps %j and %j apart, with no name a prefix of the other\'s names', (a, b) => {
+    const [baseA, baseB] = [jobBaseName(a[0]!, a[1]!), jobBaseName(b[0]!, b[1]!)];
+    expect(baseA).not.toBe(baseB);
+    const derived = (base: string) => [base, `${base}-exec`, `${base}-exec-`, `${base}-t`];
+    for (const x of derived(baseA)) for (const y of derived(baseB)) expect(y.startsWith(x) || x.startsWith(y)).toBe(false);
+  });
+
+  it('keeps 200,000 (login, job id) pairs chosen to look alike distinct and prefix-free', () => {
+    const names = new Set<string>();
+    const hashes = new Set<string>();
+    for (let u = 0; u < 400; u++) {
+      for (let j = 0; j < 500; j++) {
+        const base = jobBaseName(loginToSlug(`user.${'x'.repeat(30)}${u}`), `job-${'0'.repeat(40)}${j}`);
+        names.add(base);
+        hashes.add(base.slice('dss-spark-'.length, 'dss-spark-'.length + 16));
+      }
+    }
+    expect(names.size).toBe(200_000);
+    // Prefix overlap needs equal hashes (fixed position): distinct hashes prove none.
+    expect(hashes.size).toBe(200_000);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RefusedError, UsageError } from '../../src/errors.ts';
-import { loginToSlug } from '../../src/plan/names.ts';
+import { jobBaseName, loginToSlug } from '../../src/plan/names.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import {
   Annotation,
@@ -14,6 +14,7 @@ import {
 } from '../../src/plan/types.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
+const BASE = jobBaseName('alice', 'abc123');
 const input = { apiServer: 'https://127.0.0.1:6443', caCertFile: '/tmp/job/ca.crt', callerArgs: ['app.py', '1'] };
 
 describe('planJob', () => {
@@ -42,7 +43,7 @@ describe('planJob', () => {
       login: 'alice',
       userSlug: 'alice',
       namespace: 'dss-alice',
-      baseName: 'dss-spark-alice-abc123',
+      baseName: expect.stringMatching(/^dss-spark-[a-z2-7]{16}-alice-abc123$/),
       labels,
     });
   });
@@ -58,21 +59,21 @@ describe('planJob', () => {
     expect(plan.serviceAccount).toEqual({
       apiVersion: 'v1',
       kind: 'ServiceAccount',
-      metadata: meta('dss-spark-alice-abc123'),
+      metadata: meta(BASE),
       automountServiceAccountToken: false,
     });
     expect(plan.executorServiceAccount).toEqual({
       apiVersion: 'v1',
       kind: 'ServiceAccount',
-      metadata: meta('dss-spark-alice-abc123-exec'),
+      metadata: meta(`${BASE}-exec`),
       automountServiceAccountToken: false,
     });
     expect(plan.roleBinding).toEqual({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
-      metadata: meta('dss-spark-alice-abc123'),
+      metadata: meta(BASE),
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-driver' },
-      subjects: [{ kind: 'ServiceAccount', name: 'dss-spark-alice-abc123', namespace: 'dss-alice' }],
+      subjects: [{ kind: 'ServiceAccount', name: BASE, namespace: 'dss-alice' }],
     });
   });
 
@@ -82,7 +83,7 @@ describe('planJob', () => {
   });
 
   it('holds a lease for 4 renewal intervals and asks for a token of the profile lifetime', () => {
-    expect(plan.lease.metadata).toEqual(meta('dss-spark-alice-abc123'));
+    expect(plan.lease.metadata).toEqual(meta(BASE));
     expect(plan.lease.spec?.holderIdentity).toBe('dss-host/4242/2025-01-02T03:04:05.000Z');
     expect(plan.lease.spec?.leaseDurationSeconds).toBe(120);
     expect(plan.lease.spec?.renewTime).toBe('2025-01-02T03:04:06.000000Z');
@@ -101,9 +102,9 @@ describe('planJob', () => {
       expect.arrayContaining([
         'spark.kubernetes.namespace=dss-alice',
         'spark.kubernetes.authenticate.caCertFile=/tmp/job/ca.crt',
-        'spark.kubernetes.authenticate.executor.serviceAccountName=dss-spark-alice-abc123-exec',
-        'spark.kubernetes.authenticate.driver.serviceAccountName=dss-spark-alice-abc123-exec',
-        'spark.kubernetes.executor.podNamePrefix=dss-spark-alice-abc123',
+        `spark.kubernetes.authenticate.executor.serviceAccountName=${BASE}-exec`,
+        `spark.kubernetes.authenticate.driver.serviceAccountName=${BASE}-exec`,
+        `spark.kubernetes.executor.podNamePrefix=${BASE}`,
         `spark.kubernetes.executor.label.${JOB_LABEL}=abc123`,
         `spark.kubernetes.executor.label.${USER_LABEL}=alice`,
         `spark.kubernetes.executor.label.${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
@@ -112,7 +113,7 @@ describe('planJob', () => {
       ]),
     );
     expect(args.slice(-2)).toEqual(['app.py', '1']);
-    expect(confs.some((c) => c.endsWith('=dss-spark-alice-abc123') && c.includes('serviceAccountName'))).toBe(false);
+    expect(confs.some((c) => c.endsWith(`=${BASE}`) && c.includes('serviceAccountName'))).toBe(false);
   });
 
   it('leaves the namespace out when the profile does not create it', () => {
