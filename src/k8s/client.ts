@@ -26,8 +26,8 @@ export type { ClusterEndpoint } from './kubeconfig.ts';
 const PARTIAL_METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 export type DryRun = 'server' | undefined;
 
-/** Kinds Spark's driver creates in the job namespace; teardown deletes them by the job label. */
-export const DRIVER_CREATED_KINDS = ['pods', 'services', 'configmaps', 'persistentvolumeclaims'] as const;
+/** Kinds Spark's driver creates in the job namespace (DRIVER_RULES); teardown deletes them by the owner label. */
+export const DRIVER_CREATED_KINDS = ['pods', 'persistentvolumeclaims'] as const;
 export type DriverCreatedKind = (typeof DRIVER_CREATED_KINDS)[number];
 
 /** Kinds the tool creates itself and can list (dssuser may not list or read secrets). */
@@ -46,8 +46,6 @@ export type ClusterKind = 'namespaces' | 'clusterroles' | 'validatingadmissionpo
 
 const API_PREFIX: Record<NamespacedKind | ClusterKind, string> = {
   pods: '/api/v1',
-  services: '/api/v1',
-  configmaps: '/api/v1',
   persistentvolumeclaims: '/api/v1',
   serviceaccounts: '/api/v1',
   secrets: '/api/v1',
@@ -64,8 +62,6 @@ const API_PREFIX: Record<NamespacedKind | ClusterKind, string> = {
 /** The kind's name in messages, as kubectl and the apiserver say it. */
 const KIND_NAME: Record<NamespacedKind | ClusterKind, string> = {
   pods: 'Pod',
-  services: 'Service',
-  configmaps: 'ConfigMap',
   persistentvolumeclaims: 'PersistentVolumeClaim',
   serviceaccounts: 'ServiceAccount',
   secrets: 'Secret',

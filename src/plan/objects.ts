@@ -111,12 +111,26 @@ export interface PolicyRule {
  */
 export const DRIVER_CLUSTER_ROLE = 'dss-spark-k8s-driver';
 
-/** What Spark's client-mode driver does with the API (design.md §3), and nothing more: DRIVER_CLUSTER_ROLE's rules. */
+/**
+ * What Spark's client-mode driver does with the API, and nothing more: DRIVER_CLUSTER_ROLE's rules. Read from
+ * Spark 3.5.6, 4.0.2, 4.1.1 and 4.2.0 (KubernetesClusterSchedulerBackend, ExecutorPodsAllocator, the snapshot
+ * sources, ExecutorPodsLifecycleManager): executor pods are created, watched, listed every 30 s, read, patched
+ * (the inactive and decommission labels) and deleted one by one or by label (fabric8 sends a labelled delete as
+ * one deletecollection); OnDemand claims are created (garbage-collected with their executor pod). The managed
+ * confs turn off what would need more: the executor ConfigMap (disableConfigMap), the service and claim deletes at
+ * stop (driver.service.deleteOnTermination, driver.ownPersistentVolumeClaim). No Service, ConfigMap or anything
+ * else: a client-mode driver creates none (Spark 4.2's NetworkPolicy step runs in cluster mode only).
+ */
 export const DRIVER_RULES: readonly PolicyRule[] = Object.freeze([
   Object.freeze({
     apiGroups: Object.freeze(['']),
-    resources: Object.freeze(['pods', 'services', 'configmaps', 'persistentvolumeclaims']),
-    verbs: Object.freeze(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection']),
+    resources: Object.freeze(['pods']),
+    verbs: Object.freeze(['get', 'list', 'watch', 'create', 'patch', 'delete', 'deletecollection']),
+  }),
+  Object.freeze({
+    apiGroups: Object.freeze(['']),
+    resources: Object.freeze(['persistentvolumeclaims']),
+    verbs: Object.freeze(['create']),
   }),
 ]);
 

@@ -1,28 +1,29 @@
-// The isolation policy for namespaces shared by several jobs (team namespaces): a ValidatingAdmissionPolicy and
-// its binding, built by pure functions. `dss-spark-k8s policy apply` installs them; `policy show` prints them.
+// The job-isolation policy: a ValidatingAdmissionPolicy and its binding, built by pure functions, for every
+// namespace the tool manages (labelled dss-spark-k8s.dataiku.io/managed=true: per-user namespaces it creates and
+// team namespaces an administrator prepares). Both manifests of deploy/rbac carry it (a test keeps them equal to
+// this builder); `dss-spark-k8s policy apply` installs it on its own, `policy show` prints it.
 //
-// RBAC alone cannot keep two jobs of one namespace apart: a job may create pods, and "permission to create
-// workloads implicitly grants the API access of any service account in that namespace". So, for every request
-// made with a job's token (user `system:serviceaccount:<ns>:dss-spark-…`) in a namespace labelled
-// dss-spark-k8s.dataiku.io/managed=true, the policy requires:
-//   - every pod, service, configmap and PVC it creates or changes carries OWNER_LABEL = its own account name;
-//   - it changes or deletes only objects that already carry that label with that value (never another job's
-//     objects, nor unlabelled ones such as an administrator's);
-//   - names starting with "dss-spark-" (where jobs' executor pods and claims live) are reserved to their job;
-//   - its pods run as its own executor account, mount no secret, service-account token or hostPath volume,
-//     no other job's claim, and read no secret through environment variables;
-//   - its claims clone nothing (no dataSource).
+// RBAC cannot bound what a job does with the rights Spark's driver needs: "permission to create workloads
+// implicitly grants the API access of any service account in that namespace", and every field of a pod is a way
+// out (volumes, host namespaces, other accounts, pull secrets). So, for every request made with a job's token
+// (user `system:serviceaccount:<ns>:dss-spark-…`), the policy requires:
+//   - every object it creates or changes carries app.kubernetes.io/managed-by=dss-spark-k8s and OWNER_LABEL = its
+//     own account name, so that teardown and cleanup find all of it by that label, and it changes or deletes only
+//     objects already carrying its own OWNER_LABEL (never another job's, nor an administrator's);
+//   - names starting with "dss-spark-" are reserved to their job (Spark names executor pods and their claims
+//     "<base>-exec-…");
+//   - its pods run as its own executor account without a token, in no host namespace, unprivileged, on no chosen
+//     node, with no image pull secret or bound volume the namespace does not list (annotations below);
+//   - volumes: emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own claims, and ephemeral
+//     claims whose template carries none of the tool's labels (the ephemeral-volume controller creates that claim
+//     as itself, so nothing of the job's request would check it) and clones or binds nothing;
+//   - no secret through env, no claim from a data source.
 // What stays open: reads (get/list/watch are not admission-controlled), and the network between pods.
 //
-// Why a label holding the account name, and not the job-id label: CEL can look nothing up, so the policy can
-// only compare the object with the requester's user name. Job ids cannot be derived from the account name
-// (jobBaseName truncates the user part and hashes long ids, and "-" appears in both parts), so the account name
-// itself must be on every object: OWNER_LABEL = the job's base name (a DNS label of at most 47 characters, a
-// valid label value). Spark puts the configured executor labels on executor pods only: the executor ConfigMap
-// gets just spark-app-selector and spark-role (KubernetesClusterSchedulerBackend.setUpExecutorConfigMap, Spark
-// 4.3), so jobs must run with spark.kubernetes.executor.disableConfigMap=true; OnDemand PVCs get
-// spark-app-selector plus spark.kubernetes.executor.volumes.persistentVolumeClaim.<volume>.label.* only. In
-// client mode the driver creates no service.
+// Why a label holding the account name: CEL can look nothing up, so the policy can only compare an object with
+// the requester's user name. The account name (jobBaseName) is unique per (login, job id) and a valid label
+// value. Spark puts the configured executor labels on executor pods and, through managed confs, on OnDemand
+// claims; with spark.kubernetes.executor.disableConfigMap=true a client-mode driver creates nothing else.
 
 import type { V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding, V1Validation } from '@kubernetes/client-node';
 import { DRIVER_RULES } from './objects.ts';
@@ -33,11 +34,17 @@ export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
 export { OWNER_LABEL };
 /** Every job ServiceAccount name starts with this (jobBaseName); executor accounts add "-exec". */
 export const JOB_ACCOUNT_PREFIX = 'dss-spark-';
+/** Namespace annotations (set by an administrator, or from the profile at auto-creation): comma-separated names. */
+export const ALLOWED_PULL_SECRETS_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-image-pull-secrets';
+export const ALLOWED_VOLUMES_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes';
+/** Label keys only the tool may set: an ephemeral claim template carrying one could pose as a job's object. */
+const TOOL_LABEL_PREFIX = 'dss-spark-k8s.dataiku.io/';
 
 /** The kinds a job's RoleBinding lets it write. */
-const GUARDED_RESOURCES = DRIVER_RULES.flatMap((rule) => rule.resources);
+const GUARDED_RESOURCES = [...new Set(DRIVER_RULES.flatMap((rule) => rule.resources))];
 
-const ownerOf = (object: 'object' | 'oldObject') => `${object}.metadata.?labels[?'${OWNER_LABEL}'].orValue('')`;
+const label = (object: 'object' | 'oldObject', key: string) => `${object}.metadata.?labels[?'${key}'].orValue('')`;
+const namespaceList = (annotation: string) => `namespaceObject.metadata.?annotations[?'${annotation}'].orValue('').split(',')`;
 
 /**
  * Whether the requesting job may use a name: names starting with "dss-spark-" belong to jobs, and Spark names a
@@ -45,13 +52,18 @@ const ownerOf = (object: 'object' | 'oldObject') => `${object}.metadata.?labels[
  */
 const mayUseName = (name: string) => `(!${name}.startsWith('${JOB_ACCOUNT_PREFIX}') || ${name}.startsWith(variables.account + '-exec-'))`;
 
-/** A pod volume a job may use: no secret, no service-account token, no hostPath, no other job's claim. */
+/** An ephemeral volume whose claim the controller may make: no tool label, no clone, no binding by name. */
+const SAFE_EPHEMERAL =
+  `(has(v.ephemeral) && v.ephemeral.?volumeClaimTemplate.?metadata.?labels.orValue({}).all(k, !k.startsWith('${TOOL_LABEL_PREFIX}') && k != '${MANAGED_BY_LABEL}')` +
+  ` && !v.ephemeral.?volumeClaimTemplate.?spec.?dataSource.hasValue() && !v.ephemeral.?volumeClaimTemplate.?spec.?dataSourceRef.hasValue()` +
+  ` && v.ephemeral.?volumeClaimTemplate.?spec.?volumeName.orValue('') == '')`;
+
+/** A pod volume a job may use: no secret, service-account token, hostPath, nfs, other job's claim or unsafe template. */
 const ALLOWED_VOLUME = [
   'has(v.emptyDir)',
   'has(v.configMap)',
   'has(v.downwardAPI)',
-  'has(v.ephemeral)',
-  'has(v.nfs)',
+  SAFE_EPHEMERAL,
   `(has(v.persistentVolumeClaim) && ${mayUseName('v.persistentVolumeClaim.claimName')})`,
   `(has(v.projected) && v.projected.?sources.orValue([]).all(s, has(s.configMap) || has(s.downwardAPI)))`,
 ].join(' || ');
@@ -103,16 +115,32 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             `variables.containers.filter(c, c.?envFrom.orValue([]).exists(e, has(e.secretRef))` +
             ` || c.?env.orValue([]).exists(e, e.?valueFrom.?secretKeyRef.hasValue())).map(c, c.name)`,
         },
+        {
+          name: 'hostAccess',
+          expression:
+            `variables.podCreate ? [` +
+            `object.spec.?hostNetwork.orValue(false) ? 'hostNetwork' : '', object.spec.?hostPID.orValue(false) ? 'hostPID' : '',` +
+            ` object.spec.?hostIPC.orValue(false) ? 'hostIPC' : '', object.spec.?nodeName.orValue('') != '' ? 'nodeName' : '',` +
+            ` variables.containers.exists(c, c.?securityContext.?privileged.orValue(false)) ? 'privileged' : '',` +
+            ` variables.containers.exists(c, c.?ports.orValue([]).exists(p, p.?hostPort.orValue(0) != 0)) ? 'hostPort' : ''` +
+            `].filter(x, x != '') : []`,
+        },
+        {
+          name: 'unlistedPullSecrets',
+          expression:
+            `variables.podCreate ? object.spec.?imagePullSecrets.orValue([]).map(s, s.?name.orValue(''))` +
+            `.filter(n, !(n in ${namespaceList(ALLOWED_PULL_SECRETS_ANNOTATION)})) : []`,
+        },
       ],
       validations: [
         validation(
-          `variables.isCreate || ${ownerOf('oldObject')} == variables.account`,
+          `variables.isCreate || ${label('oldObject', OWNER_LABEL)} == variables.account`,
           `variables.account + ' may not ' + (request.operation == 'DELETE' ? 'delete ' : 'change ') + variables.target` +
             ` + ': it is not labelled ${OWNER_LABEL}=' + variables.account + ' (it belongs to another job or to no job)'`,
         ),
         validation(
-          `request.operation == 'DELETE' || ${ownerOf('object')} == variables.account`,
-          `variables.target + ' must carry the label ${OWNER_LABEL}=' + variables.account`,
+          `request.operation == 'DELETE' || (${label('object', OWNER_LABEL)} == variables.account && ${label('object', MANAGED_BY_LABEL)} == '${MANAGED_BY_VALUE}')`,
+          `variables.target + ' must carry the labels ${OWNER_LABEL}=' + variables.account + ' and ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}'`,
         ),
         validation(
           `!variables.isCreate || ${mayUseName('object.metadata.name')}`,
@@ -120,24 +148,36 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             ` + ' may only create such names starting with ' + variables.account + '-exec-'`,
         ),
         validation(
-          `!variables.podCreate || object.spec.?serviceAccountName.orValue('') == variables.executorAccount`,
-          `variables.target + ' must run as the service account ' + variables.executorAccount + ', not "'` +
+          `!variables.podCreate || (object.spec.?serviceAccountName.orValue('') == variables.executorAccount && !object.spec.?automountServiceAccountToken.orValue(false))`,
+          `variables.target + ' must run as the service account ' + variables.executorAccount + ' with no token mounted, not as "'` +
             ` + object.spec.?serviceAccountName.orValue('') + '"'`,
+        ),
+        validation(
+          `size(variables.hostAccess) == 0`,
+          `variables.target + ': ' + variables.hostAccess.join(', ') + ' not allowed for a job pod'`,
         ),
         validation(
           `size(variables.forbiddenVolumes) == 0`,
           `variables.target + ': volume(s) ' + variables.forbiddenVolumes.join(', ') + ' not allowed; a job may mount emptyDir,` +
-            ` configMap, downwardAPI, ephemeral, nfs, projected configMap/downwardAPI and its own or shared claims,` +
-            ` never a secret, a service-account token or a hostPath'`,
+            ` configMap, downwardAPI, projected configMap/downwardAPI, its own claims and ephemeral claims whose template carries` +
+            ` no ${TOOL_LABEL_PREFIX}* or ${MANAGED_BY_LABEL} label and no dataSource, dataSourceRef or volumeName;` +
+            ` never a secret, a service-account token, a hostPath or nfs'`,
         ),
         validation(
           `size(variables.secretEnvContainers) == 0`,
           `variables.target + ': container(s) ' + variables.secretEnvContainers.join(', ') + ' may not read secrets through env or envFrom'`,
         ),
         validation(
+          `size(variables.unlistedPullSecrets) == 0`,
+          `variables.target + ': image pull secret(s) ' + variables.unlistedPullSecrets.join(', ') + ' not allowed; an administrator` +
+            ` lists the ones jobs may use in the namespace annotation ${ALLOWED_PULL_SECRETS_ANNOTATION}'`,
+        ),
+        validation(
           `!variables.isCreate || request.resource.resource != 'persistentvolumeclaims'` +
-            ` || (!has(object.spec.dataSource) && !has(object.spec.dataSourceRef))`,
-          `variables.target + ': a job may not create a claim from a data source (it could clone the volume of another job)'`,
+            ` || (!has(object.spec.dataSource) && !has(object.spec.dataSourceRef)` +
+            ` && (object.spec.?volumeName.orValue('') == '' || object.spec.volumeName in ${namespaceList(ALLOWED_VOLUMES_ANNOTATION)}))`,
+          `variables.target + ': a job may not create a claim from a data source (it could clone the volume of another job), nor` +
+            ` bind one to a PersistentVolume that the namespace annotation ${ALLOWED_VOLUMES_ANNOTATION} does not list'`,
         ),
       ],
     },
