@@ -28,13 +28,17 @@ const PROFILE_KEYS = [
   'podSecurity',
   'resourceQuota',
   'limitRange',
+  'allowedImagePullSecrets',
+  'allowedPersistentVolumes',
+  'executorRunAsUser',
   'leaseRenewSeconds',
   'tokenRotation',
   'killGrace',
   'apiTimeout',
 ];
 const POD_SECURITY_KEYS = ['enforce', 'audit', 'warn'] as const;
-const POD_SECURITY_LEVELS = ['privileged', 'baseline', 'restricted'];
+// Never privileged: dssuser's admission policy refuses such a namespace (a job there could reach the node).
+const POD_SECURITY_LEVELS = ['baseline', 'restricted'];
 
 const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const DAY = 86400;
@@ -126,7 +130,7 @@ function parseProfile(profiles: MapReader, name: string): Profile {
   const tokenTtlSeconds = durationSetting(p, 'tokenTtl', 3600, {
     min: 600,
     minReason: 'Kubernetes minimum for TokenRequest',
-    max: 2 * DAY,
+    max: DAY,
   });
   const tokenRotationSeconds = durationSetting(p, 'tokenRotation', undefined, { min: 10, max: 2 * DAY });
   if (tokenRotationSeconds !== undefined && tokenRotationSeconds >= tokenTtlSeconds) {
@@ -147,6 +151,9 @@ function parseProfile(profiles: MapReader, name: string): Profile {
     labels: p.stringMap('labels', { checkKey: isQualifiedName, checkValue: isLabelValue }) ?? {},
     annotations: p.stringMap('annotations', { checkKey: isQualifiedName }) ?? {},
     podSecurity: parsePodSecurity(p),
+    allowedImagePullSecrets: p.stringList('allowedImagePullSecrets', { checkItem: isDnsSubdomain }) ?? [],
+    allowedPersistentVolumes: p.stringList('allowedPersistentVolumes', { checkItem: isDnsSubdomain }) ?? [],
+    executorRunAsUser: p.nonNegativeInteger('executorRunAsUser') ?? 185,
     // Timers above ~24.8 days overflow setTimeout, so these stay within a day.
     leaseRenewSeconds: durationSetting(p, 'leaseRenewSeconds', 30, { min: 1, max: DAY }),
     killGraceSeconds: durationSetting(p, 'killGrace', 10, { min: 0, max: DAY }),
@@ -177,7 +184,7 @@ function specSetting(p: MapReader, key: string, expected: string): Record<string
 }
 
 function parsePodSecurity(profile: MapReader): PodSecurityLevels {
-  const levels: PodSecurityLevels = { enforce: 'baseline', audit: 'restricted', warn: 'restricted' };
+  const levels: PodSecurityLevels = { enforce: 'restricted', audit: 'restricted', warn: 'restricted' };
   if (profile.get('podSecurity') === undefined) return levels;
   const ps: MapReader = profile.map('podSecurity', 'expected a map with enforce, audit and/or warn');
   ps.rejectUnknownKeys([...POD_SECURITY_KEYS]);
@@ -327,12 +334,13 @@ class MapReader {
     }
   }
 
-  stringList(key: string): string[] | undefined {
+  stringList(key: string, opts: { checkItem?: (item: string) => boolean } = {}): string[] | undefined {
     const value = this.get(key);
     if (value === undefined) return undefined;
     if (!Array.isArray(value)) this.fail(key, `expected a list of strings, got ${show(value)}`);
     return value.map((item: unknown, i) => {
       if (typeof item !== 'string' || item === '') this.failAt(`${this.keyPath(key)}[${i}]`, `expected a non-empty string, got ${show(item)}`);
+      if (opts.checkItem && !opts.checkItem(item)) this.failAt(`${this.keyPath(key)}[${i}]`, `expected a Kubernetes object name, got ${show(item)}`);
       return item;
     });
   }
@@ -368,6 +376,11 @@ const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** A Kubernetes label or annotation key: `[prefix/]name`. */
+/** A Kubernetes object name (DNS-1123 subdomain): what a Secret or PersistentVolume may be called. */
+function isDnsSubdomain(name: string): boolean {
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
+}
+
 function isQualifiedName(key: string): boolean {
   const slash = key.indexOf('/');
   const prefix = slash === -1 ? undefined : key.slice(0, slash);

@@ -36,8 +36,16 @@ export interface Profile {
   tempDir?: string;
   /** YAML file mapping each login to its admin properties, for `${adminProperty:NAME}` (team mode). */
   adminPropertiesFile?: string;
-  /** Pod Security Admission labels put on auto-created namespaces. */
+  /** Pod Security Admission labels put on auto-created namespaces (baseline or restricted, never privileged). */
   podSecurity: PodSecurityLevels;
+  /**
+   * Image pull secrets and PersistentVolumes jobs may use, written on auto-created namespaces as the annotations
+   * the isolation policy reads (team namespaces: an administrator sets them). Everything else is refused.
+   */
+  allowedImagePullSecrets: string[];
+  allowedPersistentVolumes: string[];
+  /** The uid of the managed executor pod template (restricted Pod Security needs a numeric non-root user). */
+  executorRunAsUser: number;
   /** ResourceQuota and LimitRange specs (as in Kubernetes) given to auto-created namespaces. */
   resourceQuota?: Record<string, unknown>;
   limitRange?: Record<string, unknown>;

@@ -43,7 +43,10 @@ const defaults: Omit<Profile, 'name' | 'source' | 'sparkSubmit'> = {
   minUid: 1000,
   labels: {},
   annotations: {},
-  podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' },
+  podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
+  allowedImagePullSecrets: [],
+  allowedPersistentVolumes: [],
+  executorRunAsUser: 185,
   leaseRenewSeconds: 30,
   killGraceSeconds: 10,
   apiTimeoutSeconds: 30,
@@ -73,6 +76,9 @@ profiles:
     tempDir: /var/tmp
     adminPropertiesFile: /etc/dss-spark-k8s/admin-properties.yaml
     podSecurity: { enforce: restricted, audit: restricted, warn: baseline }
+    allowedImagePullSecrets: [team-registry]
+    allowedPersistentVolumes: [team-data]
+    executorRunAsUser: 1001
     leaseRenewSeconds: 15
     tokenRotation: 8m
     killGrace: 1m
@@ -106,6 +112,9 @@ profiles:
       tempDir: '/var/tmp',
       adminPropertiesFile: '/etc/dss-spark-k8s/admin-properties.yaml',
       podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'baseline' },
+      allowedImagePullSecrets: ['team-registry'],
+      allowedPersistentVolumes: ['team-data'],
+      executorRunAsUser: 1001,
       leaseRenewSeconds: 15,
       tokenRotationSeconds: 480,
       killGraceSeconds: 60,
@@ -137,12 +146,25 @@ profiles:
     expect(parseProfile({}).allowedNamespaces.test('kube-system')).toBe(false);
   });
 
-  it('fills a partial podSecurity map with the defaults', () => {
-    expect(parseProfile({ podSecurity: { enforce: 'privileged' } }).podSecurity).toEqual({
-      enforce: 'privileged',
+  it('fills a partial podSecurity map with the defaults (restricted)', () => {
+    expect(parseProfile({ podSecurity: { enforce: 'baseline' } }).podSecurity).toEqual({
+      enforce: 'baseline',
       audit: 'restricted',
       warn: 'restricted',
     });
+  });
+
+  // A privileged namespace lets a job's pods reach the node; dssuser's admission policy refuses it too.
+  it.each(['enforce', 'audit', 'warn'])('refuses podSecurity.%s: privileged', (mode) => {
+    expect(configErrorOf(() => parseProfile({ podSecurity: { [mode]: 'privileged' } })).message).toBe(
+      `${SRC}: ${P}.podSecurity.${mode}: expected one of baseline, restricted, got "privileged"`,
+    );
+  });
+
+  it('refuses a pull secret or volume name that is not a Kubernetes name', () => {
+    expect(configErrorOf(() => parseProfile({ allowedImagePullSecrets: ['Team Registry'] })).message).toBe(
+      `${SRC}: ${P}.allowedImagePullSecrets[0]: expected a Kubernetes object name, got "Team Registry"`,
+    );
   });
 
   it('treats an empty YAML value as unset', () => {
@@ -155,7 +177,7 @@ profiles:
 
   it.each([
     ['tokenTtl at the Kubernetes minimum', { tokenTtl: 600 }, 'tokenTtlSeconds', 600],
-    ['tokenTtl at the 48h maximum', { tokenTtl: '48h' }, 'tokenTtlSeconds', 172800],
+    ['tokenTtl at the 24h maximum (what dssuser may request)', { tokenTtl: '24h' }, 'tokenTtlSeconds', 86400],
     ['minUid 0', { minUid: 0 }, 'minUid', 0],
     ['killGrace 0', { killGrace: 0 }, 'killGraceSeconds', 0],
     ['leaseRenewSeconds as a string', { leaseRenewSeconds: '1' }, 'leaseRenewSeconds', 1],
@@ -188,11 +210,14 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     ['sparkConf', { 'spark.x': [1] }, 'sparkConf["spark.x"]', 'expected a string, got a list'],
     ['tokenTtl', true, 'tokenTtl', 'expected a duration such as 600, 90s, 10m, 1h or 1h30m, got true'],
     ['tokenTtl', 'one hour', 'tokenTtl', 'expected a duration such as 600, 90s, 10m, 1h or 1h30m, got "one hour"'],
-    ['tokenTtl', '49h', 'tokenTtl', 'must be at most 172800s, got 176400s'],
+    ['tokenTtl', '25h', 'tokenTtl', 'must be at most 86400s, got 90000s'],
     ['allowedNamespaces', 3, 'allowedNamespaces', 'expected a non-empty string, got 3'],
     ['allowedUserGroups', 'dss-spark-users', 'allowedUserGroups', 'expected a list of strings, got "dss-spark-users"'],
     ['allowedUserGroups', ['a', 3], 'allowedUserGroups[1]', 'expected a non-empty string, got 3'],
     ['minUid', 'abc', 'minUid', 'expected a non-negative integer, got "abc"'],
+    ['allowedImagePullSecrets', 'reg', 'allowedImagePullSecrets', 'expected a list of strings, got "reg"'],
+    ['allowedPersistentVolumes', ['pv_1'], 'allowedPersistentVolumes[0]', 'expected a Kubernetes object name, got "pv_1"'],
+    ['executorRunAsUser', -185, 'executorRunAsUser', 'expected a non-negative integer, got -185'],
     ['minUid', -1, 'minUid', 'expected a non-negative integer, got -1'],
     ['minUid', 1.5, 'minUid', 'expected a non-negative integer, got 1.5'],
     ['labels', 'team=a', 'labels', 'expected a map of strings to strings, got "team=a"'],
@@ -212,8 +237,8 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     ['podSecurity', 'restricted', 'podSecurity', 'expected a map with enforce, audit and/or warn, got "restricted"'],
     ['resourceQuota', 'pods=50', 'resourceQuota', 'expected a ResourceQuota spec, e.g. {hard: {pods: "50"}}, got "pods=50"'],
     ['limitRange', [1], 'limitRange', 'expected a LimitRange spec, e.g. {limits: [{type: Container, default: {cpu: "1"}}]}, got a list'],
-    ['podSecurity', { enforce: 'strict' }, 'podSecurity.enforce', 'expected one of privileged, baseline, restricted, got "strict"'],
-    ['podSecurity', { warn: 1 }, 'podSecurity.warn', 'expected one of privileged, baseline, restricted, got 1'],
+    ['podSecurity', { enforce: 'strict' }, 'podSecurity.enforce', 'expected one of baseline, restricted, got "strict"'],
+    ['podSecurity', { warn: 1 }, 'podSecurity.warn', 'expected one of baseline, restricted, got 1'],
     ['leaseRenewSeconds', 'fast', 'leaseRenewSeconds', 'expected a duration such as 600, 90s, 10m, 1h or 1h30m, got "fast"'],
     ['leaseRenewSeconds', 0, 'leaseRenewSeconds', 'must be at least 1s, got 0s'],
     ['tokenRotation', {}, 'tokenRotation', 'expected a duration such as 600, 90s, 10m, 1h or 1h30m, got a map'],
@@ -234,7 +259,7 @@ describe('parseConfig: wrong type or value of each profile key', () => {
   it('covers every key of the file format', () => {
     const covered = new Set(cases.map(([key]) => key));
     const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' })).message.split('known keys: ')[1]!.split(', ');
-    expect(allKeys.length).toBe(21);
+    expect(allKeys.length).toBe(24);
     expect(allKeys.filter((key) => !covered.has(key))).toEqual([]);
   });
 
