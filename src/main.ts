@@ -7,9 +7,13 @@ import { join } from 'node:path';
 import { CliError, ExitCode } from './errors.ts';
 import { VERSION } from './version.ts';
 
+// A reader that went away (EPIPE) or a closed descriptor is reported on the stream, not thrown: without a
+// listener it would end the process before the job's teardown. What cannot be written is lost, nothing more.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
 const [major] = process.versions.node.split('.').map(Number);
 if (major! < 22) {
-  process.stderr.write(`dss-spark-k8s: Node.js ${process.version} is too old; Node.js 22 or newer is required\n`);
+  say(`dss-spark-k8s: Node.js ${process.version} is too old; Node.js 22 or newer is required\n`);
   process.exit(ExitCode.config);
 }
 
@@ -40,11 +44,19 @@ function enableCompileCache() {
 
 function reportError(error: unknown): number {
   if (error instanceof CliError) {
-    process.stderr.write(`dss-spark-k8s: ${error.message}\n`);
+    say(`dss-spark-k8s: ${error.message}\n`);
     return error.exitCode;
   }
   // An unexpected failure: one line, never an object dump (it could carry request headers).
   const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-  process.stderr.write(`dss-spark-k8s: internal error: ${message}; please report it\n`);
+  say(`dss-spark-k8s: internal error: ${message}; please report it\n`);
   return ExitCode.internal;
+}
+
+function say(line: string) {
+  try {
+    process.stderr.write(line);
+  } catch {
+    // nobody is left to read it
+  }
 }

@@ -342,10 +342,10 @@ function reasonLine(text: string): string {
 // 5. sudoers
 
 /**
- * Whether sudo lets KUBECONFIG through, from the Defaults that `sudo -l` lists for the caller (global and
- * runas/command-specific alike, in order): kept when env_reset is off or env_keep ends up holding KUBECONFIG.
+ * env_reset and env_keep as the Defaults that `sudo -l` lists for the caller leave them (global and
+ * runas/command-specific alike, in order).
  */
-export function sudoKeepsKubeconfig(listing: string): boolean {
+export function sudoEnvDefaults(listing: string): { reset: boolean; keep: Set<string> } {
   let reset = true;
   let keep = new Set<string>();
   for (const entry of sudoDefaults(listing)) {
@@ -360,7 +360,7 @@ export function sudoKeepsKubeconfig(listing: string): boolean {
     else if (op === '+=') for (const v of vars) keep.add(v);
     else if (op === '-=') for (const v of vars) keep.delete(v);
   }
-  return !reset || keep.has('KUBECONFIG');
+  return { reset, keep };
 }
 
 /** The entries of the "Matching Defaults entries" and "Runas and Command-specific defaults" blocks of `sudo -l`. */
@@ -408,18 +408,24 @@ export async function checkSudo(run: RunProcess, me: string, user: string | unde
   if (/unknown user/.test(why)) return result('sudo', title, 'fail', `sudo: ${why}`, 'pass --user with the login of an existing end user');
   const allow = probe.code === 0;
   const listing = await run('sudo', ['-n', '-l'], { timeoutMs: SUDO_TIMEOUT_MS });
-  const keep = listing.code === 0 ? sudoKeepsKubeconfig(listing.stdout) : undefined;
-  if (allow && keep === true) return result('sudo', title, 'pass', `${me} may run ${profile.sparkSubmit} as ${user} without a password, KUBECONFIG kept`);
-  if (allow && keep === undefined) {
+  const env = listing.code === 0 ? sudoEnvDefaults(listing.stdout) : undefined;
+  // Whether KUBECONFIG is kept once the environment is reset, as it must be.
+  const keep = env && env.keep.has('KUBECONFIG');
+  if (allow && env?.reset && keep) return result('sudo', title, 'pass', `${me} may run ${profile.sparkSubmit} as ${user} without a password, KUBECONFIG kept`);
+  if (allow && env === undefined) {
     return result('sudo', title, 'warn', `${me} may run spark-submit as ${user}, but sudo -l needs a password: cannot see whether KUBECONFIG is kept`,
       sudoersLines(me, user, profile, { keep: true, allow: false }));
   }
+  const noReset = env?.reset === false;
   const problems = [
     ...(allow ? [] : [`${me} may not run ${profile.sparkSubmit} as ${user} without a password${why ? ` (${why})` : ''}`]),
-    ...(keep === false ? ['KUBECONFIG does not reach spark-submit (no env_keep)'] : []),
+    ...(noReset ? [`sudo keeps ${me}'s environment (!env_reset), which would reach the end user's driver`] : []),
+    ...(keep === false && !noReset ? ['KUBECONFIG does not reach spark-submit (no env_keep)'] : []),
   ];
   // When sudo -l cannot tell (no rule at all), the Defaults line is in the fix too: it is part of the rule.
-  return result('sudo', title, 'fail', problems.join('; '), sudoersLines(me, user, profile, { keep: keep !== true, allow: !allow }));
+  const lines = keep !== true || !allow ? [sudoersLines(me, user, profile, { keep: keep !== true, allow: !allow })] : [];
+  const fix = [...(noReset ? [`# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment`] : []), ...lines];
+  return result('sudo', title, 'fail', problems.join('; '), fix.join('\n'));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -13,12 +13,14 @@ export interface ClusterEndpoint {
   server: string;
   /** PEM of the CA that signs the apiserver's certificate, when the kubeconfig names one. */
   caPem?: string;
+  /** The name the server's certificate is checked against, when it is not the server's host. */
+  tlsServerName?: string;
   skipTlsVerify: boolean;
 }
 
 export interface Credentials {
   endpoint: ClusterEndpoint;
-  /** The name the server's certificate is checked against, when it is not the server's host. */
+  /** The same as endpoint.tlsServerName. */
   tlsServerName?: string;
   clientCert?: Buffer;
   clientKey?: Buffer;
@@ -106,21 +108,30 @@ function namedList(value: unknown, file: string, key: string): Named[] {
   return value as Named[];
 }
 
+// Impersonation would make every request of ours another identity's, which the job's rights are not checked against.
+const IMPERSONATION = ['as', 'as-uid', 'as-groups', 'as-user-extra'];
+
 function credentials(cluster: Entry, clusterDir: string, user: Entry, userDir: string, source: string): Credentials {
   if (cluster['proxy-url']) throw new ConfigError(`the kubeconfig ${source} uses proxy-url, which dss-spark-k8s does not support; reach the apiserver directly`);
+  const impersonation = IMPERSONATION.filter((key) => isSet(user[key]));
+  if (impersonation.length > 0) {
+    throw new ConfigError(`the kubeconfig ${source} impersonates (${impersonation.join(', ')}), which dss-spark-k8s does not support; give dssuser's own credentials`);
+  }
   const ca = bytes(cluster, 'certificate-authority', clusterDir, source);
+  const tlsServerName = typeof cluster['tls-server-name'] === 'string' && cluster['tls-server-name'] ? cluster['tls-server-name'] : undefined;
   const endpoint: ClusterEndpoint = {
     server: String(cluster.server).replace(/\/+$/, ''),
     ...(ca ? { caPem: ca.toString() } : {}),
+    ...(tlsServerName ? { tlsServerName } : {}),
     skipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
   };
   const base = {
     endpoint,
-    ...(typeof cluster['tls-server-name'] === 'string' ? { tlsServerName: cluster['tls-server-name'] } : {}),
+    ...(tlsServerName ? { tlsServerName } : {}),
     clientCert: bytes(user, 'client-certificate', userDir, source),
     clientKey: bytes(user, 'client-key', userDir, source),
   };
-  if (user.exec || user['auth-provider']) return { ...base, headers: pluginHeaders(cluster, clusterDir, user, userDir) };
+  if (user.exec || user['auth-provider']) return { ...base, headers: pluginHeaders(cluster, clusterDir, user, userDir, source) };
   const token = typeof user.token === 'string' && user.token ? user.token : undefined;
   const tokenFile = typeof user.tokenFile === 'string' && user.tokenFile ? resolvePath(user.tokenFile, userDir) : undefined;
   if (token) return { ...base, headers: async () => ({ authorization: `Bearer ${token}` }) };
@@ -142,30 +153,44 @@ function inCluster(env: NodeJS.ProcessEnv, dir: string): Credentials {
 
 /**
  * Credential plugins through @kubernetes/client-node (loaded on first use only), given a one-context kubeconfig
- * with absolute paths. It runs the plugin and caches its credential until it expires.
+ * with absolute paths. It runs the plugin and caches its credential until it expires. Only a token is taken:
+ * a client certificate the plugin returns would be needed at the TLS handshake, which happened before.
  */
-function pluginHeaders(cluster: Entry, clusterDir: string, user: Entry, userDir: string): () => Promise<Record<string, string>> {
+function pluginHeaders(cluster: Entry, clusterDir: string, user: Entry, userDir: string, source: string): () => Promise<Record<string, string>> {
   const absolute = (entry: Entry, dir: string, keys: string[]) =>
     Object.fromEntries(Object.entries(entry).map(([key, value]) => [key, keys.includes(key) && typeof value === 'string' ? resolvePath(value, dir) : value]));
+  // The kubeconfig's own client certificate is ours to load (Credentials.clientCert): any certificate that
+  // client-node then reports comes from the plugin.
+  const rest = Object.fromEntries(Object.entries(user).filter(([key]) => !/^client-(certificate|key)(-data)?$/.test(key)));
+  const exec = user.exec as Entry | undefined;
   const single = {
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'c', cluster: absolute(cluster, clusterDir, ['certificate-authority']) }],
-    users: [{ name: 'u', user: absolute(user, userDir, ['client-certificate', 'client-key', 'tokenFile']) }],
+    users: [{ name: 'u', user: { ...absolute(rest, userDir, ['tokenFile']), ...(exec ? { exec: { ...exec, command: execCommand(exec.command, userDir) } } : {}) } }],
     contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
     'current-context': 'x',
   };
-  let client: Promise<{ applyToHTTPSOptions(options: { headers?: Record<string, unknown> }): Promise<void> }> | undefined;
+  let client: Promise<{ applyToHTTPSOptions(options: { headers?: Record<string, unknown>; cert?: unknown; key?: unknown }): Promise<void> }> | undefined;
   return async () => {
     client ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
       const kc = new KubeConfig();
       kc.loadFromString(JSON.stringify(single));
       return kc;
     });
-    const options: { headers?: Record<string, unknown> } = {};
+    const options: { headers?: Record<string, unknown>; cert?: unknown; key?: unknown } = {};
     await (await client).applyToHTTPSOptions(options);
+    if (options.cert || options.key) {
+      throw new ConfigError(`the credential plugin of the kubeconfig ${source} returns a client certificate, which dss-spark-k8s does not support; use a plugin that returns a token`);
+    }
     return Object.fromEntries(Object.entries(options.headers ?? {}).map(([key, value]) => [key.toLowerCase(), String(value)]));
   };
+}
+
+/** As kubectl: a command with a path separator is relative to its kubeconfig's directory; a bare name is looked up on PATH. */
+function execCommand(command: unknown, dir: string): unknown {
+  if (typeof command !== 'string' || !command.includes('/') || isAbsolute(command)) return command;
+  return join(dir, command);
 }
 
 /** `<key>-data` (base64) or the file `<key>` (relative to the kubeconfig's directory). */
@@ -196,4 +221,11 @@ function readText(path: string, source: string): string {
 function resolvePath(path: string, dir: string): string {
   if (path.startsWith('~/')) return join(homedir(), path.slice(2));
   return isAbsolute(path) ? path : join(dir, path);
+}
+
+function isSet(value: unknown): boolean {
+  if (value === undefined || value === null || value === '') return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === 'object') return Object.keys(value).length > 0;
+  return true;
 }

@@ -23,7 +23,7 @@ import {
   sampleNamespace,
   sparkHome,
   sudoDefaults,
-  sudoKeepsKubeconfig,
+  sudoEnvDefaults,
   sudoersLines,
   versionAtLeast,
   type ProcessResult,
@@ -244,16 +244,21 @@ User d may run the following commands on vm:
   });
 
   it.each([
-    ['env_keep += KUBECONFIG', SUDO_LIST, true],
-    ['no env_keep', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ''), false],
-    ['a quoted list', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+="FOO KUBECONFIG"'), true],
-    ['added then removed', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+=KUBECONFIG, env_keep-=KUBECONFIG'), false],
-    ['env_keep replaced', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+=KUBECONFIG, env_keep=FOO'), false],
-    ['env_reset off', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset'), true],
-    ['a runas-specific Defaults', SUDO_LIST.replace(', env_keep+=KUBECONFIG', '') .replace('\nUser', 'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark env_keep+=KUBECONFIG\n\nUser'), true],
-    ['KUBECONFIG only in the command list', SUDO_LIST.replace(', env_keep+=KUBECONFIG', '').replace('/bin/echo', 'KUBECONFIG'), false],
-  ])('%s → KUBECONFIG kept: %s', (_, listing, kept) => {
-    expect(sudoKeepsKubeconfig(listing)).toBe(kept);
+    ['env_keep += KUBECONFIG', SUDO_LIST, true, true],
+    ['no env_keep', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ''), true, false],
+    ['a quoted list', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+="FOO KUBECONFIG"'), true, true],
+    ['added then removed', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+=KUBECONFIG, env_keep-=KUBECONFIG'), true, false],
+    ['env_keep replaced', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+=KUBECONFIG, env_keep=FOO'), true, false],
+    ['env_reset off', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset'), false, false],
+    ['env_reset off for dssuser, as sudo 1.9.13 lists "Defaults:dssuser !env_reset"', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset, env_keep+=KUBECONFIG'), false, true],
+    ['env_reset off, then on again', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset, env_reset, env_keep+=KUBECONFIG'), true, true],
+    ['a runas-specific !env_reset', SUDO_LIST.replace('\nUser', 'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark !env_reset\n\nUser'), false, true],
+    ['a runas-specific Defaults', SUDO_LIST.replace(', env_keep+=KUBECONFIG', '') .replace('\nUser', 'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark env_keep+=KUBECONFIG\n\nUser'), true, true],
+    ['KUBECONFIG only in the command list', SUDO_LIST.replace(', env_keep+=KUBECONFIG', '').replace('/bin/echo', 'KUBECONFIG'), true, false],
+  ])('%s → env_reset: %s, KUBECONFIG kept: %s', (_, listing, reset, kept) => {
+    const env = sudoEnvDefaults(listing);
+    expect(env.reset).toBe(reset);
+    expect(env.keep.has('KUBECONFIG')).toBe(kept);
   });
 });
 
@@ -278,6 +283,21 @@ describe('checkSudo', () => {
     const r = await checkSudo(run, 'dssuser', 'alice', profile, true);
     expect(r.detail).toBe('KUBECONFIG does not reach spark-submit (no env_keep)');
     expect(r.fix?.split('\n').slice(1)).toEqual(['Defaults:dssuser env_keep += "KUBECONFIG"']);
+  });
+
+  it('fails on "Defaults:dssuser !env_reset" (dssuser\'s variables would reach the driver), with the line to remove', async () => {
+    const noReset = SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset, env_keep+=KUBECONFIG');
+    const r = await checkSudo(fakeRun({ ...allowed, 'sudo -n -l': { stdout: noReset } }), 'dssuser', 'alice', profile, true);
+    expect(r).toMatchObject({ status: 'fail', ok: false, detail: "sudo keeps dssuser's environment (!env_reset), which would reach the end user's driver" });
+    expect(r.fix).toBe('# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment');
+    // Without env_keep it was KUBECONFIG's only way through: the fix adds the Defaults line too.
+    const alone = await checkSudo(fakeRun({ ...allowed, 'sudo -n -l': { stdout: SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset') } }), 'dssuser', 'alice', profile, true);
+    expect(alone.detail).toBe("sudo keeps dssuser's environment (!env_reset), which would reach the end user's driver");
+    expect(alone.fix?.split('\n')).toEqual([
+      '# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment',
+      '# in /etc/sudoers.d/dss-spark-k8s (edit with: visudo -f /etc/sudoers.d/dss-spark-k8s)',
+      'Defaults:dssuser env_keep += "KUBECONFIG"',
+    ]);
   });
 
   it('gives the whole rule when dssuser has no sudo rule at all (sudo -l cannot list)', async () => {

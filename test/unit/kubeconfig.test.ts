@@ -1,9 +1,10 @@
 // dssuser's kubeconfig as kubectl reads it: files, $KUBECONFIG merging, contexts, paths, tokens, in-cluster.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
+import { renderKubeconfig } from '../../src/exec/job-files.ts';
 import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-unit-'));
@@ -67,6 +68,7 @@ describe('loadCredentials', () => {
     const credentials = loadCredentials({ kubeconfig: path }, {});
     expect(credentials.endpoint.skipTlsVerify).toBe(true);
     expect(credentials.tlsServerName).toBe('api.internal');
+    expect(credentials.endpoint.tlsServerName).toBe('api.internal');
     expect(credentials.clientCert?.toString()).toBe('CERT');
     expect(credentials.clientKey?.toString()).toBe('KEY');
   });
@@ -117,5 +119,81 @@ describe('loadCredentials', () => {
     }
     expect(message).toMatch(/^cannot read certificate-authority missing-ca of the kubeconfig/);
     expect(message).not.toContain('super-secret-token');
+  });
+
+  it("writes dssuser's tls-server-name into the job kubeconfig, which reads back as the same endpoint", () => {
+    const path = file('tls-name.yaml', config({
+      current: 'x', contexts: [['x', 'c', 'u']],
+      clusters: [['c', { server: 'https://10.0.0.1:6443', 'certificate-authority-data': Buffer.from(CA).toString('base64'), 'tls-server-name': 'api.internal' }]],
+      users: [['u', { token: 'dss-token' }]],
+    }));
+    const { endpoint } = loadCredentials({ kubeconfig: path }, {});
+    const job = JSON.parse(renderKubeconfig(endpoint, 'dss-ns-alice', 'job-token'));
+    expect(job.clusters[0].cluster['tls-server-name']).toBe('api.internal');
+    expect(loadCredentials({ kubeconfig: file('job.kubeconfig', job) }, {}).endpoint).toEqual(endpoint);
+    const plain = loadCredentials({ kubeconfig: file('simple.yaml', simple) }, {}).endpoint;
+    expect(JSON.parse(renderKubeconfig(plain, 'ns', 't')).clusters[0].cluster).not.toHaveProperty('tls-server-name');
+  });
+
+  it.each([
+    ['as', 'admin'],
+    ['as-uid', '1234'],
+    ['as-groups', ['system:masters']],
+    ['as-user-extra', { scopes: ['all'] }],
+  ])('refuses impersonation (%s) with one line, as proxy-url', (key, value) => {
+    const path = file(`as-${key}.yaml`, config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', { token: 't', [key]: value }]] }));
+    expect(() => loadCredentials({ kubeconfig: path }, {})).toThrow(
+      new ConfigError(`the kubeconfig ${path}, context x impersonates (${key}), which dss-spark-k8s does not support; give dssuser's own credentials`),
+    );
+  });
+
+  it('takes empty impersonation fields as unset, as kubectl does', async () => {
+    const path = file('as-empty.yaml', config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', { token: 't', as: '', 'as-groups': [], 'as-user-extra': {} }]] }));
+    expect(await loadCredentials({ kubeconfig: path }, {}).headers()).toEqual({ authorization: 'Bearer t' });
+  });
+});
+
+describe('credential plugins (exec)', () => {
+  const credential = (status: Record<string, unknown>) => JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status });
+  function plugin(name: string, status: Record<string, unknown>): string {
+    const path = file(name, `#!/bin/sh\necho '${credential(status)}'\n`);
+    chmodSync(path, 0o755);
+    return path;
+  }
+  const execUser = (command: string, extra: Record<string, unknown> = {}) => ({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never', ...extra } });
+  const execConfig = (name: string, user: Record<string, unknown>) =>
+    file(name, config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', user]] }));
+
+  it("runs a command with a path separator relative to the kubeconfig's directory, as kubectl does", async () => {
+    plugin('plugins/conf/bin/get-token', { token: 'relative-token' });
+    const path = execConfig('plugins/conf/config', execUser('bin/get-token'));
+    expect(process.cwd()).not.toBe(join(dir, 'plugins/conf'));
+    expect(await loadCredentials({ kubeconfig: path }, {}).headers()).toEqual({ authorization: 'Bearer relative-token' });
+    const dotted = execConfig('plugins/conf/dotted', execUser('./bin/get-token'));
+    expect(await loadCredentials({ kubeconfig: dotted }, {}).headers()).toEqual({ authorization: 'Bearer relative-token' });
+  });
+
+  it("looks a bare command name up on PATH, never in the kubeconfig's directory", async () => {
+    plugin('plugins/bare/get-token', { token: 'beside-the-kubeconfig' });
+    plugin('plugins/path/get-token', { token: 'from-path' });
+    const path = execConfig('plugins/bare/config', execUser('get-token', { env: [{ name: 'PATH', value: join(dir, 'plugins/path') }] }));
+    expect(await loadCredentials({ kubeconfig: path }, {}).headers()).toEqual({ authorization: 'Bearer from-path' });
+  });
+
+  it('refuses a plugin that returns a client certificate, with one line (it would be dropped)', async () => {
+    const command = plugin('plugins/cert/get-cert', { clientCertificateData: 'PLUGIN-CERT', clientKeyData: 'PLUGIN-KEY' });
+    const path = execConfig('plugins/cert/config', execUser(command));
+    const credentials = loadCredentials({ kubeconfig: path }, {});
+    await expect(credentials.headers()).rejects.toThrow(
+      new ConfigError(`the credential plugin of the kubeconfig ${path}, context x returns a client certificate, which dss-spark-k8s does not support; use a plugin that returns a token`),
+    );
+  });
+
+  it("keeps the kubeconfig's own client certificate beside a plugin's token", async () => {
+    const command = plugin('plugins/static/get-token', { token: 'plugin-token' });
+    const path = execConfig('plugins/static/config', { ...execUser(command), 'client-certificate-data': Buffer.from('CERT').toString('base64'), 'client-key-data': Buffer.from('KEY').toString('base64') });
+    const credentials = loadCredentials({ kubeconfig: path }, {});
+    expect(await credentials.headers()).toEqual({ authorization: 'Bearer plugin-token' });
+    expect(credentials.clientCert?.toString()).toBe('CERT');
   });
 });
