@@ -56,6 +56,7 @@ export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, en
 export function renderKubeconfig(endpoint: ClusterEndpoint, namespace: string, token: string): string {
   const cluster: Record<string, unknown> = { server: endpoint.server };
   if (endpoint.caPem) cluster['certificate-authority-data'] = Buffer.from(endpoint.caPem).toString('base64');
+  if (endpoint.tlsServerName) cluster['tls-server-name'] = endpoint.tlsServerName;
   if (endpoint.skipTlsVerify) cluster['insecure-skip-tls-verify'] = true;
   // JSON is valid YAML, and no value can break out of a quoted JSON string.
   return `${JSON.stringify(
