@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { dump as dumpYaml } from 'js-yaml';
 import { loadConfig, resolveConfigPath, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
-import { signalNumber, TeardownError } from '../errors.ts';
+import { JobLostError, signalNumber, TeardownError } from '../errors.ts';
 import { createJobDir, removeJobDir, renderKubeconfig, writeJobKubeconfig, type JobFiles } from '../exec/job-files.ts';
 import { thisProcess } from '../exec/process-identity.ts';
 import { checkImpersonation, startSparkSubmit, sudoArgs } from '../exec/spark-submit.ts';
@@ -76,9 +76,14 @@ interface Planned {
 async function planAndRun({ options, profile, jobId, kube, user, reporter, signals }: Planned): Promise<number> {
   const adminProperties = resolveAdminProperties(user.login, options.adminProperty, profile);
   const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties, ...thisProcess(), now: new Date() };
-  const plan = (caCertFile?: string) =>
-    planJob(profile, ctx, { apiServer: kube.endpoint.server, caCertFile, callerArgs: options.sparkArgs });
-  const draft = plan(kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined);
+  const plan = (files?: Pick<JobFiles, 'caFile' | 'podTemplate'>) =>
+    planJob(profile, ctx, {
+      apiServer: kube.endpoint.server,
+      caCertFile: files ? files.caFile : kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined,
+      ...(files ? { podTemplateFile: files.podTemplate } : {}),
+      callerArgs: options.sparkArgs,
+    });
+  const draft = plan();
   reporter.event('planned', { user: user.login, namespace: draft.namespace, serviceAccount: draft.baseName });
   if (options.dryRun === 'client') {
     printPlan(draft, profile, kube, options.output);
@@ -104,7 +109,7 @@ interface JobRun {
   ctx: JobContext;
   /** The plan before the job directory exists (its CA path is a placeholder). */
   draft: JobPlan;
-  plan: (caCertFile?: string) => JobPlan;
+  plan: (files: Pick<JobFiles, 'caFile' | 'podTemplate'>) => JobPlan;
   reporter: Reporter;
   signals: SignalWatcher;
   impersonation: Promise<void>;
@@ -119,19 +124,39 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
   let stopRotation = async () => {};
   let failure: unknown;
   let exitCode = 0;
+  let lost: JobLostError | undefined;
+  let stopDriver: (() => void) | undefined;
   try {
     signals.throwIfReceived();
     // Complete (with its owner.json) before the first request: a process killed from then on leaves a
     // directory that cleanup --orphans recognises.
-    files = await createJobDir(profile.tempDir, { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace }, Boolean(kube.endpoint.caPem));
+    files = await createJobDir(
+      profile.tempDir,
+      { jobId: ctx.jobId, host: ctx.host, pid: ctx.pid, processStart: ctx.processStart, namespace: plan.namespace, serviceAccount: plan.baseName },
+      Boolean(kube.endpoint.caPem),
+    );
     const provisioned = await provision(kube, plan, created, undefined, impersonation);
-    plan = planWith(files.caFile);
+    plan = planWith(files);
     signals.throwIfReceived();
-    await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token);
+    await writeJobKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token, plan.executorPodTemplate);
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
     reporter.event('provisioned', { namespace: plan.namespace, serviceAccount: plan.baseName, namespaceCreated: provisioned.namespaceCreated, tokenExpiresAt: provisioned.tokenExpiresAt.toISOString() });
     if (!profile.targetNamespace.includes('${dssUserLogin}')) await warnIfNotIsolated(files, plan, reporter);
-    stopLease = startLeaseRenewal(kube, provisioned.lease ?? plan.lease, profile.leaseRenewSeconds, (message) => reporter.warn(`lease renewal failed: ${message}`));
+    stopLease = startLeaseRenewal(
+      kube,
+      provisioned.lease ?? plan.lease,
+      profile.leaseRenewSeconds,
+      {
+        warn: (message) => reporter.warn(`lease renewal failed: ${message}`),
+        // Someone else tore the job down: its token is dead or about to be; stop the driver and say so.
+        lost: (reason) => {
+          lost = new JobLostError(`job ${ctx.jobId} lost ${reason} while it ran (an administrator or a cleanup deleted it); the driver was stopped`);
+          reporter.event('lost', { reason });
+          stopDriver?.();
+        },
+      },
+      { namespace: plan.namespace, name: plan.baseName },
+    );
     stopRotation = startTokenRotation({ kube, plan, files, endUserUid: user.uid, endpoint: kube.endpoint, created }, profile.tokenRotationSeconds, provisioned.tokenExpiresAt, {
       rotated: (generation, expiresAt) => {
         reporter.status(`rotated the token (generation ${generation}, expires ${expiresAt.toISOString()})`);
@@ -144,12 +169,15 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
     const sparkSubmit = await startSparkSubmit(user.login, profile.sparkSubmit, plan.sparkSubmitArgs, files.kubeconfig);
     driverStarted = true;
     signals.forwardTo(sparkSubmit.signal, profile.killGraceSeconds);
+    stopDriver = () => sparkSubmit.signal('SIGTERM');
+    if (lost) stopDriver();
     reporter.status(`started spark-submit as ${user.login}`);
     reporter.event('started', { user: user.login });
     const exit = await sparkSubmit.exited;
     reporter.event('exited', { exitCode: exit.exitCode ?? null, signal: exit.signal ?? null });
     reporter.status(`spark-submit exited with ${exit.signal ?? `code ${exit.exitCode}`}`);
     signals.throwIfReceived();
+    if (lost) throw lost;
     exitCode = exit.exitCode ?? 128 + signalNumber((exit.signal ?? 'SIGKILL') as NodeJS.Signals);
   } catch (error) {
     failure = error;
@@ -179,6 +207,7 @@ function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' |
     user: plan.login,
     namespace: plan.namespace,
     objects,
+    executorPodTemplate: plan.executorPodTemplate,
     command: ['sudo', ...sudoArgs(plan.login, profile.sparkSubmit, plan.sparkSubmitArgs)],
     environment: { KUBECONFIG: '<job directory>/kubeconfig' },
     kubeconfig: JSON.parse(renderKubeconfig(kube.endpoint, plan.namespace, '<redacted>')),

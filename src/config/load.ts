@@ -4,11 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { load as loadYaml } from 'js-yaml';
 import { ConfigError } from '../errors.ts';
+import { isPerUserTemplate, perUserNamespacePattern } from '../plan/names.ts';
 import type { Config, PodSecurityLevels, Profile } from './types.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/dss-spark-k8s/config.yaml';
 export const CONFIG_ENV_VAR = 'DSS_SPARK_K8S_CONFIG';
 
+const DEFAULT_TARGET_NAMESPACE = 'dss-ns-${dssUserLogin}';
 const TOP_LEVEL_KEYS = ['defaultProfile', 'profiles'];
 const PROFILE_KEYS = [
   'targetNamespace',
@@ -74,6 +76,9 @@ export function parseConfig(text: string, source: string): Config {
   const profiles: Record<string, Profile> = Object.fromEntries(
     names.map((name) => [name, parseProfile(profilesReader, name)]),
   );
+  // Every per-user namespace this configuration can give (the default template's too): none may be a team namespace.
+  const perUser = [...new Set([DEFAULT_TARGET_NAMESPACE, ...Object.values(profiles).map((p) => p.targetNamespace)])].filter(isPerUserTemplate);
+  for (const profile of Object.values(profiles)) profile.perUserNamespaces = perUser.map(perUserNamespacePattern);
 
   const explicitDefault = top.string('defaultProfile');
   // An implicit "default" that does not exist is only an error when a job relies on it (see selectProfile).
@@ -140,7 +145,8 @@ function parseProfile(profiles: MapReader, name: string): Profile {
   const profile: Profile = {
     name,
     source: p.source,
-    targetNamespace: p.string('targetNamespace') ?? 'dss-ns-${dssUserLogin}',
+    targetNamespace: p.string('targetNamespace') ?? DEFAULT_TARGET_NAMESPACE,
+    perUserNamespaces: [],
     autoCreateNamespace: p.boolean('autoCreateNamespace') ?? false,
     sparkSubmit,
     sparkConf: p.stringMap('sparkConf', { coerceScalars: true }) ?? {},

@@ -13,6 +13,8 @@ export interface Profile {
   source: string;
   /** Namespace template: `${dssUserLogin}`, `${adminProperty:NAME}` and literal text. */
   targetNamespace: string;
+  /** The namespaces the configuration's per-user templates can give: a team namespace may match none of them. */
+  perUserNamespaces: RegExp[];
   autoCreateNamespace: boolean;
   /** Absolute path of spark-submit, run as the end user. */
   sparkSubmit: string;

@@ -19,6 +19,8 @@ export interface JobFiles {
   dir: string;
   kubeconfig: string;
   caFile?: string;
+  /** The managed executor pod template, read by the driver (as the end user) for every executor. */
+  podTemplate: string;
 }
 
 export interface JobOwner {
@@ -27,6 +29,8 @@ export interface JobOwner {
   pid: number;
   processStart: string;
   namespace: string;
+  /** The job's account (base name), which names the job in the cluster; absent in directories of older versions. */
+  serviceAccount?: string;
 }
 
 /** The directory is shared with the end user when its kubeconfig is written (one setfacl for all). */
@@ -43,13 +47,17 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-  return { dir, kubeconfig: join(dir, 'kubeconfig'), ...(hasCa ? { caFile: join(dir, 'ca.crt') } : {}) };
+  return { dir, kubeconfig: join(dir, 'kubeconfig'), podTemplate: join(dir, 'executor-pod.json'), ...(hasCa ? { caFile: join(dir, 'ca.crt') } : {}) };
 }
 
-/** Writes (or atomically replaces, for token rotation) the job's kubeconfig and CA file. */
-export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, endpoint: ClusterEndpoint, namespace: string, token: string): Promise<void> {
+/**
+ * Writes (or atomically replaces, for token rotation) the job's kubeconfig and CA file, and the first time
+ * the executor pod template.
+ */
+export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, endpoint: ClusterEndpoint, namespace: string, token: string, podTemplate?: object): Promise<void> {
   const contents = [{ path: files.kubeconfig, content: renderKubeconfig(endpoint, namespace, token) }];
   if (files.caFile && endpoint.caPem) contents.push({ path: files.caFile, content: endpoint.caPem });
+  if (podTemplate) contents.push({ path: files.podTemplate, content: `${JSON.stringify(podTemplate, null, 2)}\n` });
   await writePrivate(files.dir, contents, endUserUid);
 }
 

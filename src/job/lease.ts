@@ -1,29 +1,85 @@
 // Keeps the job's Lease fresh while spark-submit runs: cleanup --orphans takes a job whose Lease was not
-// renewed for its whole duration (4 intervals) for dead.
+// renewed for its whole duration (4 intervals) for dead. Renewal survives conflicts (someone updated the
+// Lease) and lost answers (the PUT applied but its answer never came): a 409 re-reads the Lease and retries.
+// A job whose Lease or ServiceAccount disappears while it runs was torn down by someone else: that is
+// reported once, through `lost`, and renewal stops.
+import { KubernetesError } from '../errors.ts';
 import type { Kube } from '../k8s/client.ts';
 import { microTime } from '../plan/objects.ts';
 import type { JobLease } from '../plan/types.ts';
 
-export function startLeaseRenewal(kube: Kube, lease: JobLease, intervalSeconds: number, onError: (message: string) => void): () => Promise<void> {
+export type LeaseClient = Pick<Kube, 'replaceLease' | 'getLease' | 'getServiceAccount'>;
+
+export interface LeaseReport {
+  /** A renewal failed for a reason that may pass (the apiserver did not answer, a 5xx). */
+  warn(message: string): void;
+  /** The job's Lease or ServiceAccount is gone, or another holder took the Lease: the job cannot go on. */
+  lost(reason: string): void;
+}
+
+export interface Timers {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+  now(): Date;
+}
+
+const realTimers: Timers = {
+  setInterval: (callback, ms) => setInterval(callback, ms).unref(),
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+  now: () => new Date(),
+};
+
+export function startLeaseRenewal(
+  kube: LeaseClient,
+  lease: JobLease,
+  intervalSeconds: number,
+  report: LeaseReport,
+  job: { namespace: string; name: string },
+  timers: Timers = realTimers,
+): () => Promise<void> {
   let current = lease;
   let inFlight: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    if (inFlight) return;
-    const renewed: JobLease = { ...current, spec: { ...current.spec, renewTime: microTime(new Date()) } };
-    inFlight = kube
-      .replaceLease(renewed)
-      .then((response) => {
-        current = response;
-      })
-      .catch((error: Error) => onError(error.message))
+  let done = false;
+  const holder = lease.spec?.holderIdentity;
+
+  const loseJob = (reason: string) => {
+    if (done) return;
+    done = true;
+    timers.clearInterval(handle);
+    report.lost(reason);
+  };
+
+  const put = (base: JobLease) =>
+    kube.replaceLease<JobLease>({ ...base, spec: { ...base.spec, renewTime: microTime(timers.now()) } });
+
+  const renew = async () => {
+    const account = await kube.getServiceAccount(job.namespace, job.name);
+    if (!account) return loseJob(`its ServiceAccount ${job.namespace}/${job.name}`);
+    try {
+      current = await put(current);
+    } catch (error) {
+      if (!(error instanceof KubernetesError) || (error.status !== 409 && error.status !== 404)) throw error;
+      // 409: the stored Lease is newer than ours (an administrator's edit, or our own PUT whose answer was lost).
+      const stored = await kube.getLease<JobLease>(job.namespace, job.name);
+      if (!stored) return loseJob(`its Lease ${job.namespace}/${job.name}`);
+      if (stored.spec?.holderIdentity !== holder) return loseJob(`its Lease ${job.namespace}/${job.name} (now held by ${stored.spec?.holderIdentity ?? 'nobody'})`);
+      current = await put(stored);
+    }
+  };
+
+  const handle = timers.setInterval(() => {
+    if (inFlight || done) return;
+    inFlight = renew()
+      .catch((error: Error) => report.warn(error.message))
       .finally(() => {
         inFlight = undefined;
       });
   }, intervalSeconds * 1000);
-  timer.unref();
+
   // Stopping waits for a renewal in flight, so that it cannot race the Lease's deletion.
   return async () => {
-    clearInterval(timer);
+    done = true;
+    timers.clearInterval(handle);
     await inFlight;
   };
 }

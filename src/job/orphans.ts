@@ -1,11 +1,14 @@
-// What crashed jobs leave behind: find every object with the managed-by and job labels, group the objects
-// by job (namespace, job id and owner: two users' jobs may share a job id in a team namespace), decide each
-// job's state from its Lease, and delete the orphaned ones.
+// What crashed jobs leave behind: find the jobs, decide each one's state from its Lease, and delete the
+// orphaned ones.
 //
-// A job's state is decided only from what no job token can write: the Lease and the annotations of the
-// ServiceAccounts and RoleBinding (only dssuser may write those kinds). The annotations of pods,
-// services, configmaps and PVCs (which Spark's driver creates with the job's own token) are ignored; those
-// objects only count as members of their job.
+// A job exists only through the objects only dssuser can write: its ServiceAccounts (`<owner>` and
+// `<owner>-exec`), its RoleBinding and its Lease (`<owner>`), each labelled managed-by and with the owner
+// label `<owner>` (the job ServiceAccount's name, unique per login and job id). Jobs are grouped by namespace
+// and owner; the job id, login, user, times and process come from those objects alone. Pods and PVCs are made
+// with the job's own token, or by a controller acting for it (the ephemeral-volume controller turns a pod's
+// volumeClaimTemplate into a PVC with any labels the pod asked for): they never make a job, and only count
+// as objects of a job already known by its namespace and owner label. Every delete selects by the
+// managed-by label and the owners of the jobs it concerns, so it can only reach the objects of those jobs.
 //
 // Pure functions first (grouping, state, filters, deletion order), then the ones that do I/O.
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
@@ -16,22 +19,27 @@ import { ConfigError } from '../errors.ts';
 import { isProcessAlive } from '../exec/process-identity.ts';
 import { JOB_DIR_PREFIX, OWNER_FILE, type JobOwner } from '../exec/job-files.ts';
 import { DRIVER_CREATED_KINDS, JOB_KINDS, TOKEN_ANCHOR_KIND, type DriverCreatedKind, type Kube, type LabelledKind } from '../k8s/client.ts';
-import { loginToSlug } from '../plan/names.ts';
+import { executorServiceAccountName, loginToSlug } from '../plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../plan/types.ts';
 import { withRetry } from './retry.ts';
 
-/** The kinds cleanup lists: what Spark's driver creates and what the tool creates (and dssuser may list). */
-export type CleanupKind = DriverCreatedKind | (typeof JOB_KINDS)[number];
-export const CLEANUP_KINDS: readonly CleanupKind[] = [...DRIVER_CREATED_KINDS, ...JOB_KINDS];
+/** The kinds only dssuser writes: they alone make a job, and their labels and annotations are trusted. */
+export type TrustedKind = (typeof JOB_KINDS)[number];
+/** The kinds cleanup lists: the trusted ones, and what Spark's driver creates (only counted). */
+export type CleanupKind = DriverCreatedKind | TrustedKind;
+export const CLEANUP_KINDS: readonly CleanupKind[] = [...JOB_KINDS, ...DRIVER_CREATED_KINDS];
 
-/** Objects of any job: the managed-by label and a job label, whatever its value. */
-export const ORPHAN_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL}`;
+/** Objects of any job: the managed-by label and an owner label, whatever its value. */
+export const ORPHAN_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}`;
 
 /** Jobs without a Lease and without an expires-at annotation are left alone for this long after creation. */
 export const DEFAULT_GRACE_SECONDS = 3600;
 
-/** The kinds only dssuser writes: their annotations (login, created-at, expires-at) are trusted. */
 const TRUSTED_KINDS: ReadonlySet<CleanupKind> = new Set(JOB_KINDS);
+
+export function isTrustedKind(kind: CleanupKind): kind is TrustedKind {
+  return TRUSTED_KINDS.has(kind);
+}
 
 export type JobState = 'live' | 'pending' | 'orphaned';
 
@@ -43,10 +51,13 @@ export interface LeaseInfo {
   durationSeconds: number;
 }
 
+/** owner.json; `serviceAccount` (the job's base name) is absent in the files of older versions. */
+export type DirOwner = JobOwner & { serviceAccount?: string };
+
 /** A per-job temp directory on this host whose owner process is gone. */
 export interface StaleDir {
   path: string;
-  owner: JobOwner;
+  owner: DirOwner;
   /** When owner.json was written. */
   createdAt: Date;
 }
@@ -55,20 +66,26 @@ export interface StaleDir {
 export interface Job {
   jobId: string;
   namespace: string;
-  /** The owner label: the job's account name (absent on a temp directory alone). */
+  /**
+   * The owner label of its ServiceAccounts, RoleBinding and Lease (the job ServiceAccount's name). Set if
+   * and only if the job is known from those objects; absent for a temp directory alone, which no request
+   * to the cluster ever concerns.
+   */
   owner?: string;
   /** Names of the objects found, per kind. */
   objects: Partial<Record<CleanupKind, string[]>>;
+  /** Driver kinds whose list failed: the objects counted leave them out. */
+  uncounted?: DriverCreatedKind[];
   /** The login annotation of a ServiceAccount, RoleBinding or Lease. */
   login?: string;
-  /** The user label (a slug of the login). */
+  /** The user label (a slug of the login) of a ServiceAccount, RoleBinding or Lease. */
   userSlug?: string;
-  /** The earliest of the created-at annotations (trusted kinds) and the objects' creation timestamps. */
+  /** The earliest of the created-at annotations and creation timestamps of the trusted objects. */
   createdAt?: Date;
-  /** The latest expires-at annotation (trusted kinds). */
+  /** The latest expires-at annotation of the trusted objects. */
   expiresAt?: Date;
   lease?: LeaseInfo;
-  /** The process that runs (or ran) the job, from the annotations of the trusted kinds. */
+  /** The process that runs (or ran) the job, from the annotations of the trusted objects. */
   process?: JobProcess;
   tempDir?: StaleDir;
 }
@@ -101,40 +118,54 @@ export interface ListedObject {
   spec?: unknown;
 }
 
-export function jobKey(job: { namespace: string; jobId: string; owner?: string }): string {
-  return `${job.namespace}/${job.jobId}/${job.owner ?? ''}`;
+export function jobKey(namespace: string, owner: string): string {
+  return `${namespace}/${owner}`;
 }
 
-/** Adds one listed object to its job, creating the job on first sight. Objects without both labels are ignored. */
-export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: ListedObject): void {
+/** The names the tool gives the objects of a kind of the job `owner`. */
+function expectedNames(kind: TrustedKind, owner: string): string[] {
+  return kind === 'serviceaccounts' ? [owner, executorServiceAccountName(owner)] : [owner];
+}
+
+/**
+ * Adds one listed object to the jobs. A ServiceAccount, RoleBinding or Lease makes its job on first sight;
+ * a pod or PVC is only counted, and only for a job already known with its namespace and owner label (list
+ * the trusted kinds first). Anything else is ignored: objects without the managed-by and owner labels,
+ * and trusted objects whose name is not the one the tool gives them (with a warning).
+ */
+export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: ListedObject, warn: (message: string) => void = () => {}): void {
   const metadata = object.metadata;
   const labels = metadata?.labels ?? {};
-  const jobId = labels[JOB_LABEL];
+  const owner = labels[OWNER_LABEL];
   const namespace = metadata?.namespace;
   const name = metadata?.name;
   // The server already selected on both labels; this guards against anything else ever reaching deletion.
-  if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || !jobId || !namespace || !name) return;
-
-  const owner = labels[OWNER_LABEL];
-  const key = jobKey({ namespace, jobId, owner });
+  if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || !owner || !namespace || !name) return;
+  const key = jobKey(namespace, owner);
   let job = jobs.get(key);
-  if (!job) jobs.set(key, (job = { jobId, namespace, ...(owner ? { owner } : {}), objects: {} }));
+
+  if (!isTrustedKind(kind)) {
+    if (job) (job.objects[kind] ??= []).push(name);
+    return;
+  }
+
+  const jobId = labels[JOB_LABEL];
+  const ignore = (why: string) => warn(`ignoring ${kind} ${namespace}/${name}: ${why}`);
+  if (!expectedNames(kind, owner).includes(name)) return ignore(`its owner label is "${owner}", so its name should be ${expectedNames(kind, owner).map((n) => `"${n}"`).join(' or ')}`);
+  if (!jobId) return ignore('it has no job id label');
+  if (!job) jobs.set(key, (job = { jobId, namespace, owner, objects: {} }));
+  else if (job.jobId !== jobId) return ignore(`its job id "${jobId}" is not the job id "${job.jobId}" of the other objects of ${owner}`);
+
   (job.objects[kind] ??= []).push(name);
   job.userSlug ??= labels[USER_LABEL];
   job.createdAt = earliest(job.createdAt, toDate(metadata.creationTimestamp));
-
-  if (!TRUSTED_KINDS.has(kind)) return;
   const annotations = metadata.annotations ?? {};
   job.login ??= annotations[Annotation.login];
   job.createdAt = earliest(job.createdAt, toDate(annotations[Annotation.createdAt]));
   job.expiresAt = latest(job.expiresAt, toDate(annotations[Annotation.expiresAt]));
   const [host, processStart, pid] = [annotations[Annotation.host], annotations[Annotation.processStart], Number(annotations[Annotation.pid])];
   if (!job.process && host && processStart && Number.isSafeInteger(pid) && pid > 0) job.process = { host, pid, processStart };
-  if (kind === 'leases') {
-    const lease = leaseInfo(name, object.spec, toDate(metadata.creationTimestamp));
-    // Two Leases for one job should not happen; if they do, the fresher one speaks for the job.
-    if (!job.lease || leaseExpiry(lease) > leaseExpiry(job.lease)) job.lease = lease;
-  }
+  if (kind === 'leases') job.lease = leaseInfo(name, object.spec, toDate(metadata.creationTimestamp));
 }
 
 function leaseInfo(name: string, spec: unknown, created: Date | undefined): LeaseInfo {
@@ -152,22 +183,25 @@ function leaseExpiry(lease: LeaseInfo): number {
 }
 
 /**
- * Attaches stale temp directories to their jobs (same namespace and job id); a directory whose job has no
- * objects left is a job of its own. A directory that could belong to several jobs (two users' jobs sharing a
- * job id) is left out: it is not clear which job's state should decide.
+ * Attaches stale temp directories to their jobs: by namespace and owner when owner.json names the job's
+ * ServiceAccount, else by namespace and job id. A directory whose job is not in the cluster (any more) is a
+ * job of its own, which only removes the directory. A directory without a ServiceAccount that could belong
+ * to several jobs (two users' jobs sharing a job id) is left out: it is not clear which job's state should
+ * decide. `inScope` tells the namespaces cleanup looked at.
  */
-export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], namespaces: readonly string[], warn: (message: string) => void = () => {}): void {
+export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], inScope: (namespace: string) => boolean, warn: (message: string) => void = () => {}): void {
   const byId = new Map<string, Job[]>();
   for (const job of jobs.values()) {
     const id = `${job.namespace}/${job.jobId}`;
     byId.set(id, [...(byId.get(id) ?? []), job]);
   }
   for (const dir of dirs) {
-    const { namespace, jobId } = dir.owner;
-    if (namespaces.length > 0 && !namespaces.includes(namespace)) continue;
-    const matches = byId.get(`${namespace}/${jobId}`) ?? [];
+    const { namespace, jobId, serviceAccount } = dir.owner;
+    if (!inScope(namespace)) continue;
+    const matches = serviceAccount !== undefined ? [jobs.get(jobKey(namespace, serviceAccount))].filter((job) => job !== undefined) : (byId.get(`${namespace}/${jobId}`) ?? []);
     if (matches.length === 1) matches[0]!.tempDir = dir;
-    else if (matches.length === 0) jobs.set(jobKey({ namespace, jobId }), { jobId, namespace, objects: {}, createdAt: dir.createdAt, tempDir: dir });
+    // Keyed by path: never the key of a job of the cluster.
+    else if (matches.length === 0) jobs.set(`${namespace}//${dir.path}`, { jobId, namespace, objects: {}, createdAt: dir.createdAt, tempDir: dir });
     else warn(`leaving ${dir.path} alone: ${matches.length} jobs in ${namespace} have the job id ${jobId}`);
   }
 }
@@ -195,7 +229,7 @@ export function decideState(job: Job, now: Date, graceSeconds = DEFAULT_GRACE_SE
     if (expiry > now.getTime()) return { state: 'live', reason: `lease renewed ${formatAge(now.getTime() - renewed)} ago` };
     return { state: 'orphaned', reason: `lease expired ${formatAge(now.getTime() - expiry)} ago` };
   }
-  if (objectCount(job) === 0) {
+  if (job.owner === undefined) {
     return { state: 'orphaned', reason: `no objects left; temp dir of dead process ${job.tempDir?.owner.pid ?? '?'}` };
   }
   if (job.process && liveness && job.process.host === liveness.host && !liveness.isAlive(job.process)) {
@@ -233,21 +267,27 @@ export interface DeleteRequest {
 
 /**
  * The requests that delete a batch of jobs of one namespace, phase by phase: the requests of a phase run at
- * once, a phase starts when the one before is done. Each is one deletecollection by the jobs' labels: the
- * apiserver's cost per request, not per object, bounds a large cleanup (BENCHMARKS.md, B3).
- * 1. Pods, services, configmaps and PVCs (only the kinds the jobs have), the token anchor Secrets (always:
- *    dssuser may not list Secrets; every token bound to one dies at once) and the RoleBindings (the tokens
- *    lose their rights).
+ * once, a phase starts when the one before is done. Each is one deletecollection by jobsSelector: the
+ * apiserver's cost per request, not per object, bounds a large cleanup (BENCHMARKS.md, B3). Only jobs known
+ * from their ServiceAccounts, RoleBinding or Lease are in any request.
+ * 1. Every driver kind and the token anchor Secrets, for every job (a count may be unknown or out of date,
+ *    and dssuser may not list Secrets; every token bound to an anchor dies at once), and the RoleBindings
+ *    (the tokens lose their rights).
  * 2. The ServiceAccounts (every token of the job dies with its account).
  * 3. The Leases, last; deleteBatch sends them only for the jobs whose other requests succeeded: the Lease is
  *    what marks the job as orphaned, so a failed cleanup finds the job again next time instead of leaving a
  *    job without a Lease that waits for its expires-at.
  */
 export function deletionPhases(jobs: readonly Job[]): DeleteRequest[][] {
-  const inCluster = jobs.filter((job) => objectCount(job) > 0);
-  const request = (kind: LabelledKind): DeleteRequest => ({ kind, jobs: kind === TOKEN_ANCHOR_KIND ? inCluster : jobs.filter((job) => job.objects[kind as CleanupKind]?.length) });
-  const phase = (kinds: LabelledKind[]) => kinds.map(request).filter((r) => r.jobs.length > 0);
-  return [phase([...DRIVER_CREATED_KINDS, TOKEN_ANCHOR_KIND, 'rolebindings']), phase(['serviceaccounts']), phase(['leases'])].filter((p) => p.length > 0);
+  const known = jobs.filter((job) => job.owner !== undefined);
+  const every = (kind: LabelledKind): DeleteRequest => ({ kind, jobs: known });
+  const having = (kind: TrustedKind): DeleteRequest => ({ kind, jobs: known.filter((job) => job.objects[kind]?.length) });
+  const phase = (requests: DeleteRequest[]) => requests.filter((r) => r.jobs.length > 0);
+  return [
+    phase([...DRIVER_CREATED_KINDS.map(every), every(TOKEN_ANCHOR_KIND), having('rolebindings')]),
+    phase([having('serviceaccounts')]),
+    phase([having('leases')]),
+  ].filter((p) => p.length > 0);
 }
 
 /** The orphaned jobs in batches: one namespace per batch, at most `size` jobs. */
@@ -262,15 +302,19 @@ export function batches<T extends { job: Job }>(items: readonly T[], size = BATC
   return [...byNamespace.values()].flat();
 }
 
+const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
 /**
- * Selects the objects of exactly these jobs: the managed-by label, one of their job ids, and one of their
- * owners (the owner label holds the job's account name, which contains the user and the job id).
+ * Selects the objects of exactly these jobs: the managed-by label and one of their owner labels. An owner
+ * is unique per login and job id, so this is the union of each job's own selection; there is no selector
+ * without the owner clause.
  */
-export function jobsSelector(jobs: readonly Job[]): string {
-  const ids = [...new Set(jobs.map((job) => job.jobId))];
+export function jobsSelector(jobs: readonly Pick<Job, 'owner'>[]): string {
   const owners = [...new Set(jobs.map((job) => job.owner))];
-  const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (${ids.join(',')})`;
-  return owners.every((owner) => owner) ? `${selector},${OWNER_LABEL} in (${owners.join(',')})` : selector;
+  if (owners.length === 0 || !owners.every((owner): owner is string => owner !== undefined && LABEL_VALUE.test(owner))) {
+    throw new Error(`internal: a delete selector needs the owner label of every job, got ${JSON.stringify(owners)}`);
+  }
+  return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL} in (${owners.join(',')})`;
 }
 
 /** "45s", "12m", "5h", "3d": like kubectl's AGE. */
@@ -327,25 +371,67 @@ export interface ListOptions {
   concurrency: number;
   /** Called after each page with the number of objects seen so far. */
   onProgress?: (objects: number) => void;
+  warn?: (message: string) => void;
 }
 
-/** Every labelled object of every kind, page by page, grouped by job as the pages arrive. Any failure aborts. */
-export async function listJobs(kube: Kube, options: ListOptions): Promise<Map<string, Job>> {
+export interface Listing {
+  jobs: Map<string, Job>;
+  /**
+   * Namespaces given with -n whose ServiceAccounts, RoleBindings or Leases could not be listed, with the
+   * error: without them a live job could look orphaned, so none of their jobs is in `jobs`.
+   */
+  failed: Map<string, string>;
+}
+
+/**
+ * The jobs of the namespaces (or of all), page by page. Every list is metadata only (a
+ * PartialObjectMetadataList: what a job stores in its objects costs the listing nothing), except the Leases,
+ * whose renew time is in their spec and which only dssuser writes. First the trusted kinds, which make the
+ * jobs; then the driver kinds, counted for the jobs already known.
+ * With -n, each namespace stands alone: one whose trusted lists fail is left out (`failed`), the others go
+ * on. Across all namespaces, a failed trusted list throws. A failed driver-kind list is only a warning: the
+ * jobs it concerns are marked `uncounted` (deletion does not depend on the counts).
+ */
+export async function listJobs(kube: Kube, options: ListOptions): Promise<Listing> {
   const jobs = new Map<string, Job>();
+  const failed = new Map<string, string>();
+  const warn = options.warn ?? (() => {});
   const scopes = options.namespaces.length > 0 ? options.namespaces : [undefined];
-  const lists = CLEANUP_KINDS.flatMap((kind) => scopes.map((namespace) => ({ kind, namespace })));
   let seen = 0;
-  await forEachLimited(lists, options.concurrency, async ({ kind, namespace }) => {
+  const listAll = async (kind: CleanupKind, namespace: string | undefined) => {
     let continueToken: string | undefined;
     do {
-      const page = await kube.list(kind, namespace, ORPHAN_SELECTOR, options.pageSize, continueToken);
-      for (const object of page.items) addObject(jobs, kind, object);
+      const token = continueToken;
+      const page = await withRetry(() => kube.list(kind, namespace, ORPHAN_SELECTOR, options.pageSize, token, kind !== 'leases'));
+      for (const object of page.items) addObject(jobs, kind, object, warn);
       seen += page.items.length;
       options.onProgress?.(seen);
       continueToken = page.continueToken;
     } while (continueToken);
+  };
+
+  const trusted = JOB_KINDS.flatMap((kind) => scopes.map((namespace) => ({ kind, namespace })));
+  await forEachLimited(trusted, options.concurrency, async ({ kind, namespace }) => {
+    if (namespace !== undefined && failed.has(namespace)) return;
+    try {
+      await listAll(kind, namespace);
+    } catch (error) {
+      if (namespace === undefined) throw error;
+      if (!failed.has(namespace)) failed.set(namespace, (error as Error).message);
+    }
   });
-  return jobs;
+  for (const [key, job] of jobs) if (failed.has(job.namespace)) jobs.delete(key);
+
+  const driver = DRIVER_CREATED_KINDS.flatMap((kind) => scopes.filter((namespace) => namespace === undefined || !failed.has(namespace)).map((namespace) => ({ kind, namespace })));
+  await forEachLimited(driver, options.concurrency, async ({ kind, namespace }) => {
+    try {
+      await listAll(kind, namespace);
+    } catch (error) {
+      warn(`${(error as Error).message}; the OBJECTS of the jobs${namespace ? ` in ${namespace}` : ''} leave out ${kind} (they are deleted all the same)`);
+      for (const job of jobs.values()) if (namespace === undefined || job.namespace === namespace) (job.uncounted ??= []).push(kind);
+    }
+  });
+  return { jobs, failed };
 }
 
 /** Limits the calls in flight: `limit(() => request())` waits for a free slot. */
@@ -396,15 +482,15 @@ export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: 
   };
 
   let doomed = batch;
-  const inCluster = batch.filter((r) => objectCount(r.job) > 0);
+  const inCluster = batch.filter((r) => r.job.owner !== undefined);
   if (inCluster.length > 0) {
     try {
       const leases = await ctx.limit(() => withRetry(() => listLeases(kube, namespace, inCluster.map((r) => r.job))));
       const now = ctx.now();
       doomed = batch.filter((report) => {
-        if (objectCount(report.job) === 0) return true;
+        if (report.job.owner === undefined) return true;
         const { lease: _listed, ...job } = report.job;
-        const lease = leases.get(jobKey(job));
+        const lease = leases.get(report.job.owner);
         const decision = decideState(lease ? { ...job, lease } : job, now, ctx.graceSeconds, { host: hostname(), isAlive: ctx.isAlive });
         if (decision.state === 'orphaned') return true;
         report.decision = decision;
@@ -415,7 +501,7 @@ export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: 
       // Without a fresh look at their Leases, these jobs are not touched.
       fail(inCluster, error);
       for (const report of inCluster) report.result = 'failed';
-      doomed = batch.filter((r) => objectCount(r.job) === 0);
+      doomed = batch.filter((r) => r.job.owner === undefined);
     }
   }
 
@@ -445,7 +531,7 @@ export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: 
   }
 }
 
-/** The Leases of some jobs of a namespace as the server has them now, by job key. */
+/** The Leases of some jobs of a namespace as the server has them now, by owner. */
 async function listLeases(kube: Kube, namespace: string, jobs: readonly Job[]): Promise<Map<string, LeaseInfo>> {
   const probe = new Map<string, Job>();
   let continueToken: string | undefined;
@@ -455,7 +541,7 @@ async function listLeases(kube: Kube, namespace: string, jobs: readonly Job[]): 
     continueToken = page.continueToken;
   } while (continueToken);
   const leases = new Map<string, LeaseInfo>();
-  for (const [key, job] of probe) if (job.lease) leases.set(key, job.lease);
+  for (const job of probe.values()) if (job.lease && job.owner) leases.set(job.owner, job.lease);
   return leases;
 }
 
@@ -505,16 +591,19 @@ async function readStaleDir(path: string, isAlive: (process: JobProcess) => bool
   return { path, owner, createdAt: ownerStat.mtime };
 }
 
-export function parseOwner(text: string): JobOwner {
+export function parseOwner(text: string): DirOwner {
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(text);
   } catch {
     throw new Error(`${OWNER_FILE} is not JSON`);
   }
-  const { jobId, host, pid, processStart, namespace } = value ?? {};
+  const { jobId, host, pid, processStart, namespace, serviceAccount } = value ?? {};
   if (typeof jobId !== 'string' || jobId === '' || typeof host !== 'string' || typeof processStart !== 'string' || typeof namespace !== 'string' || !Number.isSafeInteger(pid)) {
     throw new Error(`${OWNER_FILE} lacks jobId, host, pid, processStart or namespace`);
   }
-  return { jobId, host, pid: pid as number, processStart, namespace };
+  if (serviceAccount !== undefined && (typeof serviceAccount !== 'string' || !LABEL_VALUE.test(serviceAccount))) {
+    throw new Error(`${OWNER_FILE} has a serviceAccount that is not a ServiceAccount name`);
+  }
+  return { jobId, host, pid: pid as number, processStart, namespace, ...(serviceAccount !== undefined ? { serviceAccount } : {}) };
 }

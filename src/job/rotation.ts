@@ -1,6 +1,8 @@
 // Token rotation for jobs that outlive their token: a new token, bound to a new anchor Secret, replaces
 // the kubeconfig atomically (Spark's fabric8 client re-reads a kubeconfig token about every minute and on
-// a 401); then the previous anchor is deleted, which revokes the superseded token at once.
+// a 401); then the previous anchor is deleted, which revokes the superseded token at once. Every attempt
+// takes a fresh generation, and an attempt that fails after creating its anchor deletes it again, so a
+// failure never blocks the next attempt nor leaves an anchor behind.
 import type { ClusterEndpoint, Kube } from '../k8s/client.ts';
 import { writeJobKubeconfig, type JobFiles } from '../exec/job-files.ts';
 import { boundTokenRequest, tokenAnchorName } from '../plan/objects.ts';
@@ -29,6 +31,7 @@ export function startTokenRotation(
   report: { rotated(generation: number, expiresAt: Date): void; failed(message: string): void },
 ): () => Promise<void> {
   let generation = 0;
+  let attempts = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let inFlight: Promise<void> = Promise.resolve();
@@ -38,9 +41,10 @@ export function startTokenRotation(
     timer.unref();
   };
   const rotate = async () => {
+    attempts += 1;
     try {
-      const expiresAt = await rotateOnce(target, generation + 1);
-      generation += 1;
+      const expiresAt = await rotateOnce(target, attempts);
+      generation = attempts;
       report.rotated(generation, expiresAt);
       schedule(expiresAt);
     } catch (error) {
@@ -62,14 +66,25 @@ export function startTokenRotation(
 }
 
 async function rotateOnce({ kube, plan, files, endUserUid, endpoint, created }: RotationTarget, generation: number): Promise<Date> {
-  const previous = created.find((o) => o.kind === 'secrets');
   const anchorBody = { ...plan.tokenAnchor, metadata: { ...plan.tokenAnchor.metadata, name: tokenAnchorName(plan.baseName, generation) } };
   const anchor = await kube.createSecret(anchorBody);
-  const name = anchor.metadata!.name!;
-  created.push({ kind: 'secrets', namespace: plan.namespace, name });
-  const { token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name, uid: anchor.metadata!.uid! }));
-  await writeJobKubeconfig(files, endUserUid, endpoint, plan.namespace, token);
-  if (previous) {
+  const record: CreatedObject = { kind: 'secrets', namespace: plan.namespace, name: anchor.metadata!.name! };
+  created.push(record);
+  let token: string;
+  let expiresAt: Date;
+  try {
+    ({ token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name: record.name, uid: anchor.metadata!.uid! })));
+    await writeJobKubeconfig(files, endUserUid, endpoint, plan.namespace, token);
+  } catch (error) {
+    // The driver still uses the previous token: this attempt's anchor goes (and with it any token it got).
+    await kube.deleteNamespaced('secrets', record.namespace, record.name).then(
+      () => created.splice(created.indexOf(record), 1),
+      () => undefined, // kept in `created`: teardown deletes it
+    );
+    throw error;
+  }
+  // Every older anchor goes: the live one the driver just stopped using and any a failed attempt left.
+  for (const previous of created.filter((o) => o.kind === 'secrets' && o !== record)) {
     await kube.deleteNamespaced('secrets', previous.namespace, previous.name);
     created.splice(created.indexOf(previous), 1);
   }

@@ -1,8 +1,8 @@
-// Deletes what a job leaves: what Spark's driver created (by the job label), the RoleBinding, the service
+// Deletes what a job leaves: what Spark's driver created (by its owner label), the RoleBinding, the service
 // accounts and the anchor Secret together (the driver has exited; each of the last three kills the token on
 // its own), then the Lease. NotFound counts as deleted; transient failures are retried; every failure is
 // reported.
-import { JOB_LABEL, OWNER_LABEL } from '../plan/types.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL } from '../plan/types.ts';
 import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import type { CreatedObject } from './apply.ts';
 import { withRetry } from './retry.ts';
@@ -19,8 +19,9 @@ export async function teardown(kube: Kube, namespace: string, job: { jobId: stri
       left.push(`${what}: ${error.message}`);
     });
 
-  // Both labels: job ids come from the job runner and two users' jobs may share one in a team namespace.
-  const selector = `${JOB_LABEL}=${job.jobId},${OWNER_LABEL}=${job.baseName}`;
+  // The isolation policy makes every object a job token creates carry both labels (whatever else it carries or
+  // lacks, e.g. the job-id label), and the owner label is unique per job.
+  const selector = ownerSelector(job.baseName);
   const deleteAll = (objects: CreatedObject[]) =>
     objects.map((o) => attempt(`${o.kind} ${o.namespace}/${o.name}`, () => kube.deleteNamespaced(o.kind, o.namespace, o.name)));
   await Promise.all([
@@ -35,4 +36,9 @@ export async function teardown(kube: Kube, namespace: string, job: { jobId: stri
   if (left.length === 0) await Promise.all(deleteAll(leases));
   else left.push(...leases.map((o) => `${o.kind} ${o.namespace}/${o.name}: kept, so that cleanup --orphans finds this job`));
   return { left };
+}
+
+/** Everything of one job that its token created: dssuser may delete only what carries managed-by. */
+export function ownerSelector(baseName: string): string {
+  return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${baseName}`;
 }

@@ -121,7 +121,35 @@ export function validateNamespace(ns: string, allowed: RegExp, source: string): 
 
 export function resolveNamespace(profile: Profile, ctx: TemplateVars): string {
   const ns = expandNamespaceTemplate(profile.targetNamespace, ctx);
-  return validateNamespace(ns, profile.allowedNamespaces, `profile "${profile.name}" in ${profile.source}`);
+  const source = `profile "${profile.name}" in ${profile.source}`;
+  validateNamespace(ns, profile.allowedNamespaces, source);
+  // A property names a team namespace: it may never name a user's own (another user's private namespace).
+  if (!isPerUserTemplate(profile.targetNamespace)) {
+    const reserved = profile.perUserNamespaces.find((pattern) => pattern.test(ns));
+    if (reserved) {
+      throw new RefusedError(
+        `namespace "${ns}" (from ${source}) has the shape of a per-user namespace (${reserved}) and may not be a team namespace; give the team a namespace outside that pattern`,
+      );
+    }
+  }
+  return ns;
+}
+
+const LOGIN_VARIABLE = '${dssUserLogin}';
+
+/** A template with the login in it gives each user a namespace of their own. */
+export function isPerUserTemplate(template: string): boolean {
+  return template.includes(LOGIN_VARIABLE);
+}
+
+/** The namespaces a per-user template can give: any slug for the login, anything for an admin property. */
+export function perUserNamespacePattern(template: string): RegExp {
+  const parts = template.split(/(\$\{[^}]*\})/).map((part) => {
+    if (part === LOGIN_VARIABLE) return '[a-z0-9]([-a-z0-9]*[a-z0-9])?';
+    if (part.startsWith('${')) return '.+';
+    return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  });
+  return new RegExp(`^${parts.join('')}$`);
 }
 
 export function validateJobId(id: string): string {

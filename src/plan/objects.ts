@@ -5,12 +5,15 @@ import type {
   V1LimitRange,
   V1ResourceQuota,
   V1Namespace,
+  V1Pod,
   V1RoleBinding,
   V1Secret,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
 import {
+  ALLOWED_PULL_SECRETS_ANNOTATION,
+  ALLOWED_VOLUMES_ANNOTATION,
   Annotation,
   JOB_LABEL,
   type JobLease,
@@ -47,8 +50,12 @@ export function jobAnnotations(profile: Profile, ctx: JobContext, expiresAt: Dat
   };
 }
 
-/** A namespace outlives jobs: it carries no job label, only "managed" and the Pod Security Admission levels. */
-export function buildNamespace(name: string, profile: Profile, labels: StringMap = {}): V1Namespace {
+/**
+ * A namespace outlives jobs: it carries no job label, only "managed", the Pod Security Admission levels, the
+ * user it belongs to (per-user namespaces: dssuser's admission policy then admits only that user's jobs in it)
+ * and the pull secrets and volumes its jobs may use (read by the isolation policy).
+ */
+export function buildNamespace(name: string, profile: Profile, userSlug?: string): V1Namespace {
   const podSecurity: StringMap = {};
   for (const mode of ['enforce', 'audit', 'warn'] as const) {
     const level = profile.podSecurity[mode];
@@ -56,6 +63,9 @@ export function buildNamespace(name: string, profile: Profile, labels: StringMap
     podSecurity[`pod-security.kubernetes.io/${mode}`] = level;
     podSecurity[`pod-security.kubernetes.io/${mode}-version`] = 'latest';
   }
+  const allowed: StringMap = {};
+  if (profile.allowedImagePullSecrets.length > 0) allowed[ALLOWED_PULL_SECRETS_ANNOTATION] = profile.allowedImagePullSecrets.join(',');
+  if (profile.allowedPersistentVolumes.length > 0) allowed[ALLOWED_VOLUMES_ANNOTATION] = profile.allowedPersistentVolumes.join(',');
   return {
     apiVersion: 'v1',
     kind: 'Namespace',
@@ -63,15 +73,43 @@ export function buildNamespace(name: string, profile: Profile, labels: StringMap
       name,
       labels: {
         ...profile.labels,
-        ...labels,
         ...podSecurity,
+        ...(userSlug === undefined ? {} : { [USER_LABEL]: userSlug }),
         [MANAGED_NAMESPACE_LABEL]: 'true',
         [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
       },
-      annotations: { ...profile.annotations },
+      annotations: { ...profile.annotations, ...allowed },
     },
   };
 }
+
+/**
+ * The executor pod template every job uses (spark.kubernetes.executor.podTemplateFile): what Pod Security
+ * `restricted` requires, no service-account token, the executor account. Spark keeps a template's security
+ * context and adds its own container settings; the first container becomes the executor container, and this
+ * name is the one Spark's exit-code tracking looks for.
+ */
+export function buildExecutorPodTemplate(executorServiceAccount: string, labels: StringMap, runAsUser: number): V1Pod {
+  const seccompProfile = { type: 'RuntimeDefault' };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { labels: { ...labels } },
+    spec: {
+      serviceAccountName: executorServiceAccount,
+      automountServiceAccountToken: false,
+      securityContext: { runAsNonRoot: true, runAsUser, seccompProfile },
+      containers: [
+        {
+          name: EXECUTOR_CONTAINER,
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, seccompProfile },
+        },
+      ],
+    },
+  };
+}
+
+export const EXECUTOR_CONTAINER = 'spark-kubernetes-executor';
 
 /** No token is ever mounted from this account: the token is handed over through a TokenRequest only. */
 export function buildServiceAccount(

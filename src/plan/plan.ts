@@ -5,12 +5,14 @@ import {
   BASE_NAME_MAX,
   executorServiceAccountName,
   isDnsLabel,
+  isPerUserTemplate,
   jobBaseName,
   loginToSlug,
   resolveNamespace,
   validateJobId,
 } from './names.ts';
 import {
+  buildExecutorPodTemplate,
   buildExecutorServiceAccount,
   buildLease,
   buildNamespace,
@@ -31,9 +33,13 @@ import type { JobContext, JobPlan } from './types.ts';
 /** A Lease not renewed for this many intervals marks an orphaned job. */
 export const LEASE_RENEWALS_PER_DURATION = 4;
 
+export const POD_TEMPLATE_PLACEHOLDER = '<job directory>/executor-pod.json';
+
 export interface PlanInput {
   apiServer: string;
   caCertFile?: string;
+  /** Where the job directory holds the executor pod template (default: a placeholder, before it exists). */
+  podTemplateFile?: string;
   callerArgs: string[];
 }
 
@@ -42,6 +48,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
   checkCallerArgs(input.callerArgs);
   const userSlug = loginToSlug(ctx.login);
   const namespace = resolveNamespace(profile, ctx);
+  const perUser = isPerUserTemplate(profile.targetNamespace);
   const baseName = jobBaseName(userSlug, jobId);
   if (baseName.length > BASE_NAME_MAX || !isDnsLabel(baseName)) {
     throw new Error(`internal: base name "${baseName}" is not a DNS label of at most ${BASE_NAME_MAX} characters`);
@@ -58,7 +65,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     namespace,
     baseName,
     labels,
-    ...(profile.autoCreateNamespace ? { namespaceObject: buildNamespace(namespace, profile) } : {}),
+    ...(profile.autoCreateNamespace ? { namespaceObject: buildNamespace(namespace, profile, perUser ? userSlug : undefined) } : {}),
     ...(profile.autoCreateNamespace && profile.resourceQuota ? { namespaceQuota: buildResourceQuota(namespace, profile.resourceQuota) } : {}),
     ...(profile.autoCreateNamespace && profile.limitRange ? { namespaceLimitRange: buildLimitRange(namespace, profile.limitRange) } : {}),
     serviceAccount: buildServiceAccount(baseName, namespace, labels, annotations),
@@ -73,12 +80,14 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
       LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds,
       ctx.now,
     ),
+    executorPodTemplate: buildExecutorPodTemplate(executorName, labels, profile.executorRunAsUser),
     tokenAnchor: buildTokenAnchor(tokenAnchorName(baseName, 0), namespace, labels, annotations),
     tokenRequest: buildTokenRequest(profile.tokenTtlSeconds),
     sparkSubmitArgs: buildSparkSubmitArgs({
       apiServer: input.apiServer,
       namespace,
       caCertFile: input.caCertFile,
+      podTemplateFile: input.podTemplateFile ?? POD_TEMPLATE_PLACEHOLDER,
       executorServiceAccount: executorName,
       labels,
       podNamePrefix: baseName,

@@ -27,16 +27,20 @@
 
 import type { V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding, V1Validation } from '@kubernetes/client-node';
 import { DRIVER_RULES } from './objects.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL, OWNER_LABEL } from './types.ts';
+import {
+  ALLOWED_PULL_SECRETS_ANNOTATION,
+  ALLOWED_VOLUMES_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  MANAGED_NAMESPACE_LABEL,
+  OWNER_LABEL,
+} from './types.ts';
 
 export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
 /** On every object a job creates: the name of the job's ServiceAccount (its base name). */
 export { OWNER_LABEL };
 /** Every job ServiceAccount name starts with this (jobBaseName); executor accounts add "-exec". */
 export const JOB_ACCOUNT_PREFIX = 'dss-spark-';
-/** Namespace annotations (set by an administrator, or from the profile at auto-creation): comma-separated names. */
-export const ALLOWED_PULL_SECRETS_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-image-pull-secrets';
-export const ALLOWED_VOLUMES_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes';
 /** Label keys only the tool may set: an ephemeral claim template carrying one could pose as a job's object. */
 const TOOL_LABEL_PREFIX = 'dss-spark-k8s.dataiku.io/';
 

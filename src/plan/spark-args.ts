@@ -2,6 +2,7 @@
 // which may not override a managed setting.
 
 import { UsageError } from '../errors.ts';
+import { EXECUTOR_CONTAINER } from './objects.ts';
 import { JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL, USER_LABEL } from './types.ts';
 
 const OUR_LABELS = [JOB_LABEL, USER_LABEL, MANAGED_BY_LABEL, OWNER_LABEL];
@@ -18,6 +19,13 @@ export const MANAGED_SPARK_CONFS: readonly string[] = [
   // The executor ConfigMap carries none of the job's labels: teardown could not find it, and the isolation
   // policy refuses it. Executors get their conf through their command line instead.
   'spark.kubernetes.executor.disableConfigMap',
+  // What a client-mode driver would otherwise do beyond DRIVER_RULES: delete services and claims by label at
+  // stop (it created none; OnDemand claims go with their executor pod).
+  'spark.kubernetes.driver.service.deleteOnTermination',
+  'spark.kubernetes.driver.ownPersistentVolumeClaim',
+  // The managed executor pod template: Pod Security restricted, no token, the executor account.
+  'spark.kubernetes.executor.podTemplateFile',
+  'spark.kubernetes.executor.podTemplateContainerName',
   ...OUR_LABELS.flatMap((label) => [`spark.kubernetes.driver.label.${label}`, `spark.kubernetes.executor.label.${label}`]),
 ];
 /** Every conf under these prefixes is managed: credentials and service accounts. */
@@ -168,6 +176,7 @@ export interface SparkSubmitInput {
   apiServer: string;
   namespace: string;
   caCertFile?: string;
+  podTemplateFile: string;
   executorServiceAccount: string;
   labels: Record<string, string>;
   podNamePrefix: string;
@@ -191,6 +200,10 @@ export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
     ...conf('spark.kubernetes.authenticate.driver.serviceAccountName', input.executorServiceAccount),
     ...conf('spark.kubernetes.executor.podNamePrefix', input.podNamePrefix),
     ...conf('spark.kubernetes.executor.disableConfigMap', 'true'),
+    ...conf('spark.kubernetes.driver.service.deleteOnTermination', 'false'),
+    ...conf('spark.kubernetes.driver.ownPersistentVolumeClaim', 'false'),
+    ...conf('spark.kubernetes.executor.podTemplateFile', input.podTemplateFile),
+    ...conf('spark.kubernetes.executor.podTemplateContainerName', EXECUTOR_CONTAINER),
   ];
   for (const [key, value] of Object.entries(input.labels)) {
     args.push(...conf(`spark.kubernetes.driver.label.${key}`, value));

@@ -4,6 +4,7 @@ import type {
   V1ObjectMeta,
   V1ResourceQuota,
   V1Namespace,
+  V1Pod,
   V1RoleBinding,
   V1Secret,
   V1ServiceAccount,
@@ -20,6 +21,13 @@ export const USER_LABEL = 'dss-spark-k8s.dataiku.io/user';
 export const OWNER_LABEL = 'dss-spark-k8s.dataiku.io/owner-sa';
 /** On namespaces the tool manages (auto-created or prepared by an admin for team mode). */
 export const MANAGED_NAMESPACE_LABEL = 'dss-spark-k8s.dataiku.io/managed';
+
+/**
+ * Namespace annotations read by the isolation policy (set by an administrator, or from the profile when the
+ * namespace is auto-created): comma-separated names of the image pull secrets and PersistentVolumes jobs may use.
+ */
+export const ALLOWED_PULL_SECRETS_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-image-pull-secrets';
+export const ALLOWED_VOLUMES_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes';
 
 export const ANNOTATION_PREFIX = 'dss-spark-k8s.dataiku.io/';
 export const Annotation = {
@@ -70,6 +78,8 @@ export interface JobPlan {
   executorServiceAccount: V1ServiceAccount;
   roleBinding: V1RoleBinding;
   lease: JobLease;
+  /** Written to the job directory for spark.kubernetes.executor.podTemplateFile. */
+  executorPodTemplate: V1Pod;
   /** The empty Secret the first token is bound to (rotation binds each new token to a new one). */
   tokenAnchor: V1Secret;
   tokenRequest: AuthenticationV1TokenRequest;

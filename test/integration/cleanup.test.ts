@@ -15,8 +15,8 @@ import { thisProcess } from '../../src/exec/process-identity.ts';
 import type { Kube } from '../../src/k8s/client.ts';
 import { boundTokenRequest } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
-import { JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type JobPlan } from '../../src/plan/types.ts';
-import { runCli } from '../support/cli.ts';
+import { JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL, type JobPlan } from '../../src/plan/types.ts';
+import { runCli, writeConfig } from '../support/cli.ts';
 import { adminCore, adminKube, adminKubeConfig, createManagedNamespace, dssuserKube, statusEventually, statusOf, tokenKubeConfig, uniqueName } from '../support/kube.ts';
 
 const nsA = uniqueName('dss-cleanup-a');
@@ -86,6 +86,12 @@ interface JsonJob {
   tempDir: string | null;
   result?: string;
   errors?: string[];
+}
+
+/** A token bound to the job's first anchor Secret, as run requests it. */
+async function jobToken(kube: Kube, p: JobPlan): Promise<string> {
+  const anchor = await adminCore().readNamespacedSecret({ namespace: p.namespace, name: p.tokenAnchor.metadata!.name! });
+  return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }))).token;
 }
 
 /** Runs the command in-process as dssuser (its kubeconfig), with the test's config file (its temp directory). */
@@ -191,13 +197,8 @@ describe('cleanup --orphans', () => {
     await kube.createRoleBinding({ ...orphan.plan.roleBinding, metadata: { name: `${base}-x`, namespace: nsA, labels: jobOnly } });
     lookalikes = [`configmaps ${nsA}/${base}-conf-lookalike`, `configmaps ${nsA}/${base}-conf-other-tool`, `serviceaccounts ${nsA}/${base}-x`, `rolebindings ${nsA}/${base}-x`];
 
-    // Tokens bound to the job's anchor Secret, as run requests them.
-    const token = async (p: JobPlan) => {
-      const anchor = await adminCore().readNamespacedSecret({ namespace: p.namespace, name: p.tokenAnchor.metadata!.name! });
-      return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }))).token;
-    };
-    orphanToken = await token(orphan.plan);
-    liveToken = await token(live.plan);
+    orphanToken = await jobToken(kube, orphan.plan);
+    liveToken = await jobToken(kube, live.plan);
 
     // The orphan's directory: its pid now belongs to another process (this one). A lone directory of a dead
     // process whose job left nothing in the cluster. The live job's directory: owned by this very process.
@@ -333,5 +334,92 @@ describe('cleanup --orphans --yes where dssuser may not delete', () => {
     const listed = await runCli([...args, '-o', 'json']);
     expect(listed.exitCode).toBe(0);
     expect(JSON.parse(listed.stdout)).toMatchObject([{ jobId, state: 'orphaned', objects: expect.arrayContaining([{ kind: 'leases', name: expect.any(String) }]) }]);
+  });
+});
+
+describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
+  // One team namespace shared by a victim job, a hostile job and a really orphaned job, all provisioned as
+  // run does. The hostile job makes the ephemeral-volume controller create PVCs it labels as it likes
+  // (simulated here by the admin, which is what the controller is): managed-by and the victim's job id,
+  // with no owner label or with the owner label of a job that does not exist; and an owner-less ConfigMap.
+  const ns = uniqueName('dss-cleanup-forged');
+  let victim: Created;
+  let hostile: Created;
+  let dead: Created;
+  let victimToken: string;
+  let forged: string[];
+  let config: string;
+
+  beforeAll(async () => {
+    await createManagedNamespace(ns);
+    const kube = dssuserKube();
+    victim = await createJob(kube, plan(id('victim'), 'alice', ns, 2 * MINUTE, { leaseRenewSeconds: 600 }), { withLease: true, pods: 1, configmaps: 1 });
+    hostile = await createJob(kube, plan(id('hostile'), 'mallory', ns, 2 * MINUTE, { leaseRenewSeconds: 600 }), { withLease: true, pods: 1 });
+    dead = await createJob(kube, plan(id('dead'), 'bob', ns, 10 * MINUTE, { leaseRenewSeconds: 1 }), { withLease: true, pods: 2, configmaps: 2 });
+    victimToken = await jobToken(kube, victim.plan);
+    await kube.close();
+
+    const core = adminCore();
+    const victimId = victim.plan.jobId;
+    const ghost = plan(id('ghost'), 'alice', ns, 0).baseName;
+    const claim = (name: string, labels: Record<string, string>) =>
+      core.createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: { metadata: { name, labels }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+      });
+    const pod = `${hostile.pods[0]}-spark-local`;
+    await claim(`${pod}-1`, { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: victimId, [USER_LABEL]: 'alice' });
+    await claim(`${pod}-2`, { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: victimId, [OWNER_LABEL]: ghost });
+    await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: `${hostile.plan.baseName}-forged`, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: victimId } } } });
+    forged = [`persistentvolumeclaims ${ns}/${pod}-1`, `persistentvolumeclaims ${ns}/${pod}-2`, `configmaps ${ns}/${hostile.plan.baseName}-forged`];
+    config = writeConfig({}).path;
+    // cron runs cleanup long after the forged objects were made: --older-than stands in for the hour.
+    await new Promise((r) => setTimeout(r, 2500));
+  });
+
+  async function pvcs(): Promise<string[]> {
+    return (await adminCore().listNamespacedPersistentVolumeClaim({ namespace: ns })).items.map((c) => `persistentvolumeclaims ${ns}/${c.metadata!.name}`);
+  }
+
+  it('reports no job for the forged objects, deletes the orphan entirely and leaves the live jobs whole; the victim token still works', async () => {
+    const asVictim = tokenKubeConfig(victimToken).makeApiClient(AuthenticationV1Api);
+    expect(await statusOf(asVictim.createSelfSubjectReview({ body: {} }))).toBe(200);
+    const before = [...(await everything([ns])), ...(await pvcs())];
+    for (const o of forged) expect(before).toContain(o);
+
+    const unix = inject('unix');
+    const result = await runCli(['cleanup', '--orphans', '--yes', '-n', ns, '--older-than', '2s', '-o', 'json', '--config', config, '--kubeconfig', unix.dssuserKubeconfig]);
+    expect(result.stderr).not.toMatch(/could not delete/);
+    const after = [...(await everything([ns])), ...(await pvcs())];
+    for (const o of [...objectsOf(victim), `leases ${ns}/${victim.plan.baseName}`]) expect(after).toContain(o);
+    for (const o of [...objectsOf(hostile), `leases ${ns}/${hostile.plan.baseName}`, ...forged]) expect(after).toContain(o);
+    const removed = [...objectsOf(dead), `leases ${ns}/${dead.plan.baseName}`];
+    expect(after).toEqual(before.filter((o) => !removed.includes(o)));
+
+    const jobs = JSON.parse(result.stdout) as JsonJob[];
+    expect(jobs.map((j) => [j.jobId, j.user, j.state, j.result ?? '-']).sort()).toEqual(
+      [
+        [dead.plan.jobId, 'bob', 'orphaned', 'deleted'],
+        [victim.plan.jobId, 'alice', 'live', '-'],
+        [hostile.plan.jobId, 'mallory', 'live', '-'],
+      ].sort(),
+    );
+    expect(result.exitCode).toBe(0);
+
+    // The apiserver caches a token authentication for up to 10 s: the victim's token must stay valid past that.
+    expect(await statusEventually(() => asVictim.createSelfSubjectReview({ body: {} }), 401, 12_000)).toBe(200);
+  });
+
+  it('lists the live jobs without a job for the forged objects', async () => {
+    const unix = inject('unix');
+    const result = await runCli(['cleanup', '--orphans', '-n', ns, '-o', 'json', '--config', config, '--kubeconfig', unix.dssuserKubeconfig]);
+    expect(result.exitCode).toBe(0);
+    const jobs = JSON.parse(result.stdout) as JsonJob[];
+    expect(jobs.map((j) => [j.jobId, j.user, j.state]).sort()).toEqual(
+      [
+        [victim.plan.jobId, 'alice', 'live'],
+        [hostile.plan.jobId, 'mallory', 'live'],
+      ].sort(),
+    );
   });
 });

@@ -695,6 +695,7 @@ const SUBMIT_INPUT = {
   labels: { 'app.kubernetes.io/managed-by': 'dss-spark-k8s', 'dss-spark-k8s.dataiku.io/job-id': 'job', 'dss-spark-k8s.dataiku.io/user': 'alice' },
   podNamePrefix: 'dss-spark-alice-job',
   profileConf: { 'spark.kubernetes.container.image': 'spark:4', 'spark.master': 'never-applied' },
+  podTemplateFile: '/tmp/job/executor-pod.json',
 };
 
 describe('spark-submit argument lists', () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, parseDuration, resolveConfigPath, selectProfile } from '../../src/config/load.ts';
 import type { Config, Profile } from '../../src/config/types.ts';
 import { ConfigError, ExitCode } from '../../src/errors.ts';
+import { perUserNamespacePattern } from '../../src/plan/names.ts';
 
 const SRC = '/etc/x.yaml';
 const P = 'profiles.default';
@@ -33,6 +34,8 @@ function configErrorOf(fn: () => unknown): ConfigError {
   throw new Error('expected a ConfigError, but nothing was thrown');
 }
 
+const PER_USER_DEFAULT = perUserNamespacePattern('dss-ns-${dssUserLogin}');
+
 const defaults: Omit<Profile, 'name' | 'source' | 'sparkSubmit'> = {
   targetNamespace: 'dss-ns-${dssUserLogin}',
   autoCreateNamespace: false,
@@ -50,6 +53,7 @@ const defaults: Omit<Profile, 'name' | 'source' | 'sparkSubmit'> = {
   leaseRenewSeconds: 30,
   killGraceSeconds: 10,
   apiTimeoutSeconds: 30,
+  perUserNamespaces: [PER_USER_DEFAULT],
 };
 
 describe('parseConfig: valid files', () => {
@@ -115,6 +119,7 @@ profiles:
       allowedImagePullSecrets: ['team-registry'],
       allowedPersistentVolumes: ['team-data'],
       executorRunAsUser: 1001,
+      perUserNamespaces: [PER_USER_DEFAULT],
       leaseRenewSeconds: 15,
       tokenRotationSeconds: 480,
       killGraceSeconds: 60,

@@ -7,6 +7,7 @@ export function fixtureProfile(overrides: Partial<Profile> = {}): Profile {
     name: 'default',
     source: '/etc/dss-spark-k8s/config.yaml',
     targetNamespace: 'dss-${dssUserLogin}',
+    perUserNamespaces: [/^dss-ns-[a-z0-9]([-a-z0-9]*[a-z0-9])?$/],
     autoCreateNamespace: true,
     sparkSubmit: '/opt/spark/bin/spark-submit',
     sparkConf: { 'spark.kubernetes.container.image': 'spark:4.0.0', 'spark.executor.instances': '2' },

@@ -83,9 +83,9 @@ describe('buildNamespace', () => {
     expect(ns.metadata?.labels).not.toHaveProperty(JOB_LABEL);
   });
 
-  it('keeps its own labels over profile and extra labels', () => {
-    const profile = fixtureProfile({ labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } });
-    const ns = buildNamespace('dss-alice', profile, { [MANAGED_BY_LABEL]: 'x', [MANAGED_NAMESPACE_LABEL]: 'false' });
+  it('keeps its own labels over the profile labels', () => {
+    const profile = fixtureProfile({ labels: { 'pod-security.kubernetes.io/enforce': 'privileged', [MANAGED_BY_LABEL]: 'x', [MANAGED_NAMESPACE_LABEL]: 'false' } });
+    const ns = buildNamespace('dss-alice', profile);
     expect(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
     expect(ns.metadata?.labels?.[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);
     expect(ns.metadata?.labels?.[MANAGED_NAMESPACE_LABEL]).toBe('true');

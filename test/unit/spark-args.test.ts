@@ -131,6 +131,7 @@ describe('buildSparkSubmitArgs', () => {
     namespace: 'dss-alice',
     caCertFile: '/tmp/job/ca.crt',
     executorServiceAccount: 'dss-spark-alice-abc-exec',
+    podTemplateFile: '/tmp/job/executor-pod.json',
     labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s', [JOB_LABEL]: 'abc' },
     podNamePrefix: 'dss-spark-alice-abc',
     profileConf: { 'spark.kubernetes.container.image': 'spark:4', 'spark.executor.instances': '2' },
@@ -216,6 +217,7 @@ describe('job labels on what the driver creates', () => {
     labels: { [JOB_LABEL]: 'abc' },
     podNamePrefix: 'dss-spark-alice-abc',
     profileConf: {},
+    podTemplateFile: '/tmp/job/executor-pod.json',
   };
 
   it('labels OnDemand executor claims with the job labels, from the caller or the profile', () => {
