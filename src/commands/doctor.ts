@@ -64,7 +64,7 @@ export async function runChecks(options: DoctorOptions, deps: Omit<DoctorDeps, '
   const config = checkConfig(resolveConfigPath(options.config, deps.env), options.profile);
   const profile = config.profile;
   if (profile === undefined) {
-    return [config.result, ...skipped(['cluster', 'namespace', 'rights', 'driver-role', 'sudo', 'spark'], 'the configuration is invalid')];
+    return [config.result, ...skipped(['cluster', 'namespace', 'rights', 'driver-role', 'policy', 'sudo', 'spark'], 'the configuration is invalid')];
   }
   // The cluster checks and the local (sudo, spark-submit) checks do not depend on each other.
   const [cluster, local] = await Promise.all([clusterChecks(options, profile), localChecks(deps, profile, options.user)]);
@@ -72,15 +72,14 @@ export async function runChecks(options: DoctorOptions, deps: Omit<DoctorDeps, '
 }
 
 async function clusterChecks(options: DoctorOptions, profile: Profile): Promise<CheckResult[]> {
-  const team = isTeamMode(profile);
   const cluster = await checkCluster(
     () => Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds }),
     `profile "${profile.name}" of ${profile.source}`,
   );
   const kube = cluster.kube;
-  if (kube === undefined) return [cluster.result, ...skipped(['namespace', 'rights', 'driver-role', ...(team ? ['policy' as const] : [])], 'the cluster is unreachable')];
+  if (kube === undefined) return [cluster.result, ...skipped(['namespace', 'rights', 'driver-role', 'policy'], 'the cluster is unreachable')];
   try {
-    const policy = team ? [checkPolicy(kube)] : [];
+    const policy = [checkPolicy(kube, profile)];
     const sample = sampleNamespace(profile, options.user, options.adminProperty ?? []);
     if ('result' in sample) return [cluster.result, sample.result, ...skipped(['rights'], 'no namespace'), await checkDriverRole(kube, profile), ...(await Promise.all(policy))];
     // A per-user namespace expanded from the placeholder login is not a real one: do not look it up.
@@ -107,7 +106,7 @@ async function localChecks(deps: Omit<DoctorDeps, 'stdout'>, profile: Profile, u
   return [sudo, spark];
 }
 
-const TITLES = { cluster: 'cluster', namespace: 'namespace', rights: 'rights', 'driver-role': 'driver role', policy: 'isolation policy', sudo: 'sudoers rule', spark: 'spark-submit' } as const;
+const TITLES = { cluster: 'cluster', namespace: 'namespace', rights: 'rights', 'driver-role': 'driver role', policy: 'admission policies', sudo: 'sudoers rule', spark: 'spark-submit' } as const;
 
 function skipped(ids: (keyof typeof TITLES)[], why: string): CheckResult[] {
   return ids.map((id) => result(id, TITLES[id], 'skip', `not checked: ${why}`));

@@ -10,7 +10,7 @@ import {
   parseAdminPropertyFlags,
   resolveAdminProperties,
 } from '../../src/plan/admin-properties.ts';
-import { resolveNamespace } from '../../src/plan/names.ts';
+import { perUserNamespacePattern, resolveNamespace } from '../../src/plan/names.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'dss-spark-k8s-admin-properties-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -148,6 +148,7 @@ describe('team namespaces from admin properties', () => {
     source: '/etc/dss-spark-k8s/config.yaml',
     targetNamespace: '${adminProperty:k8sNS}',
     allowedNamespaces: /^dss-team-/,
+    perUserNamespaces: [perUserNamespacePattern('dss-ns-${dssUserLogin}')],
     adminPropertiesFile: propertiesFile(
       ['alice: { k8sNS: dss-team-analytics }', 'eve: { k8sNS: kube-system }', 'mallory: { k8sNS: dss-ns-alice }', 'oscar: { k8sNS: "" }', ''].join('\n'),
     ),
@@ -171,5 +172,27 @@ describe('team namespaces from admin properties', () => {
   ])('refuses %s with %j', (login, flags, message) => {
     expect(() => namespaceOf(login, flags)).toThrow(RefusedError);
     expect(() => namespaceOf(login, flags)).toThrow(message);
+  });
+});
+
+describe('team namespaces never per-user ones (finding 8)', () => {
+  // The default allowedNamespaces (^dss-) matches every per-user namespace: the pattern alone is no defence.
+  const profile = {
+    name: 'team',
+    source: '/etc/dss-spark-k8s/config.yaml',
+    targetNamespace: '${adminProperty:k8sNS}',
+    allowedNamespaces: /^dss-/,
+    perUserNamespaces: [perUserNamespacePattern('dss-ns-${dssUserLogin}'), perUserNamespacePattern('dss-u-${dssUserLogin}-spark')],
+  } as Profile;
+  const namespaceOf = (login: string, k8sNS: string) => resolveNamespace(profile, { login, adminProperties: { k8sNS } });
+
+  it.each(['dss-ns-bob', 'dss-ns-alice', 'dss-u-bob-spark'])('refuses k8sNS=%s for alice: it is a user\'s private namespace', (ns) => {
+    expect(() => namespaceOf('alice', ns)).toThrow(RefusedError);
+    expect(() => namespaceOf('alice', ns)).toThrow(/per-user namespace/);
+  });
+
+  it('still sends a job to a team namespace that merely looks alike', () => {
+    expect(namespaceOf('alice', 'dss-team-ns')).toBe('dss-team-ns');
+    expect(namespaceOf('alice', 'dss-u-bob-sparkles')).toBe('dss-u-bob-sparkles');
   });
 });

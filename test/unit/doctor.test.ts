@@ -8,6 +8,7 @@ import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { doctorCommand } from '../../src/commands/doctor.ts';
 import {
+  checkPolicy,
   checkDriverRole,
   checkRights,
   checkSpark,
@@ -71,9 +72,11 @@ describe('requiredRights', () => {
     expect(names).toEqual(expect.arrayContaining([
       'create serviceaccounts', 'delete serviceaccounts', 'create serviceaccounts/token',
       'create rolebindings.rbac.authorization.k8s.io', 'list rolebindings.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io',
-      'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'list pods', 'delete configmaps',
+      'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'list pods', 'delete pods',
     ]));
-    expect(names).toHaveLength(5 + 1 + 5 + 1 + 6 + 3 + 12);
+    // Nothing of the kinds a job token no longer creates (Services, ConfigMaps): there is nothing of them to delete.
+    expect(names.filter((n) => /services|configmaps/.test(n))).toEqual([]);
+    expect(names).toHaveLength(5 + 1 + 5 + 1 + 6 + 3 + 6);
     expect(new Set(names).size).toBe(names.length);
   });
 
@@ -166,7 +169,7 @@ describe('checkDriverRole', () => {
 
   it('passes when the ClusterRole grants exactly the driver rules, however they are split', async () => {
     expect(await checkDriverRole(kubeWith(driverRules), profile)).toMatchObject({ id: 'driver-role', status: 'pass' });
-    const split = driverRules[0]!.resources.map((resource) => ({ apiGroups: [''], resources: [resource], verbs: driverRules[0]!.verbs }));
+    const split = driverRules.flatMap((rule) => rule.verbs.map((verb) => ({ apiGroups: [''], resources: rule.resources, verbs: [verb] })));
     expect((await checkDriverRole(kubeWith(split), profile)).status).toBe('pass');
   });
 
@@ -190,12 +193,46 @@ describe('checkDriverRole', () => {
       expect(r.detail).toMatch(/^ClusterRole dss-spark-k8s-driver grants jobs more than the driver needs: /);
     }
     const less = await checkDriverRole(kubeWith([{ ...driverRules[0], verbs: ['get', 'list', 'watch', 'create'] }]), profile);
-    expect(less.detail).toMatch(/lacks rights the driver needs: update pods, patch pods/);
+    expect(less.detail).toBe('ClusterRole dss-spark-k8s-driver lacks rights the driver needs: patch pods, delete pods, deletecollection pods, create persistentvolumeclaims');
   });
 
   it('warns when dssuser may not read it (team rights)', async () => {
     const r = await checkDriverRole(kubeWith(new KubernetesError('get ClusterRole dss-spark-k8s-driver failed (403 Forbidden): no', 403)), team);
     expect(r).toMatchObject({ status: 'warn', ok: true });
+  });
+});
+
+describe('checkPolicy', () => {
+  const both = ['dss-spark-k8s-job-isolation', 'dss-spark-k8s-dssuser-scope'];
+  const kubeWith = (policies: string[], bindings: Record<string, string[]>, denied = false) =>
+    ({
+      getClusterObject: async (kind: string, name: string) => {
+        if (denied) throw new KubernetesError(`get ${kind} ${name} failed (403 Forbidden): no`, 403);
+        if (kind === 'validatingadmissionpolicies') return policies.includes(name) ? { metadata: { name } } : undefined;
+        return bindings[name] ? { spec: { policyName: name, validationActions: bindings[name] } } : undefined;
+      },
+    }) as unknown as Kube;
+  const deny = Object.fromEntries(both.map((n) => [n, ['Deny']]));
+  const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
+
+  it('passes when both policies are installed and bound with Deny, in either mode', async () => {
+    for (const p of [profile, team]) expect(await checkPolicy(kubeWith(both, deny), p)).toMatchObject({ id: 'policy', status: 'pass' });
+  });
+
+  it('fails, with the manifest to apply, when either policy is missing or only audits', async () => {
+    const missing = await checkPolicy(kubeWith(['dss-spark-k8s-dssuser-scope'], deny), profile);
+    expect(missing).toMatchObject({ status: 'fail', fix: 'kubectl apply -f deploy/rbac/per-user-namespaces.yaml   # as a cluster administrator' });
+    expect(missing.detail).toMatch(/^ValidatingAdmissionPolicy dss-spark-k8s-job-isolation is not installed/);
+    const audit = await checkPolicy(kubeWith(both, { ...deny, 'dss-spark-k8s-dssuser-scope': ['Audit'] }), team);
+    expect(audit.status).toBe('fail');
+    expect(audit.detail).toMatch(/dss-spark-k8s-dssuser-scope is not bound with validationActions \[Deny\]/);
+    expect(audit.fix).toMatch(/team-namespaces\.yaml/);
+  });
+
+  it('fails when the identity may not read them: an unverified boundary is not a boundary', async () => {
+    const r = await checkPolicy(kubeWith(both, deny, true), team);
+    expect(r.status).toBe('fail');
+    expect(r.detail).toMatch(/^cannot read the ValidatingAdmissionPolicies/);
   });
 });
 
@@ -214,7 +251,7 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 35: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 29: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },
@@ -426,7 +463,7 @@ Using Scala version 2.13.18, OpenJDK 64-Bit Server VM, 17.0.15
 describe('output', () => {
   const results = [
     result('config', 'configuration', 'pass', 'profile "default"'),
-    result('policy', 'isolation policy', 'warn', 'cannot verify'),
+    result('policy', 'admission policies', 'warn', 'cannot verify'),
     result('rights', 'rights in dss-ns-alice', 'fail', 'missing 1 of 52: delete serviceaccounts', '# add:\n- apiGroups: [""]'),
     result('spark', 'spark-submit', 'skip', 'not checked'),
   ];
@@ -434,7 +471,7 @@ describe('output', () => {
   it('prints one line per check and the fix indented under it, without colours at level 0', () => {
     expect(formatText(results, new Chalk({ level: 0 }))).toBe([
       '✓ configuration: profile "default"',
-      '! isolation policy: cannot verify',
+      '! admission policies: cannot verify',
       '✗ rights in dss-ns-alice: missing 1 of 52: delete serviceaccounts',
       '    # add:',
       '    - apiGroups: [""]',
@@ -474,7 +511,7 @@ describe('doctorCommand', () => {
     expect(json.ok).toBe(false);
     expect(json.checks[0]).toMatchObject({ id: 'config', status: 'fail' });
     expect(json.checks[0].detail).toContain('sparkSubmit: expected an absolute path');
-    expect(json.checks.slice(1).map((c: { status: string }) => c.status)).toEqual(['skip', 'skip', 'skip', 'skip', 'skip', 'skip']);
+    expect(json.checks.slice(1).map((c: { status: string }) => c.status)).toEqual(['skip', 'skip', 'skip', 'skip', 'skip', 'skip', 'skip']);
   });
 
   it('prints no colour under NO_COLOR', async () => {
