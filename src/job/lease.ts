@@ -41,6 +41,9 @@ export function startLeaseRenewal(
   let inFlight: Promise<void> | undefined;
   let done = false;
   const holder = lease.spec?.holderIdentity;
+  // The job's token is bound to its ServiceAccount's uid: a ServiceAccount of the same name made later is not the job's.
+  let accountUid: string | undefined;
+  const leaseName = `${job.namespace}/${job.name}`;
 
   const loseJob = (reason: string) => {
     if (done) return;
@@ -52,31 +55,46 @@ export function startLeaseRenewal(
   const put = (base: JobLease) =>
     kube.replaceLease<JobLease>({ ...base, spec: { ...base.spec, renewTime: microTime(timers.now()) } });
 
-  const renew = async () => {
-    const account = await kube.getServiceAccount(job.namespace, job.name);
-    if (!account) return loseJob(`its ServiceAccount ${job.namespace}/${job.name}`);
+  const renewLease = async () => {
     try {
       current = await put(current);
     } catch (error) {
       if (!(error instanceof KubernetesError) || (error.status !== 409 && error.status !== 404)) throw error;
       // 409: the stored Lease is newer than ours (an administrator's edit, or our own PUT whose answer was lost).
       const stored = await kube.getLease<JobLease>(job.namespace, job.name);
-      if (!stored) return loseJob(`its Lease ${job.namespace}/${job.name}`);
-      if (stored.spec?.holderIdentity !== holder) return loseJob(`its Lease ${job.namespace}/${job.name} (now held by ${stored.spec?.holderIdentity ?? 'nobody'})`);
+      if (!stored) return loseJob(`its Lease ${leaseName}`);
+      const storedHolder = stored.spec?.holderIdentity;
+      if (storedHolder !== holder) return loseJob(`its Lease ${leaseName} (now held by ${storedHolder ?? 'nobody'})`);
+      if (done) return;
       current = await put(stored);
     }
+  };
+
+  const checkAccount = async () => {
+    const account = await kube.getServiceAccount(job.namespace, job.name);
+    if (!account) return loseJob(`its ServiceAccount ${leaseName}`);
+    const uid = account.metadata?.uid;
+    accountUid ??= uid;
+    if (uid !== accountUid) return loseJob(`its ServiceAccount ${leaseName} (replaced by another of that name)`);
+  };
+
+  // Both at once: a failing check of one never holds back the other (renewing is what keeps the job alive).
+  const renew = async () => {
+    const outcomes = await Promise.allSettled([renewLease(), checkAccount()]);
+    for (const outcome of outcomes) if (outcome.status === 'rejected') report.warn((outcome.reason as Error).message);
   };
 
   const handle = timers.setInterval(() => {
     if (inFlight || done) return;
     inFlight = renew()
-      .catch((error: Error) => report.warn(error.message))
+      .catch(() => undefined) // a report that throws must not end the process
       .finally(() => {
         inFlight = undefined;
       });
   }, intervalSeconds * 1000);
 
-  // Stopping waits for a renewal in flight, so that it cannot race the Lease's deletion.
+  // Stopping waits for a renewal in flight, so that it cannot race the Lease's deletion; once stopped,
+  // nothing is reported lost (teardown is deleting the job's objects itself).
   return async () => {
     done = true;
     timers.clearInterval(handle);
