@@ -2,9 +2,23 @@
 // authenticate as their service account and die with it. All as the restricted dssuser identity.
 import { AuthenticationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { thisProcess } from '../../src/exec/process-identity.ts';
+import { boundTokenRequest } from '../../src/plan/objects.ts';
+import { planJob } from '../../src/plan/plan.ts';
+import type { JobPlan } from '../../src/plan/types.ts';
+import { profileWith } from '../support/profile.ts';
 import { adminKubeConfig, createManagedNamespace, dssuserKube, statusEventually, statusOf, tokenKubeConfig, uniqueName } from '../support/kube.ts';
 
 const namespace = uniqueName('dss-foundation');
+
+/** A job's objects exactly as `run` makes them: the only shape the dssuser admission policy lets through. */
+function jobPlan(): JobPlan {
+  return planJob(
+    profileWith({ targetNamespace: namespace }),
+    { jobId: uniqueName('j').replace('-', ''), login: 'alice', uid: 1001, adminProperties: {}, ...thisProcess(), now: new Date() },
+    { apiServer: 'https://127.0.0.1:6443', callerArgs: [] },
+  );
+}
 
 describe('local control plane', () => {
   beforeAll(() => createManagedNamespace(namespace));
@@ -20,9 +34,10 @@ describe('local control plane', () => {
     expect(me.groups).not.toContain('system:masters');
   });
 
-  it('lets dssuser create a ServiceAccount in a managed namespace', async () => {
-    const sa = await dssuserKube().createServiceAccount({ metadata: { name: 'probe', namespace } });
+  it("lets dssuser create a job's ServiceAccount in a managed namespace, and no other", async () => {
+    const sa = await dssuserKube().createServiceAccount(jobPlan().serviceAccount);
     expect(sa.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await dssuserKube().createServiceAccount({ metadata: { name: 'probe', namespace } }).catch((e) => e)).status).toBe(403);
   });
 
   it('forbids dssuser to create a ServiceAccount in kube-system (403)', async () => {
@@ -55,7 +70,7 @@ describe('local control plane', () => {
         body: { metadata: { name: uniqueName('rb') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [subject] },
       });
     const ownAccount = { kind: 'ServiceAccount', name: 'job', namespace };
-    expect(await statusOf(binding('dss-spark-k8s-driver', ownAccount))).toBe(200);
+    expect(await statusOf(rbac.createNamespacedRoleBinding({ namespace, body: jobPlan().roleBinding }))).toBe(200);
     expect(await statusOf(binding('edit', ownAccount))).toBe(403); // RBAC: no bind on it, and dssuser lacks its rights
     expect(await statusOf(binding('dss-spark-k8s-driver', { kind: 'User', name: 'mallory' }))).toBe(403); // the admission policy
     expect(await statusOf(binding('dss-spark-k8s-driver', { kind: 'ServiceAccount', name: 'default', namespace: 'kube-system' }))).toBe(403);
@@ -65,9 +80,10 @@ describe('local control plane', () => {
 
   it('lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one', async () => {
     const core = tokenKubeConfig(dssuserToken()).makeApiClient(CoreV1Api);
-    const labels = { 'app.kubernetes.io/managed-by': 'dss-spark-k8s' };
-    const anchor = uniqueName('anchor');
-    expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: anchor, labels } } }))).toBe(200);
+    const plan = jobPlan();
+    const labels = plan.tokenAnchor.metadata!.labels!;
+    const anchor = plan.tokenAnchor.metadata!.name!;
+    expect(await statusOf(core.createNamespacedSecret({ namespace, body: plan.tokenAnchor }))).toBe(200);
     expect(await statusOf(core.readNamespacedSecret({ namespace, name: anchor }))).toBe(403);
     expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: uniqueName('x'), labels }, stringData: { a: 'b' } } }))).toBe(403);
     expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: uniqueName('x') } } }))).toBe(403);
@@ -78,9 +94,12 @@ describe('local control plane', () => {
 
   it('issues a TokenRequest token that authenticates as the service account and gets 401 once it is deleted', async () => {
     const kube = dssuserKube();
-    const name = uniqueName('job');
-    await kube.createServiceAccount({ metadata: { name, namespace } });
-    const { token, expiresAt } = await kube.requestToken(namespace, name, { spec: { audiences: [], expirationSeconds: 600 } });
+    const plan = jobPlan();
+    const name = plan.baseName;
+    await kube.createServiceAccount(plan.serviceAccount);
+    const anchor = await kube.createSecret(plan.tokenAnchor);
+    const request = boundTokenRequest({ spec: { audiences: [], expirationSeconds: 600 } }, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! });
+    const { token, expiresAt } = await kube.requestToken(namespace, name, request);
     expect(expiresAt.getTime()).toBeGreaterThan(Date.now() + 500_000);
 
     const asJob = tokenKubeConfig(token).makeApiClient(AuthenticationV1Api);

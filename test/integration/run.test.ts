@@ -163,7 +163,8 @@ describe('run: the job lifecycle', () => {
     const ns = await core.readNamespace({ name: namespace });
     expect(ns.metadata?.labels).toMatchObject({
       'dss-spark-k8s.dataiku.io/managed': 'true',
-      'pod-security.kubernetes.io/enforce': 'baseline',
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
       'pod-security.kubernetes.io/warn': 'restricted',
       'pod-security.kubernetes.io/audit': 'restricted',
     });
@@ -179,6 +180,12 @@ describe('run: the job lifecycle', () => {
     const plan = JSON.parse(result.stdout);
     expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'ServiceAccount', 'RoleBinding', 'Lease', 'Secret', 'TokenRequest']);
     expect(plan.kubeconfig.users[0].user.token).toBe('<redacted>');
+    // The managed executor pod template: compliant with Pod Security restricted, no token, the executor account.
+    expect(plan.executorPodTemplate.spec).toMatchObject({
+      automountServiceAccountToken: false,
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{ name: 'spark-kubernetes-executor', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+    });
     expect(plan.command.slice(0, 5)).toEqual(['sudo', '-n', '-u', alice.name, '--']);
     expect(await jobObjects(jobId)).toEqual([]);
   });

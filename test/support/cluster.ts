@@ -7,14 +7,33 @@ export function kubectl(kubectlPath: string, kubeconfig: string, args: string[],
   return execFileSync(kubectlPath, ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-/** Applies a manifest of deploy/rbac as an admin would, with the dssuser identity put in place of "dssuser". */
-export function applyManifest(kubectlPath: string, adminKubeconfig: string, file: string, dssuserName: string, namespace?: string) {
+/**
+ * Extra dssuser identities of the tests (team-mode ones) are ServiceAccounts in namespaces named so: the
+ * dssuser admission policy treats them as dssuser too.
+ */
+export const EXTRA_IDENTITY_NAMESPACE_PREFIX = 'dss-identity-';
+
+/**
+ * Applies a manifest of deploy/rbac as an admin would, with the identity `dssuserName` put in place of "dssuser".
+ * The global set-up applies it whole, once, for the run's dssuser; `namespacedOnly` (the extra identities of team
+ * tests) applies only its Role and RoleBinding, so that the cluster-scoped objects every test relies on (the
+ * admission policies, the driver and doctor roles) are never rewritten for another identity during a run.
+ */
+export function applyManifest(kubectlPath: string, adminKubeconfig: string, file: string, dssuserName: string, namespace?: string, options: { namespacedOnly?: boolean } = {}) {
   let text = readFileSync(file, 'utf8');
+  text = text.replaceAll(
+    'request.userInfo.username == "dssuser"',
+    `(request.userInfo.username == "${dssuserName}" || request.userInfo.username.startsWith("system:serviceaccount:${EXTRA_IDENTITY_NAMESPACE_PREFIX}"))`,
+  );
   if (dssuserName !== 'dssuser') {
     const [, ns, name] = dssuserName.split(':').slice(1);
+    text = text.replaceAll('- kind: User\n    name: dssuser', `- kind: ServiceAccount\n    name: ${name}\n    namespace: ${ns}`);
+  }
+  if (options.namespacedOnly) {
     text = text
-      .replaceAll('request.userInfo.username == "dssuser"', `request.userInfo.username == "${dssuserName}"`)
-      .replaceAll('- kind: User\n    name: dssuser', `- kind: ServiceAccount\n    name: ${name}\n    namespace: ${ns}`);
+      .split(/^---$/m)
+      .filter((doc) => /^kind: (Role|RoleBinding)$/m.test(doc))
+      .join('---');
   }
   const nsArgs = namespace ? ['-n', namespace] : [];
   kubectl(kubectlPath, adminKubeconfig, ['apply', ...nsArgs, '-f', '-'], text);

@@ -47,9 +47,11 @@ async function probe() {
   const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   const identity = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+  // As Spark does: the executor pod starts from the managed template the tool wrote into the job directory.
+  const template = JSON.parse(readFileSync(confs['spark.kubernetes.executor.podTemplateFile']!, 'utf8'));
   const pod = {
     metadata: { name: `probe-${process.pid}`, labels },
-    spec: { serviceAccountName: executorSa, automountServiceAccountToken: false, containers: [{ name: 'c', image: 'busybox' }] },
+    spec: { ...template.spec, serviceAccountName: executorSa, containers: [{ ...template.spec.containers[0], image: 'busybox' }] },
   };
   report('probe', {
     username: identity.status?.userInfo?.username,
