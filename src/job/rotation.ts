@@ -3,21 +3,45 @@
 // a 401); then the previous anchor is deleted, which revokes the superseded token at once. Every attempt
 // takes a fresh generation, and an attempt that fails after creating its anchor deletes it again, so a
 // failure never blocks the next attempt nor leaves an anchor behind.
+import type { V1Secret } from '@kubernetes/client-node';
+import { KubernetesError } from '../errors.ts';
 import type { ClusterEndpoint, Kube } from '../k8s/client.ts';
 import { writeJobKubeconfig, type JobFiles } from '../exec/job-files.ts';
 import { boundTokenRequest, tokenAnchorName } from '../plan/objects.ts';
 import type { JobPlan } from '../plan/types.ts';
 import type { CreatedObject } from './apply.ts';
 
+export type RotationClient = Pick<Kube, 'createSecret' | 'requestToken' | 'deleteNamespaced'>;
+
 export interface RotationTarget {
-  kube: Kube;
+  kube: RotationClient;
   plan: JobPlan;
   files: JobFiles;
   endUserUid: number;
   endpoint: ClusterEndpoint;
-  /** The job's record of what exists, kept current so that teardown deletes the live anchor. */
+  /** The job's record of what exists, kept current so that teardown deletes every anchor still there. */
   created: CreatedObject[];
 }
+
+export interface RotationReport {
+  rotated(generation: number, expiresAt: Date): void;
+  /** The attempt failed, or its superseded anchors could not be deleted: the next attempt comes in 10 s. */
+  failed(message: string): void;
+}
+
+export interface RotationTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  now(): Date;
+}
+
+const realTimers: RotationTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  now: () => new Date(),
+};
+
+export const ROTATION_RETRY_SECONDS = 10;
 
 /** Seconds until the next rotation: the profile's interval, else 80 % of the granted lifetime. */
 export function rotationDelaySeconds(configured: number | undefined, tokenExpiresAt: Date, now: Date): number {
@@ -28,65 +52,90 @@ export function startTokenRotation(
   target: RotationTarget,
   configuredSeconds: number | undefined,
   firstExpiry: Date,
-  report: { rotated(generation: number, expiresAt: Date): void; failed(message: string): void },
+  report: RotationReport,
+  timers: RotationTimers = realTimers,
 ): () => Promise<void> {
-  let generation = 0;
   let attempts = 0;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: unknown;
   let stopped = false;
   let inFlight: Promise<void> = Promise.resolve();
-  const schedule = (expiresAt: Date) => {
+  const after = (seconds: number) => {
     if (stopped) return;
-    timer = setTimeout(() => (inFlight = rotate()), rotationDelaySeconds(configuredSeconds, expiresAt, new Date()) * 1000);
-    timer.unref();
+    timer = timers.setTimeout(() => {
+      inFlight = rotate().catch(() => undefined); // a report that throws must not end the process
+    }, seconds * 1000);
   };
   const rotate = async () => {
+    if (stopped) return;
     attempts += 1;
+    const generation = attempts;
+    let rotated: { anchor: CreatedObject; expiresAt: Date };
     try {
-      const expiresAt = await rotateOnce(target, attempts);
-      generation = attempts;
-      report.rotated(generation, expiresAt);
-      schedule(expiresAt);
+      rotated = await rotateOnce(target, generation);
     } catch (error) {
-      // The current token stays valid until it expires: try again after a short pause.
+      // The current token stays valid until it expires: try again soon, with the next generation.
       report.failed((error as Error).message);
-      if (!stopped) {
-        timer = setTimeout(() => (inFlight = rotate()), 10_000);
-        timer.unref();
-      }
+      return after(ROTATION_RETRY_SECONDS);
     }
+    report.rotated(generation, rotated.expiresAt);
+    const unrevoked = await deleteSupersededAnchors(target, rotated.anchor);
+    // A superseded token that still works is what rotation is there to prevent: the next attempt (which
+    // deletes every older anchor again) comes soon; teardown deletes whatever is left.
+    if (unrevoked.length > 0) {
+      report.failed(`the superseded token anchor could not be deleted: ${unrevoked.join('; ')}`);
+      return after(ROTATION_RETRY_SECONDS);
+    }
+    after(rotationDelaySeconds(configuredSeconds, rotated.expiresAt, timers.now()));
   };
-  schedule(firstExpiry);
+  after(rotationDelaySeconds(configuredSeconds, firstExpiry, timers.now()));
   // Stopping waits for a rotation in flight, so that teardown sees every anchor it created.
   return async () => {
     stopped = true;
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
     await inFlight;
   };
 }
 
-async function rotateOnce({ kube, plan, files, endUserUid, endpoint, created }: RotationTarget, generation: number): Promise<Date> {
-  const anchorBody = { ...plan.tokenAnchor, metadata: { ...plan.tokenAnchor.metadata, name: tokenAnchorName(plan.baseName, generation) } };
-  const anchor = await kube.createSecret(anchorBody);
-  const record: CreatedObject = { kind: 'secrets', namespace: plan.namespace, name: anchor.metadata!.name! };
-  created.push(record);
-  let token: string;
-  let expiresAt: Date;
+async function rotateOnce(target: RotationTarget, generation: number): Promise<{ anchor: CreatedObject; expiresAt: Date }> {
+  const { kube, plan, files, endUserUid, endpoint, created } = target;
+  const name = tokenAnchorName(plan.baseName, generation);
+  const record: CreatedObject = { kind: 'secrets', namespace: plan.namespace, name };
+  let anchor: V1Secret;
   try {
-    ({ token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name: record.name, uid: anchor.metadata!.uid! })));
-    await writeJobKubeconfig(files, endUserUid, endpoint, plan.namespace, token);
+    anchor = await kube.createSecret({ ...plan.tokenAnchor, metadata: { ...plan.tokenAnchor.metadata, name } });
   } catch (error) {
-    // The driver still uses the previous token: this attempt's anchor goes (and with it any token it got).
-    await kube.deleteNamespaced('secrets', record.namespace, record.name).then(
-      () => created.splice(created.indexOf(record), 1),
-      () => undefined, // kept in `created`: teardown deletes it
-    );
+    // A create whose answer was lost (network, timeout, server error) may have happened: its anchor goes
+    // like any failed attempt's. A refusal (4xx, e.g. 409 for an object of that name) created nothing.
+    const status = error instanceof KubernetesError ? error.status : undefined;
+    if (status === undefined || status >= 500) {
+      created.push(record);
+      await deleteAnchor(kube, created, record).catch(() => undefined); // kept in `created`: teardown deletes it
+    }
     throw error;
   }
-  // Every older anchor goes: the live one the driver just stopped using and any a failed attempt left.
-  for (const previous of created.filter((o) => o.kind === 'secrets' && o !== record)) {
-    await kube.deleteNamespaced('secrets', previous.namespace, previous.name);
-    created.splice(created.indexOf(previous), 1);
+  created.push(record);
+  try {
+    const { token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name, uid: anchor.metadata!.uid! }));
+    await writeJobKubeconfig(files, endUserUid, endpoint, plan.namespace, token);
+    return { anchor: record, expiresAt };
+  } catch (error) {
+    // The driver still uses the previous token: this attempt's anchor goes (and with it any token it got).
+    await deleteAnchor(kube, created, record).catch(() => undefined); // kept in `created`: teardown deletes it
+    throw error;
   }
-  return expiresAt;
+}
+
+/** Deletes every anchor of the job but the live one (the one just superseded, and any a failed attempt left). */
+async function deleteSupersededAnchors({ kube, plan, created }: RotationTarget, live: CreatedObject): Promise<string[]> {
+  const anchorPrefix = tokenAnchorName(plan.baseName, 0).slice(0, -1);
+  const superseded = created.filter((o) => o.kind === 'secrets' && o !== live && o.name.startsWith(anchorPrefix));
+  const failures: string[] = [];
+  for (const anchor of superseded) await deleteAnchor(kube, created, anchor).catch((error: Error) => failures.push(error.message));
+  return failures;
+}
+
+async function deleteAnchor(kube: RotationClient, created: CreatedObject[], anchor: CreatedObject): Promise<void> {
+  await kube.deleteNamespaced('secrets', anchor.namespace, anchor.name);
+  const index = created.indexOf(anchor);
+  if (index >= 0) created.splice(index, 1);
 }
