@@ -1,29 +1,34 @@
-// `dss-spark-k8s cleanup --orphans`: lists (and with --yes deletes) what crashed jobs left behind: objects
-// with the managed-by and job labels in the namespaces given (-n, repeatable) or in all namespaces, and
-// stale per-job temp directories on this host. Data on stdout (a table, or JSON with -o json), logs on stderr.
+// `dss-spark-k8s cleanup --orphans`: lists (and with --yes deletes) what crashed jobs left behind, in the
+// namespaces given (-n, repeatable) or in all namespaces, and stale per-job temp directories on this host.
+// Data on stdout (a table, or JSON with -o json), logs on stderr.
 //
-// A job is live while its Lease is renewed; orphaned when its Lease has not been renewed for the Lease's
-// duration, or when it has no Lease and its expires-at annotation has passed, or when it has neither and was
-// created longer ago than the grace period (--older-than when given, else 1 hour). A job with no Lease that
-// has not expired is pending: a starting job creates its accounts before its Lease. Only orphaned jobs are
-// ever deleted, and their Leases are read again just before. Clocks must be in sync (NTP): a Lease's renew
-// time is written by the host that runs the job.
+// A job is what only dssuser can write: its ServiceAccounts, RoleBinding and Lease, with the managed-by and
+// owner labels (src/job/orphans.ts). Pods and PVCs, which a job's token (or a controller for it) labels as it
+// likes, only count as objects of such a job. A job is live while its Lease is renewed; orphaned when its
+// Lease has not been renewed for the Lease's duration, or when it has no Lease and its expires-at annotation
+// has passed, or when it has neither and was created longer ago than the grace period (--older-than when
+// given, else 1 hour). A job with no Lease that has not expired is pending: a starting job creates its
+// accounts before its Lease. Only orphaned jobs are ever deleted, and each one's Lease is read again just
+// before. Clocks must be in sync (NTP): a Lease's renew time is written by the host that runs the job.
 //
-// With --yes, orphaned jobs are deleted by namespace in batches of 100: pods, services, configmaps, PVCs and
-// the token anchor Secrets by label (one request per kind and batch), then RoleBindings, Roles and
-// ServiceAccounts by name, the Lease last (kept when anything else of the job failed, so that the next run
-// finds the job again), then the job's temp directory. At most 16 requests are in flight.
+// With --yes, each orphaned job is deleted by its owner label alone: its pods, PVCs and token anchor Secrets
+// and its RoleBinding (one deletecollection per kind), then its ServiceAccounts, its Lease last (kept when
+// anything else of the job failed, so that the next run finds the job again), then its temp directory. At
+// most 16 requests are in flight.
 //
 // A temp directory is examined only if this Unix account owns it and it was made on this host; it is stale
-// when its owner process is gone (dead, or its pid reused), and removed only with its job's objects.
+// when its owner process is gone (dead, or its pid reused). It is removed with its job (the owner named in
+// owner.json), or, when the cluster has no such job, from disk alone.
+//
+// A namespace whose lists fail is reported on stderr and left alone; the others are cleaned all the same.
 //
 // Exit codes:
 //   0   without --yes: the listing was made, whether or not it shows orphaned jobs (a listing changes
 //       nothing; count them with -o json). With --yes: every orphaned job was deleted completely, or there
 //       was none.
 //   64  invalid flags (-n, --older-than, missing --orphans).
-//   69  a list request failed or was denied: nothing was deleted, since a partial view could make a live
-//       job look orphaned.
+//   69  a list request failed or was denied (one stderr line each): in a namespace given with -n, its jobs
+//       were left alone and the other namespaces cleaned; across all namespaces, nothing was done.
 //   75  with --yes: some objects or temp directories of orphaned jobs could not be deleted; each failure is
 //       one line on stderr, and running cleanup again retries them.
 //   78  the configuration file or the kubeconfig is invalid.
@@ -35,16 +40,16 @@ import { isProcessAlive } from '../exec/process-identity.ts';
 import { Kube } from '../k8s/client.ts';
 import {
   addStaleDirs,
-  batches,
   decideState,
   DEFAULT_GRACE_SECONDS,
-  deleteBatch,
+  deleteJob,
   findStaleDirs,
   forEachLimited,
   formatAge,
   type Job,
   type JobProcess,
   type JobReport,
+  type ListFailure,
   type Liveness,
   limiter,
   listJobs,
@@ -119,11 +124,15 @@ export async function cleanupCommand(options: CleanupOptions, overrides: Partial
   const kube = deps.kube ?? Kube.load({ kubeconfig: settings.kubeconfig, context: settings.context, timeoutSeconds: settings.timeoutSeconds });
   try {
     const now = deps.now();
-    const jobs = await listJobs(kube, {
+    const listing = await listJobs(kube, {
       namespaces: request.namespaces,
       pageSize: deps.pageSize,
       concurrency: LIST_CONCURRENCY,
       onProgress: (objects) => progress.update(`listing: ${objects} objects`),
+      warn: (message) => {
+        progress.done();
+        log(message);
+      },
     }).catch((error: unknown) => {
       // With the team-namespace rights, dssuser may list only inside the team namespaces.
       if (error instanceof KubernetesError && error.status === 403 && request.namespaces.length === 0) {
@@ -131,7 +140,9 @@ export async function cleanupCommand(options: CleanupOptions, overrides: Partial
       }
       throw error;
     });
-    addStaleDirs(jobs, await findStaleDirs(settings.tempDir, deps.isAlive, log), request.namespaces, log);
+    const jobs = listing.jobs;
+    const inScope = (namespace: string) => (request.namespaces.length === 0 || request.namespaces.includes(namespace)) && !listing.unknown.has(namespace);
+    addStaleDirs(jobs, await findStaleDirs(settings.tempDir, deps.isAlive, log), inScope, log);
     progress.done();
     const reports = selectJobs(jobs, request, now, { host: hostname(), isAlive: deps.isAlive });
 
@@ -139,17 +150,16 @@ export async function cleanupCommand(options: CleanupOptions, overrides: Partial
     if (request.yes && orphans.length > 0) {
       const ctx = { limit: limiter(deps.concurrency), now: deps.now, graceSeconds: request.graceSeconds, isAlive: deps.isAlive };
       let done = 0;
-      // As many batches at a time as requests may be in flight: a batch waits on one request at times.
-      await forEachLimited(batches(orphans), deps.concurrency, async (batch) => {
-        await deleteBatch(kube, batch, ctx);
-        done += batch.length;
-        progress.update(`deleting: ${done}/${orphans.length} jobs`);
+      // As many jobs at a time as requests may be in flight: a job waits on one request at times.
+      await forEachLimited(orphans, deps.concurrency, async (report) => {
+        await deleteJob(kube, report, ctx);
+        progress.update(`deleting: ${++done}/${orphans.length} jobs`);
       });
       progress.done();
     }
 
     deps.stdout.write(request.output === 'json' ? renderJson(reports, now) : renderTable(reports, now, request.yes));
-    return finish(reports, request.yes, log);
+    return finish(reports, request.yes, listing.failures, log);
   } finally {
     progress.done();
     if (!deps.kube) await kube.close();
@@ -203,30 +213,35 @@ export function selectJobs(jobs: Map<string, Job>, request: Pick<Request, 'user'
   const reports: JobReport[] = [];
   for (const job of jobs.values()) {
     // A temp directory alone names no user: it cannot match --user.
-    if (request.user !== undefined && objectCount(job) === 0) continue;
+    if (request.user !== undefined && job.owner === undefined) continue;
     if (!matchesFilters(job, request, now)) continue;
     reports.push({ job, decision: decideState(job, now, request.graceSeconds, liveness) });
   }
   return reports.sort((a, b) => compare(a.job.namespace, b.job.namespace) || compare(a.job.jobId, b.job.jobId));
 }
 
-function finish(reports: JobReport[], yes: boolean, log: (message: string) => void): number {
+/** The summary on stderr; throws for exit 69 (a list failed) or 75 (a delete failed). */
+function finish(reports: JobReport[], yes: boolean, listFailures: readonly ListFailure[], log: (message: string) => void): number {
   const count = (state: string) => reports.filter((r) => r.decision.state === state).length;
   const orphaned = count('orphaned');
   log(`${reports.length} job(s): ${orphaned} orphaned, ${count('live')} live, ${count('pending')} pending`);
+  const results = (result: JobReport['result']) => reports.filter((r) => r.result === result);
+  const failed = results('failed');
   if (!yes) {
     if (orphaned > 0) log(`nothing deleted; run again with --yes to delete the ${orphaned} orphaned job(s)`);
-    return 0;
+  } else {
+    const deleted = results('deleted');
+    const skipped = results('skipped');
+    const objects = deleted.reduce((sum, r) => sum + objectCount(r.job), 0);
+    const dirs = deleted.filter((r) => r.job.tempDir).length;
+    if (deleted.length > 0) log(`deleted ${deleted.length} orphaned job(s): ${objects} object(s), ${dirs} temp dir(s)`);
+    if (skipped.length > 0) log(`left ${skipped.length} job(s) alone: their Lease was renewed while cleanup ran`);
+    for (const report of failed) for (const error of report.errors ?? []) log(`job ${report.job.jobId} in ${report.job.namespace}: ${error}`);
   }
-  const results = (result: JobReport['result']) => reports.filter((r) => r.result === result);
-  const deleted = results('deleted');
-  const failed = results('failed');
-  const skipped = results('skipped');
-  const objects = deleted.reduce((sum, r) => sum + objectCount(r.job), 0);
-  const dirs = deleted.filter((r) => r.job.tempDir).length;
-  if (deleted.length > 0) log(`deleted ${deleted.length} orphaned job(s): ${objects} object(s), ${dirs} temp dir(s)`);
-  if (skipped.length > 0) log(`left ${skipped.length} job(s) alone: their Lease was renewed while cleanup ran`);
-  for (const report of failed) for (const error of report.errors ?? []) log(`job ${report.job.jobId} in ${report.job.namespace}: ${error}`);
+  if (listFailures.length > 0) {
+    const where = [...new Set(listFailures.map((f) => f.namespace ?? 'all namespaces'))];
+    throw new KubernetesError(`could not list everything in ${where.join(', ')} (reasons above); what could not be seen was left alone; run cleanup --orphans again`);
+  }
   if (failed.length > 0) {
     throw new TeardownError(`could not delete everything of ${failed.length} orphaned job(s) (reasons above); run cleanup --orphans --yes again or delete them by hand`);
   }

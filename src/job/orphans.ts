@@ -3,12 +3,13 @@
 //
 // A job exists only through the objects only dssuser can write: its ServiceAccounts (`<owner>` and
 // `<owner>-exec`), its RoleBinding and its Lease (`<owner>`), each labelled managed-by and with the owner
-// label `<owner>` (the job ServiceAccount's name, unique per login and job id). Jobs are grouped by namespace
+// label `<owner>` (the job ServiceAccount's name, unique per login and job id). Jobs are keyed by namespace
 // and owner; the job id, login, user, times and process come from those objects alone. Pods and PVCs are made
 // with the job's own token, or by a controller acting for it (the ephemeral-volume controller turns a pod's
 // volumeClaimTemplate into a PVC with any labels the pod asked for): they never make a job, and only count
-// as objects of a job already known by its namespace and owner label. Every delete selects by the
-// managed-by label and the owners of the jobs it concerns, so it can only reach the objects of those jobs.
+// as objects of a job already known by its namespace and owner label. A temp directory is attached to the
+// job of its owner; alone, it is only removed from disk. Every delete is one kind of one job:
+// ownerSelector(owner), the managed-by label and that job's owner label, nothing else.
 //
 // Pure functions first (grouping, state, filters, deletion order), then the ones that do I/O.
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import { DRIVER_CREATED_KINDS, JOB_KINDS, TOKEN_ANCHOR_KIND, type DriverCreatedK
 import { executorServiceAccountName, loginToSlug } from '../plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../plan/types.ts';
 import { withRetry } from './retry.ts';
+import { ownerSelector } from './teardown.ts';
 
 /** The kinds only dssuser writes: they alone make a job, and their labels and annotations are trusted. */
 export type TrustedKind = (typeof JOB_KINDS)[number];
@@ -184,8 +186,10 @@ function leaseExpiry(lease: LeaseInfo): number {
 
 /**
  * Attaches stale temp directories to their jobs: by namespace and owner when owner.json names the job's
- * ServiceAccount, else by namespace and job id. A directory whose job is not in the cluster (any more) is a
- * job of its own, which only removes the directory. A directory without a ServiceAccount that could belong
+ * ServiceAccount, else (directories of older versions) by namespace and job id; only jobs known from their
+ * ServiceAccounts, RoleBinding or Lease are candidates, and a directory never changes a job's state. A
+ * directory whose job is not in the cluster (any more) is a job of its own, without an owner: it only
+ * removes the directory, never sends a request. A directory without a ServiceAccount that could belong
  * to several jobs (two users' jobs sharing a job id) is left out: it is not clear which job's state should
  * decide. `inScope` tells the namespaces cleanup looked at.
  */
@@ -198,7 +202,8 @@ export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], inScope: 
   for (const dir of dirs) {
     const { namespace, jobId, serviceAccount } = dir.owner;
     if (!inScope(namespace)) continue;
-    const matches = serviceAccount !== undefined ? [jobs.get(jobKey(namespace, serviceAccount))].filter((job) => job !== undefined) : (byId.get(`${namespace}/${jobId}`) ?? []);
+    const matches =
+      serviceAccount !== undefined ? [jobs.get(jobKey(namespace, serviceAccount))].filter((job) => job !== undefined && job.jobId === jobId) : (byId.get(`${namespace}/${jobId}`) ?? []);
     if (matches.length === 1) matches[0]!.tempDir = dir;
     // Keyed by path: never the key of a job of the cluster.
     else if (matches.length === 0) jobs.set(`${namespace}//${dir.path}`, { jobId, namespace, objects: {}, createdAt: dir.createdAt, tempDir: dir });
@@ -256,65 +261,31 @@ export function matchesFilters(job: Job, filters: Filters, now: Date): boolean {
   return true;
 }
 
-/** Orphaned jobs of one namespace are deleted together, at most this many: one set-based selector names them all. */
-export const BATCH_SIZE = 100;
-
-/** Every object of a kind with these jobs' labels, in one deletecollection request. */
-export interface DeleteRequest {
-  kind: LabelledKind;
-  jobs: Job[];
-}
-
 /**
- * The requests that delete a batch of jobs of one namespace, phase by phase: the requests of a phase run at
- * once, a phase starts when the one before is done. Each is one deletecollection by jobsSelector: the
- * apiserver's cost per request, not per object, bounds a large cleanup (BENCHMARKS.md, B3). Only jobs known
- * from their ServiceAccounts, RoleBinding or Lease are in any request.
- * 1. Every driver kind and the token anchor Secrets, for every job (a count may be unknown or out of date,
- *    and dssuser may not list Secrets; every token bound to an anchor dies at once), and the RoleBindings
- *    (the tokens lose their rights).
+ * The kinds to delete for one orphaned job, phase by phase: the kinds of a phase are deleted at once, a phase
+ * starts when the one before is done. Each kind is one deletecollection by ownerSelector(owner): it reaches
+ * this job's objects and no other's. A temp directory alone (no owner) sends no request.
+ * 1. Every driver kind and the token anchor Secrets (a count may be unknown or out of date, and dssuser may
+ *    not list Secrets; every token bound to an anchor dies at once), and the RoleBinding (the tokens lose
+ *    their rights).
  * 2. The ServiceAccounts (every token of the job dies with its account).
- * 3. The Leases, last; deleteBatch sends them only for the jobs whose other requests succeeded: the Lease is
- *    what marks the job as orphaned, so a failed cleanup finds the job again next time instead of leaving a
- *    job without a Lease that waits for its expires-at.
+ * 3. The Lease, last; deleteJob sends it only when nothing before failed: the Lease is what marks the job as
+ *    orphaned, so a failed cleanup finds the job again next time instead of leaving a job without a Lease
+ *    that waits for its expires-at.
  */
-export function deletionPhases(jobs: readonly Job[]): DeleteRequest[][] {
-  const known = jobs.filter((job) => job.owner !== undefined);
-  const every = (kind: LabelledKind): DeleteRequest => ({ kind, jobs: known });
-  const having = (kind: TrustedKind): DeleteRequest => ({ kind, jobs: known.filter((job) => job.objects[kind]?.length) });
-  const phase = (requests: DeleteRequest[]) => requests.filter((r) => r.jobs.length > 0);
-  return [
-    phase([...DRIVER_CREATED_KINDS.map(every), every(TOKEN_ANCHOR_KIND), having('rolebindings')]),
-    phase([having('serviceaccounts')]),
-    phase([having('leases')]),
-  ].filter((p) => p.length > 0);
-}
-
-/** The orphaned jobs in batches: one namespace per batch, at most `size` jobs. */
-export function batches<T extends { job: Job }>(items: readonly T[], size = BATCH_SIZE): T[][] {
-  const byNamespace = new Map<string, T[][]>();
-  for (const item of items) {
-    const chunks = byNamespace.get(item.job.namespace) ?? [];
-    if (chunks.length === 0 || chunks.at(-1)!.length >= size) chunks.push([]);
-    chunks.at(-1)!.push(item);
-    byNamespace.set(item.job.namespace, chunks);
-  }
-  return [...byNamespace.values()].flat();
+export function deletionPhases(job: Job): LabelledKind[][] {
+  if (job.owner === undefined) return [];
+  const having = (kind: TrustedKind): LabelledKind[] => (job.objects[kind]?.length ? [kind] : []);
+  const phases: LabelledKind[][] = [[...DRIVER_CREATED_KINDS, TOKEN_ANCHOR_KIND, ...having('rolebindings')], having('serviceaccounts'), job.lease ? ['leases'] : []];
+  return phases.filter((phase) => phase.length > 0);
 }
 
 const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
-/**
- * Selects the objects of exactly these jobs: the managed-by label and one of their owner labels. An owner
- * is unique per login and job id, so this is the union of each job's own selection; there is no selector
- * without the owner clause.
- */
-export function jobsSelector(jobs: readonly Pick<Job, 'owner'>[]): string {
-  const owners = [...new Set(jobs.map((job) => job.owner))];
-  if (owners.length === 0 || !owners.every((owner): owner is string => owner !== undefined && LABEL_VALUE.test(owner))) {
-    throw new Error(`internal: a delete selector needs the owner label of every job, got ${JSON.stringify(owners)}`);
-  }
-  return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL} in (${owners.join(',')})`;
+/** The one selector a delete of this job uses; there is none for a job without an owner. */
+export function deleteSelector(job: Pick<Job, 'owner'>): string {
+  if (job.owner === undefined || !LABEL_VALUE.test(job.owner)) throw new Error(`internal: a delete selector needs the job's owner label, got ${JSON.stringify(job.owner)}`);
+  return ownerSelector(job.owner);
 }
 
 /** "45s", "12m", "5h", "3d": like kubectl's AGE. */
@@ -374,13 +345,20 @@ export interface ListOptions {
   warn?: (message: string) => void;
 }
 
+/** A list request that failed, after its retries. */
+export interface ListFailure {
+  /** Undefined: the list across all namespaces. */
+  namespace?: string;
+  kind: CleanupKind;
+  message: string;
+}
+
 export interface Listing {
   jobs: Map<string, Job>;
-  /**
-   * Namespaces given with -n whose ServiceAccounts, RoleBindings or Leases could not be listed, with the
-   * error: without them a live job could look orphaned, so none of their jobs is in `jobs`.
-   */
-  failed: Map<string, string>;
+  /** Every list that failed. The jobs of a namespace whose ServiceAccounts, RoleBindings or Leases could not be listed are not in `jobs`. */
+  failures: ListFailure[];
+  /** The namespaces whose jobs are not known (a ServiceAccount, RoleBinding or Lease list failed): nothing there may be touched. */
+  unknown: ReadonlySet<string>;
 }
 
 /**
@@ -388,13 +366,15 @@ export interface Listing {
  * PartialObjectMetadataList: what a job stores in its objects costs the listing nothing), except the Leases,
  * whose renew time is in their spec and which only dssuser writes. First the trusted kinds, which make the
  * jobs; then the driver kinds, counted for the jobs already known.
- * With -n, each namespace stands alone: one whose trusted lists fail is left out (`failed`), the others go
- * on. Across all namespaces, a failed trusted list throws. A failed driver-kind list is only a warning: the
- * jobs it concerns are marked `uncounted` (deletion does not depend on the counts).
+ * Each namespace given stands alone: one whose trusted lists fail is left out (`unknown`; a live job there
+ * could look orphaned without its Lease), the others go on. Across all namespaces, a failed trusted list
+ * throws: nothing is known. A failed driver-kind list leaves the jobs it concerns `uncounted` (deletion does
+ * not depend on the counts). Every failure is in `failures` and is warned about.
  */
 export async function listJobs(kube: Kube, options: ListOptions): Promise<Listing> {
   const jobs = new Map<string, Job>();
-  const failed = new Map<string, string>();
+  const failures: ListFailure[] = [];
+  const unknown = new Set<string>();
   const warn = options.warn ?? (() => {});
   const scopes = options.namespaces.length > 0 ? options.namespaces : [undefined];
   let seen = 0;
@@ -412,26 +392,30 @@ export async function listJobs(kube: Kube, options: ListOptions): Promise<Listin
 
   const trusted = JOB_KINDS.flatMap((kind) => scopes.map((namespace) => ({ kind, namespace })));
   await forEachLimited(trusted, options.concurrency, async ({ kind, namespace }) => {
-    if (namespace !== undefined && failed.has(namespace)) return;
+    if (namespace !== undefined && unknown.has(namespace)) return;
     try {
       await listAll(kind, namespace);
     } catch (error) {
       if (namespace === undefined) throw error;
-      if (!failed.has(namespace)) failed.set(namespace, (error as Error).message);
+      if (unknown.has(namespace)) return;
+      unknown.add(namespace);
+      failures.push({ namespace, kind, message: (error as Error).message });
+      warn(`${(error as Error).message}; the jobs in ${namespace} are left alone`);
     }
   });
-  for (const [key, job] of jobs) if (failed.has(job.namespace)) jobs.delete(key);
+  for (const [key, job] of jobs) if (unknown.has(job.namespace)) jobs.delete(key);
 
-  const driver = DRIVER_CREATED_KINDS.flatMap((kind) => scopes.filter((namespace) => namespace === undefined || !failed.has(namespace)).map((namespace) => ({ kind, namespace })));
+  const driver = DRIVER_CREATED_KINDS.flatMap((kind) => scopes.filter((namespace) => namespace === undefined || !unknown.has(namespace)).map((namespace) => ({ kind, namespace })));
   await forEachLimited(driver, options.concurrency, async ({ kind, namespace }) => {
     try {
       await listAll(kind, namespace);
     } catch (error) {
+      failures.push({ ...(namespace !== undefined ? { namespace } : {}), kind, message: (error as Error).message });
       warn(`${(error as Error).message}; the OBJECTS of the jobs${namespace ? ` in ${namespace}` : ''} leave out ${kind} (they are deleted all the same)`);
       for (const job of jobs.values()) if (namespace === undefined || job.namespace === namespace) (job.uncounted ??= []).push(kind);
     }
   });
-  return { jobs, failed };
+  return { jobs, failures, unknown };
 }
 
 /** Limits the calls in flight: `limit(() => request())` waits for a free slot. */
@@ -450,7 +434,7 @@ export function limiter(max: number): <T>(call: () => Promise<T>) => Promise<T> 
   };
 }
 
-/** A job as cleanup reports it; deleteBatch fills in the result. */
+/** A job as cleanup reports it; deleteJob fills in the result. */
 export interface JobReport {
   job: Job;
   decision: Decision;
@@ -460,7 +444,7 @@ export interface JobReport {
 }
 
 export interface DeleteContext {
-  /** Shared by all batches: bounds the requests in flight. */
+  /** Shared by all jobs: bounds the requests in flight. */
   limit: <T>(call: () => Promise<T>) => Promise<T>;
   now: () => Date;
   graceSeconds: number;
@@ -468,81 +452,62 @@ export interface DeleteContext {
 }
 
 /**
- * Deletes a batch of orphaned jobs of one namespace. Their Leases are read again first (one request) and a
- * job that is no longer orphaned is skipped. Then the requests of deletionPhases, then the temp directories.
- * NotFound counts as deleted, transient failures are retried, every failure is recorded on each job it
- * concerns and none stops the later phases (the ServiceAccounts, and with them the token, go even when a pod
- * could not be deleted), except that a job with a failure keeps its Lease. Never throws.
+ * Deletes one orphaned job. Its Lease is read again first and a job that is no longer orphaned is skipped;
+ * then the phases of deletionPhases, then the temp directory. NotFound counts as deleted, transient failures
+ * are retried, every failure is recorded and none stops the later phases (the ServiceAccounts, and with them
+ * the token, go even when a pod could not be deleted), except that a job with a failure keeps its Lease.
+ * Never throws.
  */
-export async function deleteBatch(kube: Kube, batch: readonly JobReport[], ctx: DeleteContext): Promise<void> {
-  const namespace = batch[0]?.job.namespace;
-  if (namespace === undefined) return;
-  const fail = (reports: readonly JobReport[], error: unknown) => {
-    for (const report of reports) (report.errors ??= []).push((error as Error).message);
+export async function deleteJob(kube: Kube, report: JobReport, ctx: DeleteContext): Promise<void> {
+  const fail = (error: unknown) => {
+    (report.errors ??= []).push((error as Error).message);
   };
-
-  let doomed = batch;
-  const inCluster = batch.filter((r) => r.job.owner !== undefined);
-  if (inCluster.length > 0) {
+  const listed = report.job;
+  const owner = listed.owner;
+  if (owner !== undefined) {
+    let job: Job;
     try {
-      const leases = await ctx.limit(() => withRetry(() => listLeases(kube, namespace, inCluster.map((r) => r.job))));
-      const now = ctx.now();
-      doomed = batch.filter((report) => {
-        if (report.job.owner === undefined) return true;
-        const { lease: _listed, ...job } = report.job;
-        const lease = leases.get(report.job.owner);
-        const decision = decideState(lease ? { ...job, lease } : job, now, ctx.graceSeconds, { host: hostname(), isAlive: ctx.isAlive });
-        if (decision.state === 'orphaned') return true;
-        report.decision = decision;
-        report.result = 'skipped';
-        return false;
-      });
+      job = await ctx.limit(() => withRetry(() => withFreshLease(kube, listed, owner)));
     } catch (error) {
-      // Without a fresh look at their Leases, these jobs are not touched.
-      fail(inCluster, error);
-      for (const report of inCluster) report.result = 'failed';
-      doomed = batch.filter((r) => r.job.owner === undefined);
+      // Without a fresh look at its Lease, the job is not touched.
+      fail(error);
+      report.result = 'failed';
+      return;
+    }
+    const decision = decideState(job, ctx.now(), ctx.graceSeconds, { host: hostname(), isAlive: ctx.isAlive });
+    if (decision.state !== 'orphaned') {
+      report.decision = decision;
+      report.result = 'skipped';
+      return;
+    }
+    const selector = deleteSelector(job);
+    for (const phase of deletionPhases(job)) {
+      const kinds = phase.filter((kind) => kind !== 'leases' || !report.errors?.length);
+      await Promise.all(kinds.map((kind) => ctx.limit(() => withRetry(() => kube.deleteCollection(kind, job.namespace, selector))).catch(fail)));
     }
   }
 
-  const reportOf = new Map(doomed.map((r) => [r.job, r]));
-  for (const phase of deletionPhases(doomed.map((r) => r.job))) {
-    await Promise.all(
-      phase.map((request) => {
-        const jobs = request.kind === 'leases' ? request.jobs.filter((job) => !reportOf.get(job)!.errors?.length) : request.jobs;
-        if (jobs.length === 0) return undefined;
-        const reports = jobs.map((job) => reportOf.get(job)!);
-        return ctx.limit(() => withRetry(() => kube.deleteCollection(request.kind, namespace, jobsSelector(jobs)))).catch((error) => fail(reports, error));
-      }),
-    );
-  }
-
-  for (const report of doomed) {
-    const dir = report.job.tempDir;
-    if (dir) {
-      try {
-        // Read the owner again: the directory is removed only if it still belongs to a dead process.
-        if (await readStaleDir(dir.path, ctx.isAlive)) await rm(dir.path, { recursive: true, force: true });
-      } catch (error) {
-        fail([report], new Error(`remove ${dir.path} failed: ${(error as Error).message}`));
-      }
+  const dir = listed.tempDir;
+  if (dir) {
+    try {
+      // Read the owner again: the directory is removed only if it still belongs to a dead process.
+      if (await readStaleDir(dir.path, ctx.isAlive)) await rm(dir.path, { recursive: true, force: true });
+    } catch (error) {
+      fail(new Error(`remove ${dir.path} failed: ${(error as Error).message}`));
     }
-    report.result = report.errors?.length ? 'failed' : 'deleted';
   }
+  report.result = report.errors?.length ? 'failed' : 'deleted';
 }
 
-/** The Leases of some jobs of a namespace as the server has them now, by owner. */
-async function listLeases(kube: Kube, namespace: string, jobs: readonly Job[]): Promise<Map<string, LeaseInfo>> {
+/** The job with its Lease as the server has it now (none if it is gone or no longer the job's). */
+async function withFreshLease(kube: Kube, job: Job, owner: string): Promise<Job> {
+  const { lease: _listed, ...rest } = job;
+  const object = await kube.getLease<ListedObject>(job.namespace, owner);
+  if (!object) return rest;
   const probe = new Map<string, Job>();
-  let continueToken: string | undefined;
-  do {
-    const page = await kube.list('leases', namespace, jobsSelector(jobs), 500, continueToken);
-    for (const object of page.items) addObject(probe, 'leases', object);
-    continueToken = page.continueToken;
-  } while (continueToken);
-  const leases = new Map<string, LeaseInfo>();
-  for (const job of probe.values()) if (job.lease && job.owner) leases.set(job.owner, job.lease);
-  return leases;
+  addObject(probe, 'leases', object);
+  const fresh = probe.get(jobKey(job.namespace, owner));
+  return fresh?.lease && fresh.jobId === job.jobId ? { ...rest, lease: fresh.lease } : rest;
 }
 
 /**

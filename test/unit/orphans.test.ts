@@ -2,18 +2,17 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { renderJson, renderTable, selectJobs } from '../../src/commands/cleanup.ts';
+import { cleanupCommand, renderJson, renderTable, selectJobs } from '../../src/commands/cleanup.ts';
 import { KubernetesError } from '../../src/errors.ts';
 import type { JobOwner } from '../../src/exec/job-files.ts';
 import type { Kube } from '../../src/k8s/client.ts';
 import {
   addObject,
   addStaleDirs,
-  batches,
   type CleanupKind,
-  type DeleteRequest,
   decideState,
-  deleteBatch,
+  deleteJob,
+  deleteSelector,
   deletionPhases,
   findStaleDirs,
   forEachLimited,
@@ -22,17 +21,19 @@ import {
   type JobReport,
   limiter,
   type ListedObject,
+  listJobs,
   matchesFilters,
-  jobsSelector,
   ORPHAN_SELECTOR,
   parseOwner,
 } from '../../src/job/orphans.ts';
+import { ownerSelector } from '../../src/job/teardown.ts';
 import { loginToSlug } from '../../src/plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 
 const now = new Date('2025-03-01T12:00:00.000Z');
 const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
 const iso = (seconds: number) => ago(seconds).toISOString();
+const everywhere = () => true;
 
 interface Fixture {
   namespace?: string;
@@ -46,14 +47,20 @@ interface Fixture {
   spec?: unknown;
 }
 
+/** The owner (job ServiceAccount name) of a user's job, as the fixtures name it. */
+const ownerOf = (jobId: string, user = 'alice') => `dss-spark-${user}-${jobId}`;
+
+/** An object as the tool labels it; by default named like the job's ServiceAccount, RoleBinding and Lease. */
 function object(f: Fixture = {}): ListedObject {
   const jobId = f.jobId ?? 'job1';
+  const user = f.user ?? 'alice';
+  const owner = f.owner ?? ownerOf(jobId, user);
   return {
     metadata: {
-      name: f.name ?? `dss-spark-alice-${jobId}`,
+      name: f.name ?? owner,
       namespace: f.namespace ?? 'dss-ns-alice',
       creationTimestamp: f.created ?? ago(600),
-      labels: f.labels ?? { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: jobId, [USER_LABEL]: f.user ?? 'alice', [OWNER_LABEL]: f.owner ?? `dss-spark-alice-${jobId}` },
+      labels: f.labels ?? { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: jobId, [USER_LABEL]: user, [OWNER_LABEL]: owner },
       annotations: f.annotations ?? {},
     },
     ...(f.spec ? { spec: f.spec } : {}),
@@ -77,9 +84,20 @@ function lease(renewedSecondsAgo: number, durationSeconds = 120, f: Fixture = {}
   });
 }
 
-function group(objects: [CleanupKind, ListedObject][]): Map<string, Job> {
+/** The objects of one job as run makes them: both ServiceAccounts, the RoleBinding and (optionally) the Lease. */
+function trusted(f: Fixture = {}, withLease: ListedObject | undefined = lease(10, 120, f)): [CleanupKind, ListedObject][] {
+  const owner = f.owner ?? ownerOf(f.jobId ?? 'job1', f.user);
+  return [
+    ['serviceaccounts', object({ annotations: jobAnnotations(600, 3000), ...f, name: owner })],
+    ['serviceaccounts', object({ annotations: jobAnnotations(600, 3000), ...f, name: `${owner}-exec` })],
+    ['rolebindings', object({ annotations: jobAnnotations(600, 3000), ...f, name: owner })],
+    ...(withLease ? [['leases', withLease] as [CleanupKind, ListedObject]] : []),
+  ];
+}
+
+function group(objects: [CleanupKind, ListedObject][], warn?: (message: string) => void): Map<string, Job> {
   const jobs = new Map<string, Job>();
-  for (const [kind, o] of objects) addObject(jobs, kind, o);
+  for (const [kind, o] of objects) addObject(jobs, kind, o, warn);
   return jobs;
 }
 
@@ -89,58 +107,93 @@ function onlyJob(objects: [CleanupKind, ListedObject][]): Job {
   return jobs[0]!;
 }
 
-describe('addObject', () => {
-  it('groups objects by namespace, job id and owner', () => {
+describe('addObject: a job is made only of what dssuser alone writes', () => {
+  it('keys jobs by namespace and owner; pods and PVCs join the job of their owner label', () => {
     const jobs = group([
-      ['serviceaccounts', object({ name: 'sa-a' })],
-      ['serviceaccounts', object({ name: 'sa-a-exec' })],
-      ['rolebindings', object({ name: 'sa-a' })],
-      ['pods', object({ name: 'exec-1' })],
-      ['serviceaccounts', object({ jobId: 'job2', name: 'sa-b' })],
+      ['serviceaccounts', object()],
+      ['serviceaccounts', object({ name: `${ownerOf('job1')}-exec` })],
+      ['rolebindings', object()],
+      ['serviceaccounts', object({ jobId: 'job2' })],
       // The same job id in another namespace, or of another user, is another job: its Lease must not speak for this one.
-      ['serviceaccounts', object({ namespace: 'dss-ns-bob', name: 'sa-c' })],
-      ['serviceaccounts', object({ user: 'bob', owner: 'dss-spark-bob-job1', name: 'sa-d' })],
+      ['serviceaccounts', object({ namespace: 'dss-ns-bob' })],
+      ['serviceaccounts', object({ user: 'bob' })],
+      ['pods', object({ name: 'exec-1' })],
+      ['persistentvolumeclaims', object({ name: 'exec-1-spark-local' })],
     ]);
     expect([...jobs.keys()].sort()).toEqual([
-      'dss-ns-alice/job1/dss-spark-alice-job1',
-      'dss-ns-alice/job1/dss-spark-bob-job1',
-      'dss-ns-alice/job2/dss-spark-alice-job2',
-      'dss-ns-bob/job1/dss-spark-alice-job1',
+      `dss-ns-alice/${ownerOf('job1')}`,
+      `dss-ns-alice/${ownerOf('job2')}`,
+      `dss-ns-alice/${ownerOf('job1', 'bob')}`,
+      `dss-ns-bob/${ownerOf('job1')}`,
     ]);
-    expect(jobs.get('dss-ns-alice/job1/dss-spark-alice-job1')!.objects).toEqual({ serviceaccounts: ['sa-a', 'sa-a-exec'], rolebindings: ['sa-a'], pods: ['exec-1'] });
+    expect(jobs.get(`dss-ns-alice/${ownerOf('job1')}`)).toMatchObject({
+      jobId: 'job1',
+      owner: ownerOf('job1'),
+      objects: { serviceaccounts: [ownerOf('job1'), `${ownerOf('job1')}-exec`], rolebindings: [ownerOf('job1')], pods: ['exec-1'], persistentvolumeclaims: ['exec-1-spark-local'] },
+    });
   });
 
-  it('ignores objects without the managed-by label or a job label', () => {
+  it('never makes a job of pods or PVCs, whatever their labels say (finding 1)', () => {
+    const victim = { jobId: 'victim' };
     const jobs = group([
-      ['serviceaccounts', object({ labels: { [JOB_LABEL]: 'job1' } })],
-      ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: 'someone-else', [JOB_LABEL]: 'job1' } })],
-      ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } })],
-      ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: '' } })],
+      // What the ephemeral-volume controller made for a hostile pod: managed-by, the victim's job id, and no owner or a made-up one.
+      ['persistentvolumeclaims', object({ ...victim, name: 'x-1', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: 'victim', [USER_LABEL]: 'alice' } })],
+      ['persistentvolumeclaims', object({ ...victim, name: 'x-2', owner: ownerOf('ghost') })],
+      // A pod that names an owner with no ServiceAccount, RoleBinding or Lease.
+      ['pods', object({ name: 'x-3', owner: ownerOf('ghost'), annotations: jobAnnotations(99_999, -99_000) })],
     ]);
     expect(jobs.size).toBe(0);
   });
 
-  it('selects with both labels', () => {
-    expect(ORPHAN_SELECTOR).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL}`);
+  it('counts a pod only for a job already known: the trusted kinds are listed first', () => {
+    const jobs = group([['pods', object({ name: 'exec-0' })], ...trusted(), ['pods', object({ name: 'exec-1' })]]);
+    expect([...jobs.values()].map((j) => j.objects.pods)).toEqual([['exec-1']]);
   });
 
-  it('takes login, created-at and expires-at only from the kinds no job token can write', () => {
+  it('ignores trusted objects not named after their owner label, or without a job id, or with another job id', () => {
+    const warnings: string[] = [];
+    const jobs = group(
+      [
+        ['serviceaccounts', object({ name: 'dss-spark-alice-other' })],
+        ['rolebindings', object({ name: `${ownerOf('job1')}-exec` })],
+        ['leases', lease(5, 120, { name: 'dss-spark-alice-other' })],
+        ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerOf('job1') } })],
+        ['rolebindings', object()],
+        ['leases', lease(5, 120, { owner: ownerOf('job1'), jobId: 'job9', name: ownerOf('job1') })],
+      ],
+      (w) => warnings.push(w),
+    );
+    expect([...jobs.values()].map((j) => [j.owner, j.objects, j.lease])).toEqual([[ownerOf('job1'), { rolebindings: [ownerOf('job1')] }, undefined]]);
+    expect(warnings).toEqual([
+      `ignoring serviceaccounts dss-ns-alice/dss-spark-alice-other: its owner label is "${ownerOf('job1')}", so its name should be "${ownerOf('job1')}" or "${ownerOf('job1')}-exec"`,
+      `ignoring rolebindings dss-ns-alice/${ownerOf('job1')}-exec: its owner label is "${ownerOf('job1')}", so its name should be "${ownerOf('job1')}"`,
+      `ignoring leases dss-ns-alice/dss-spark-alice-other: its owner label is "${ownerOf('job1')}", so its name should be "${ownerOf('job1')}"`,
+      `ignoring serviceaccounts dss-ns-alice/${ownerOf('job1')}: it has no job id label`,
+      `ignoring leases dss-ns-alice/${ownerOf('job1')}: its job id "job9" is not the job id "job1" of the other objects of ${ownerOf('job1')}`,
+    ]);
+  });
+
+  it('ignores objects without the managed-by label or an owner label', () => {
+    const jobs = group([
+      ['serviceaccounts', object({ labels: { [JOB_LABEL]: 'job1', [OWNER_LABEL]: ownerOf('job1') } })],
+      ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: 'someone-else', [JOB_LABEL]: 'job1', [OWNER_LABEL]: ownerOf('job1') } })],
+      ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: 'job1' } })],
+      ['serviceaccounts', object({ labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: 'job1', [OWNER_LABEL]: '' } })],
+    ]);
+    expect(jobs.size).toBe(0);
+  });
+
+  it('lists by the managed-by and owner labels', () => {
+    expect(ORPHAN_SELECTOR).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}`);
+  });
+
+  it('takes login, created-at, expires-at and the process only from the kinds no job token can write', () => {
     const job = onlyJob([
-      ['pods', object({ name: 'exec-1', created: ago(60), annotations: { [Annotation.login]: 'mallory', [Annotation.createdAt]: iso(99_999), [Annotation.expiresAt]: iso(99_999) } })],
       ['serviceaccounts', object({ created: ago(300), annotations: jobAnnotations(300, 3000) })],
+      ['pods', object({ name: 'exec-1', created: ago(60), annotations: { [Annotation.login]: 'mallory', [Annotation.createdAt]: iso(99_999), [Annotation.expiresAt]: iso(99_999), [Annotation.host]: 'h', [Annotation.pid]: '1', [Annotation.processStart]: 'x' } })],
     ]);
-    expect(job.login).toBe('alice');
-    expect(job.createdAt).toEqual(ago(300));
-    expect(job.expiresAt).toEqual(ago(-3000));
-  });
-
-  it('keeps the fresher of two Leases', () => {
-    const job = onlyJob([
-      ['leases', lease(600, 120, { name: 'old' })],
-      ['leases', lease(10, 120, { name: 'fresh' })],
-      ['leases', lease(900, 120, { name: 'older' })],
-    ]);
-    expect(job.lease?.name).toBe('fresh');
+    expect(job).toMatchObject({ login: 'alice', createdAt: ago(300), expiresAt: ago(-3000) });
+    expect(job.process).toBeUndefined();
   });
 
   it('reads renewTime with microseconds, and falls back to acquireTime', () => {
@@ -166,7 +219,7 @@ describe('decideState (fixed clock)', () => {
     ['no Lease, no expiry, created 2 h ago', 'orphaned', 'no lease and no expiry', [sa({}, ago(7200))]],
     ['no Lease, no expiry, created 10 min ago', 'pending', 'no lease and no expiry; orphaned 60m after creation', [sa({}, ago(600))]],
     // A pod's own expires-at does not count: only the job's accounts, RoleBinding and Lease do.
-    ['pods only, with a forged past expires-at', 'pending', 'no lease and no expiry; orphaned 60m after creation', [['pods', object({ created: ago(60), annotations: { [Annotation.expiresAt]: iso(9999) } })]]],
+    ['a pod with a forged past expires-at', 'pending', 'no lease and no expiry; orphaned 60m after creation', [sa({}), ['pods', object({ name: 'p', created: ago(60), annotations: { [Annotation.expiresAt]: iso(9999) } })]]],
   ] as [string, string, string, [CleanupKind, ListedObject][]][])('%s → %s', (_title, state, reason, objects) => {
     expect(decideState(onlyJob(objects), now)).toEqual({ state, reason });
   });
@@ -179,7 +232,7 @@ describe('decideState (fixed clock)', () => {
 
   it('takes a job without Lease whose process on this host is gone for orphaned at once (it died provisioning)', () => {
     const started = { ...jobAnnotations(2, 3598), [Annotation.host]: 'dss-host', [Annotation.pid]: '4242', [Annotation.processStart]: '2025-03-01T11:59:00.000Z' };
-    const job = onlyJob([sa(started), ['pods', object({ annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1' } })]]);
+    const job = onlyJob([sa(started), ['pods', object({ name: 'p', annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1' } })]]);
     expect(job.process).toEqual({ host: 'dss-host', pid: 4242, processStart: '2025-03-01T11:59:00.000Z' });
     const seen: unknown[] = [];
     const dead = { host: 'dss-host', isAlive: (p: unknown) => (seen.push(p), false) };
@@ -189,39 +242,52 @@ describe('decideState (fixed clock)', () => {
     // Another host's process cannot be checked from here; a Lease, when there is one, decides alone.
     expect(decideState(job, now, 3600, { host: 'other-host', isAlive: () => false }).state).toBe('pending');
     expect(decideState(onlyJob([sa(started), ['leases', lease(5)]]), now, 3600, dead).state).toBe('live');
-    // A pod's annotations (written with the job's token) never name the process.
-    expect(onlyJob([['pods', object({ annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1', [Annotation.processStart]: 'x' } })]]).process).toBeUndefined();
   });
 
-  it('takes a stale temp directory without objects for orphaned', () => {
+  it('takes a stale temp directory without a job for orphaned', () => {
     const jobs = new Map<string, Job>();
-    addStaleDirs(jobs, [staleDir('job9', 'dss-ns-alice')], []);
-    expect(decideState(jobs.get('dss-ns-alice/job9/')!, now)).toEqual({ state: 'orphaned', reason: 'no objects left; temp dir of dead process 4242' });
+    addStaleDirs(jobs, [staleDir('job9', 'dss-ns-alice')], everywhere);
+    expect([...jobs.values()].map((job) => decideState(job, now))).toEqual([{ state: 'orphaned', reason: 'no objects left; temp dir of dead process 4242' }]);
   });
 });
 
-function staleDir(jobId: string, namespace: string) {
-  return { path: `/tmp/dss-spark-k8s-${jobId}-abc123`, owner: { jobId, namespace, host: 'h', pid: 4242, processStart: 'x' }, createdAt: ago(60) };
+function staleDir(jobId: string, namespace: string, serviceAccount?: string) {
+  return {
+    path: `/tmp/dss-spark-k8s-${jobId}-abc123`,
+    owner: { jobId, namespace, host: 'h', pid: 4242, processStart: 'x', ...(serviceAccount ? { serviceAccount } : {}) },
+    createdAt: ago(60),
+  };
 }
 
 describe('addStaleDirs', () => {
-  it('attaches a directory to its job, or makes it a job of its own, within the namespaces asked for', () => {
-    const jobs = group([['serviceaccounts', object()]]);
-    addStaleDirs(jobs, [staleDir('job1', 'dss-ns-alice'), staleDir('job7', 'dss-ns-bob'), staleDir('job8', 'dss-ns-carol')], ['dss-ns-alice', 'dss-ns-bob']);
-    expect(jobs.get('dss-ns-alice/job1/dss-spark-alice-job1')!.tempDir?.path).toBe('/tmp/dss-spark-k8s-job1-abc123');
-    expect(jobs.get('dss-ns-bob/job7/')).toMatchObject({ objects: {}, createdAt: ago(60) });
-    expect(jobs.size).toBe(2);
+  it('attaches a directory to the job of its owner, or makes it a job without owner, within the namespaces asked for', () => {
+    const jobs = group([...trusted({ user: 'bob' }), ['serviceaccounts', object()]]);
+    const inScope = (namespace: string) => namespace !== 'dss-ns-carol';
+    addStaleDirs(jobs, [staleDir('job1', 'dss-ns-alice', ownerOf('job1', 'bob')), staleDir('job7', 'dss-ns-bob', ownerOf('job7')), staleDir('job8', 'dss-ns-carol', ownerOf('job8'))], inScope);
+    expect(jobs.get(`dss-ns-alice/${ownerOf('job1', 'bob')}`)!.tempDir?.path).toBe('/tmp/dss-spark-k8s-job1-abc123');
+    expect(jobs.get(`dss-ns-alice/${ownerOf('job1')}`)!.tempDir).toBeUndefined();
+    const lone = [...jobs.values()].filter((job) => job.owner === undefined);
+    expect(lone).toEqual([{ jobId: 'job7', namespace: 'dss-ns-bob', objects: {}, createdAt: ago(60), tempDir: staleDir('job7', 'dss-ns-bob', ownerOf('job7')) }]);
+    expect(jobs.size).toBe(3);
   });
 
-  it('leaves out a directory whose job id two jobs of the namespace share', () => {
-    const jobs = group([
-      ['serviceaccounts', object()],
-      ['serviceaccounts', object({ user: 'bob', owner: 'dss-spark-bob-job1' })],
-    ]);
+  it('never attaches a directory to an owner whose job id is not the directory\'s', () => {
+    const jobs = group([['serviceaccounts', object()]]);
+    addStaleDirs(jobs, [staleDir('job2', 'dss-ns-alice', ownerOf('job1'))], everywhere);
+    expect(jobs.get(`dss-ns-alice/${ownerOf('job1')}`)!.tempDir).toBeUndefined();
+    expect([...jobs.values()].filter((job) => job.owner === undefined)).toHaveLength(1);
+  });
+
+  it('attaches a directory of an older version (no serviceAccount) by job id, and leaves it out when two jobs share the id', () => {
+    const one = group([['serviceaccounts', object()]]);
+    addStaleDirs(one, [staleDir('job1', 'dss-ns-alice')], everywhere);
+    expect([...one.values()].map((j) => j.tempDir?.path)).toEqual(['/tmp/dss-spark-k8s-job1-abc123']);
+
+    const two = group([['serviceaccounts', object()], ['serviceaccounts', object({ user: 'bob' })]]);
     const warnings: string[] = [];
-    addStaleDirs(jobs, [staleDir('job1', 'dss-ns-alice')], [], (w) => warnings.push(w));
-    expect([...jobs.values()].map((j) => j.tempDir)).toEqual([undefined, undefined]);
-    expect(jobs.size).toBe(2);
+    addStaleDirs(two, [staleDir('job1', 'dss-ns-alice')], everywhere, (w) => warnings.push(w));
+    expect([...two.values()].map((j) => j.tempDir)).toEqual([undefined, undefined]);
+    expect(two.size).toBe(2);
     expect(warnings).toEqual(['leaving /tmp/dss-spark-k8s-job1-abc123 alone: 2 jobs in dss-ns-alice have the job id job1']);
   });
 });
@@ -233,7 +299,7 @@ describe('matchesFilters', () => {
     expect(matchesFilters(job, { user: 'John.Doe' }, now)).toBe(true);
     expect(matchesFilters(job, { user: 'john-doe' }, now)).toBe(false);
     expect(matchesFilters(job, { user: 'john.doe' }, now)).toBe(false);
-    const unannotated = onlyJob([['pods', object({ user: loginToSlug('John.Doe') })]]);
+    const unannotated = onlyJob([['rolebindings', object({ user: loginToSlug('John.Doe') })]]);
     expect(matchesFilters(unannotated, { user: 'John.Doe' }, now)).toBe(true);
     expect(matchesFilters(unannotated, { user: 'bob' }, now)).toBe(false);
   });
@@ -245,138 +311,219 @@ describe('matchesFilters', () => {
 
   it('selectJobs drops a lone temp directory under --user (it names no user)', () => {
     const jobs = group([['serviceaccounts', object({ annotations: jobAnnotations(600, 3000) })]]);
-    addStaleDirs(jobs, [staleDir('job5', 'dss-ns-alice')], []);
+    addStaleDirs(jobs, [staleDir('job5', 'dss-ns-alice')], everywhere);
     expect(selectJobs(jobs, { graceSeconds: 3600 }, now).map((r) => r.job.jobId)).toEqual(['job1', 'job5']);
     expect(selectJobs(jobs, { user: 'alice', graceSeconds: 3600 }, now).map((r) => r.job.jobId)).toEqual(['job1']);
   });
 });
 
-describe('deletionPhases', () => {
-  /** A request as a line: "kind job1,job2". */
-  const show = (phases: DeleteRequest[][]) => phases.map((phase) => phase.map((r) => `${r.kind} ${r.jobs.map((j) => j.jobId).join(',')}`));
-
-  it('deletes what drivers made, the anchors and the bindings together, then the accounts, and the Leases last', () => {
-    const jobs = group([
-      ['leases', lease(600)],
-      ['serviceaccounts', object({ name: 'sa' })],
-      ['serviceaccounts', object({ name: 'sa-exec' })],
-      ['rolebindings', object({ name: 'sa' })],
-      ['persistentvolumeclaims', object({ name: 'pvc-1' })],
-      ['configmaps', object({ name: 'cm-1' })],
-      ['configmaps', object({ name: 'cm-2' })],
-      ['services', object({ name: 'svc' })],
-      ['pods', object({ name: 'exec-1' })],
-      ['pods', object({ name: 'exec-2' })],
-      ['serviceaccounts', object({ jobId: 'job2', name: 'sa2' })],
-      ['configmaps', object({ jobId: 'job2', name: 'cm-3' })],
-    ]);
-    expect(show(deletionPhases([...jobs.values()]))).toEqual([
-      ['pods job1', 'services job1', 'configmaps job1,job2', 'persistentvolumeclaims job1', 'secrets job1,job2', 'rolebindings job1'],
-      ['serviceaccounts job1,job2'],
-      ['leases job1'],
-    ]);
+describe('deletionPhases and deleteSelector', () => {
+  it('deletes what drivers made, the anchors and the binding together, then the accounts, and the Lease last', () => {
+    const job = onlyJob([...trusted({}, lease(600)), ['pods', object({ name: 'exec-1' })]]);
+    expect(deletionPhases(job)).toEqual([['pods', 'persistentvolumeclaims', 'secrets', 'rolebindings'], ['serviceaccounts'], ['leases']]);
   });
 
-  it('sends no request for a kind no job has, and none at all for a temp directory alone', () => {
-    expect(show(deletionPhases([onlyJob([['serviceaccounts', object({ name: 'sa' })]])]))).toEqual([['secrets job1'], ['serviceaccounts job1']]);
-    expect(deletionPhases([{ jobId: 'j', namespace: 'n', objects: {} }])).toEqual([]);
+  it('deletes only the trusted kinds the job has, and nothing at all for a temp directory alone', () => {
+    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual([['pods', 'persistentvolumeclaims', 'secrets'], ['serviceaccounts']]);
+    expect(deletionPhases({ jobId: 'j', namespace: 'n', objects: {} })).toEqual([]);
   });
 
-  it('selects exactly the jobs by job id and owner, with the managed-by label', () => {
-    const jobs = [...group([['serviceaccounts', object()], ['serviceaccounts', object({ jobId: 'job2' })]]).values()];
-    expect(jobsSelector(jobs)).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (job1,job2),${OWNER_LABEL} in (dss-spark-alice-job1,dss-spark-alice-job2)`);
-    expect(jobsSelector([{ jobId: 'j', namespace: 'n', objects: {} }])).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (j)`);
-  });
-
-  it('batches jobs by namespace, at most `size` per batch', () => {
-    const item = (namespace: string, jobId: string) => ({ job: { jobId, namespace, objects: {} } });
-    const items = [item('a', '1'), item('b', '2'), item('a', '3'), item('a', '4'), item('b', '5')];
-    expect(batches(items, 2).map((batch) => batch.map((i) => `${i.job.namespace}/${i.job.jobId}`))).toEqual([['a/1', 'a/3'], ['a/4'], ['b/2', 'b/5']]);
+  it('selects by one owner and the managed-by label, never without an owner', () => {
+    expect(deleteSelector({ owner: ownerOf('job1') })).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${ownerOf('job1')}`);
+    expect(deleteSelector({ owner: ownerOf('job1') })).toBe(ownerSelector(ownerOf('job1')));
+    expect(() => deleteSelector({})).toThrow('internal: a delete selector needs the job\'s owner label, got undefined');
+    expect(() => deleteSelector({ owner: 'a,b' })).toThrow(/internal/);
   });
 });
 
-describe('deleteBatch', () => {
-  const selectorOf = (ids: string[]) => `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${JOB_LABEL} in (${ids.join(',')}),${OWNER_LABEL} in (${ids.map((id) => `dss-spark-alice-${id}`).join(',')})`;
+/** Records every request; `leases` is what a re-read of a Lease returns; requests in `failOn` get 403. */
+function fakeKube(options: { failOn?: string[]; leases?: ListedObject[]; listFails?: Record<string, number> } = {}) {
+  const calls: string[] = [];
+  const answer = (call: string) => {
+    calls.push(call);
+    return options.failOn?.includes(call) ? Promise.reject(new KubernetesError(`${call} failed (403 Forbidden): denied`, 403)) : Promise.resolve();
+  };
+  const kube = {
+    list: async (kind: string, namespace: string | undefined, selector: string) => {
+      calls.push(`list ${kind} ${namespace ?? '*'} ${selector}`);
+      const status = options.listFails?.[`${kind} ${namespace ?? '*'}`];
+      if (status) throw new KubernetesError(`list ${kind} in ${namespace ?? '*'} failed (${status}): no`, status);
+      return { items: [] };
+    },
+    getLease: async (namespace: string, name: string) => {
+      calls.push(`get lease ${namespace}/${name}`);
+      return options.leases?.find((l) => l.metadata?.namespace === namespace && l.metadata?.name === name);
+    },
+    deleteCollection: (kind: string, namespace: string, selector: string) => answer(`collection ${kind} ${namespace} ${selector}`),
+    deleteNamespaced: (kind: string, namespace: string, name: string) => answer(`${kind} ${namespace}/${name}`),
+  } as unknown as Kube;
+  return { kube, calls };
+}
 
-  /** Records every request; `leases` is what a re-read of the Leases returns; requests in `failOn` get 403. */
-  function fakeKube(options: { failOn?: string[]; leases?: ListedObject[] } = {}) {
-    const calls: string[] = [];
-    const answer = (call: string) => {
-      calls.push(call);
-      return options.failOn?.includes(call) ? Promise.reject(new KubernetesError(`${call} failed (403 Forbidden): denied`, 403)) : Promise.resolve();
-    };
-    const kube = {
-      list: async (kind: string, namespace: string, selector: string) => {
-        calls.push(`list ${kind} ${namespace} ${selector}`);
-        return { items: options.leases ?? [] };
-      },
-      deleteCollection: (kind: string, namespace: string, selector: string) => answer(`collection ${kind} ${namespace} ${selector}`),
-      deleteNamespaced: (kind: string, namespace: string, name: string) => answer(`${kind} ${namespace}/${name}`),
-    } as unknown as Kube;
-    return { kube, calls };
-  }
+describe('deleteJob', () => {
   const ctx = { limit: limiter(4), now: () => now, graceSeconds: 3600, isAlive: () => false };
-  const reports = (): JobReport[] =>
-    [
-      ...group([
-        ['pods', object({ name: 'exec-1' })],
-        ['rolebindings', object({ name: 'rb' })],
-        ['serviceaccounts', object({ name: 'sa' })],
-        ['leases', lease(600, 120, { name: 'lease' })],
-        ['serviceaccounts', object({ jobId: 'job2', name: 'sa2', annotations: jobAnnotations(7200, -60) })],
-      ]).values(),
-    ].map((job) => ({ job, decision: decideState(job, now) }));
+  const selectorOf = (jobId: string, user = 'alice') => ownerSelector(ownerOf(jobId, user));
+  const reportOf = (objects: [CleanupKind, ListedObject][]): JobReport => {
+    const job = onlyJob(objects);
+    return { job, decision: decideState(job, now) };
+  };
+  const deadJob = () => reportOf([...trusted({}, lease(600)), ['pods', object({ name: 'exec-1' })]]);
 
-  it('reads the Leases again, then deletes in order, by selectors with the managed-by label', async () => {
-    const { kube, calls } = fakeKube({ leases: [lease(600, 120, { name: 'lease' })] });
-    const batch = reports();
-    await deleteBatch(kube, batch, ctx);
+  it('reads the Lease again, then deletes in order, each kind by the one owner selector', async () => {
+    const { kube, calls } = fakeKube({ leases: [lease(600)] });
+    const report = deadJob();
+    await deleteJob(kube, report, ctx);
     expect(calls).toEqual([
-      `list leases dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
-      `collection pods dss-ns-alice ${selectorOf(['job1'])}`,
-      `collection secrets dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
-      `collection rolebindings dss-ns-alice ${selectorOf(['job1'])}`,
-      `collection serviceaccounts dss-ns-alice ${selectorOf(['job1', 'job2'])}`,
-      `collection leases dss-ns-alice ${selectorOf(['job1'])}`,
+      `get lease dss-ns-alice/${ownerOf('job1')}`,
+      `collection pods dss-ns-alice ${selectorOf('job1')}`,
+      `collection persistentvolumeclaims dss-ns-alice ${selectorOf('job1')}`,
+      `collection secrets dss-ns-alice ${selectorOf('job1')}`,
+      `collection rolebindings dss-ns-alice ${selectorOf('job1')}`,
+      `collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`,
+      `collection leases dss-ns-alice ${selectorOf('job1')}`,
     ]);
-    expect(batch.map((r) => [r.result, r.errors])).toEqual([
-      ['deleted', undefined],
-      ['deleted', undefined],
-    ]);
+    expect([report.result, report.errors]).toEqual(['deleted', undefined]);
   });
 
-  it('skips a job whose Lease was renewed since the listing', async () => {
-    const { kube, calls } = fakeKube({ leases: [lease(5, 120, { name: 'lease' })] });
-    const batch = reports();
-    await deleteBatch(kube, batch, ctx);
-    expect(batch[0]).toMatchObject({ result: 'skipped', decision: { state: 'live', reason: 'lease renewed 5s ago' } });
-    expect(batch[1]!.result).toBe('deleted');
-    expect(calls.slice(1)).toEqual([`collection secrets dss-ns-alice ${selectorOf(['job2'])}`, `collection serviceaccounts dss-ns-alice ${selectorOf(['job2'])}`]);
+  it('skips a job whose Lease was renewed since the listing, and one whose Lease appeared', async () => {
+    const { kube, calls } = fakeKube({ leases: [lease(5)] });
+    const renewed = deadJob();
+    await deleteJob(kube, renewed, ctx);
+    expect(renewed).toMatchObject({ result: 'skipped', decision: { state: 'live', reason: 'lease renewed 5s ago' } });
+    const noLease = reportOf([['serviceaccounts', object({ annotations: jobAnnotations(7200, -60) })]]);
+    expect(noLease.decision.state).toBe('orphaned');
+    await deleteJob(kube, noLease, ctx);
+    expect(noLease.result).toBe('skipped');
+    expect(calls.filter((c) => !c.startsWith('get'))).toEqual([]);
+  });
+
+  it('does not take a re-read Lease of another job id for the job\'s', async () => {
+    const { kube, calls } = fakeKube({ leases: [lease(5, 120, { jobId: 'other', owner: ownerOf('job1') })] });
+    const expired = { annotations: jobAnnotations(9000, -3600) };
+    const report = reportOf(trusted(expired, lease(600, 120, expired)));
+    await deleteJob(kube, report, ctx);
+    // Without a Lease of its own, its expires-at decides; and no Lease is deleted.
+    expect(report).toMatchObject({ result: 'deleted', decision: { state: 'orphaned' } });
+    expect(calls.at(-1)).toBe(`collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`);
   });
 
   it('touches nothing of a job whose Lease cannot be read again, and reports it as failed', async () => {
     const { kube, calls } = fakeKube();
-    kube.list = () => Promise.reject(new KubernetesError('list leases failed (503 ServiceUnavailable): down', 503));
-    const batch = reports();
-    await deleteBatch(kube, batch, { ...ctx, limit: (call) => call() });
+    kube.getLease = () => Promise.reject(new KubernetesError('get Lease failed (403 Forbidden): no', 403));
+    const report = deadJob();
+    await deleteJob(kube, report, ctx);
     expect(calls).toEqual([]);
-    expect(batch.map((r) => [r.result, r.errors])).toEqual([
-      ['failed', ['list leases failed (503 ServiceUnavailable): down']],
-      ['failed', ['list leases failed (503 ServiceUnavailable): down']],
-    ]);
-  }, 10_000);
+    expect([report.result, report.errors]).toEqual(['failed', ['get Lease failed (403 Forbidden): no']]);
+  });
 
-  it('still deletes the ServiceAccount after a failure, keeps the Lease and records every failure', async () => {
-    const pods = `collection pods dss-ns-alice ${selectorOf(['job1'])}`;
-    const bindings = `collection rolebindings dss-ns-alice ${selectorOf(['job1'])}`;
-    const { kube, calls } = fakeKube({ failOn: [pods, bindings], leases: [lease(600, 120, { name: 'lease' })] });
-    const batch = reports();
-    await deleteBatch(kube, batch, ctx);
-    expect(batch[0]!.result).toBe('failed');
-    expect(batch[0]!.errors).toEqual([`${pods} failed (403 Forbidden): denied`, `${bindings} failed (403 Forbidden): denied`]);
-    expect(calls).toContain(`collection serviceaccounts dss-ns-alice ${selectorOf(['job1', 'job2'])}`);
-    expect(calls.filter((call) => call.includes('leases') && !call.startsWith('list'))).toEqual([]);
-    expect(batch[1]!.result).toBe('deleted');
+  it('still deletes the ServiceAccounts after a failure, keeps the Lease and records every failure', async () => {
+    const pods = `collection pods dss-ns-alice ${selectorOf('job1')}`;
+    const bindings = `collection rolebindings dss-ns-alice ${selectorOf('job1')}`;
+    const { kube, calls } = fakeKube({ failOn: [pods, bindings], leases: [lease(600)] });
+    const report = deadJob();
+    await deleteJob(kube, report, ctx);
+    expect(report.result).toBe('failed');
+    expect(report.errors).toEqual([`${pods} failed (403 Forbidden): denied`, `${bindings} failed (403 Forbidden): denied`]);
+    expect(calls).toContain(`collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`);
+    expect(calls.filter((call) => call.includes('leases'))).toEqual([]);
+  });
+});
+
+describe('the forged-label attack of finding 1, replayed on the model', () => {
+  // One team namespace: a live victim, a dead neighbour, and what a hostile job had a controller make.
+  const ns = 'dss-team';
+  const victim = { namespace: ns, jobId: 'victim', user: 'alice' };
+  const dead = { namespace: ns, jobId: 'dead', user: 'bob' };
+  const listed: [CleanupKind, ListedObject][] = [
+    ...trusted(victim, lease(5, 120, victim)),
+    ...trusted(dead, lease(900, 120, dead)),
+    ['persistentvolumeclaims', object({ ...victim, name: 'evil-1', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: 'victim' } })],
+    ['persistentvolumeclaims', object({ ...victim, name: 'evil-2', owner: ownerOf('ghost') })],
+    ['pods', object({ ...victim, name: 'evil-3', owner: ownerOf('ghost'), labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerOf('ghost') } })],
+    ['persistentvolumeclaims', object({ ...victim, name: 'evil-4' })],
+  ];
+
+  it('finds only the two real jobs; the objects carrying the victim\'s owner label count as the victim\'s', () => {
+    const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
+    expect(reports.map((r) => [r.job.jobId, r.decision.state, r.job.objects.persistentvolumeclaims ?? []])).toEqual([
+      ['dead', 'orphaned', []],
+      ['victim', 'live', ['evil-4']],
+    ]);
+  });
+
+  it('with --yes, every delete request names the dead job\'s owner and no other', async () => {
+    const { kube, calls } = fakeKube({ leases: [lease(900, 120, dead), lease(5, 120, victim)] });
+    const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
+    for (const report of reports.filter((r) => r.decision.state === 'orphaned')) await deleteJob(kube, report, { limit: limiter(4), now: () => now, graceSeconds: 2, isAlive: () => false });
+    const deletes = calls.filter((c) => c.startsWith('collection'));
+    expect(deletes).toHaveLength(6);
+    for (const call of deletes) expect(call.endsWith(` ${ownerSelector(ownerOf('dead', 'bob'))}`)).toBe(true);
+    expect(calls.some((c) => c.includes('victim') || c.includes(JOB_LABEL))).toBe(false);
+  });
+});
+
+describe('listJobs', () => {
+  it('goes on after a namespace whose trusted lists fail, leaves its jobs out and reports it', async () => {
+    const { kube, calls } = fakeKube({ listFails: { 'serviceaccounts dss-b': 403 } });
+    const warnings: string[] = [];
+    const listing = await listJobs(kube, { namespaces: ['dss-a', 'dss-b', 'dss-c'], pageSize: 500, concurrency: 1, warn: (w) => warnings.push(w) });
+    expect(listing.failures).toEqual([{ namespace: 'dss-b', kind: 'serviceaccounts', message: 'list serviceaccounts in dss-b failed (403): no' }]);
+    expect([...listing.unknown]).toEqual(['dss-b']);
+    expect(warnings).toEqual(['list serviceaccounts in dss-b failed (403): no; the jobs in dss-b are left alone']);
+    // dss-a and dss-c are listed fully; dss-b's driver kinds are not listed at all.
+    for (const ns of ['dss-a', 'dss-c']) for (const kind of ['leases', 'rolebindings', 'serviceaccounts', 'pods', 'persistentvolumeclaims']) expect(calls).toContain(`list ${kind} ${ns} ${ORPHAN_SELECTOR}`);
+    expect(calls.filter((c) => c.startsWith('list pods dss-b') || c.startsWith('list persistentvolumeclaims dss-b'))).toEqual([]);
+  });
+
+  it('asks metadata only for every kind but the Leases', async () => {
+    const seen: string[] = [];
+    const kube = {
+      list: async (kind: string, _ns: string, _selector: string, _limit: number, _continue: string | undefined, metadataOnly: boolean) => {
+        seen.push(`${kind} ${metadataOnly}`);
+        return { items: [] };
+      },
+    } as unknown as Kube;
+    await listJobs(kube, { namespaces: [], pageSize: 500, concurrency: 1 });
+    expect(seen.sort()).toEqual(['leases false', 'persistentvolumeclaims true', 'pods true', 'rolebindings true', 'serviceaccounts true']);
+  });
+
+  it('throws when a trusted list across all namespaces fails, and only reports a failed driver-kind list', async () => {
+    await expect(listJobs(fakeKube({ listFails: { 'leases *': 403 } }).kube, { namespaces: [], pageSize: 500, concurrency: 1 })).rejects.toThrow('list leases in * failed (403): no');
+    const listing = await listJobs(fakeKube({ listFails: { 'pods dss-a': 403 } }).kube, { namespaces: ['dss-a'], pageSize: 500, concurrency: 1 });
+    expect(listing.failures.map((f) => `${f.namespace} ${f.kind}`)).toEqual(['dss-a pods']);
+    expect([...listing.unknown]).toEqual([]);
+  });
+});
+
+describe('cleanupCommand with a namespace whose lists fail', () => {
+  it('cleans the others, says which one failed, and exits 69', async () => {
+    const dead = { namespace: 'dss-a', jobId: 'dead' };
+    const items: Record<string, ListedObject[]> = {
+      'serviceaccounts dss-a': [object({ ...dead, annotations: jobAnnotations(9000, -3600) })],
+    };
+    const calls: string[] = [];
+    const kube = {
+      list: async (kind: string, namespace: string) => {
+        if (namespace === 'dss-b') throw new KubernetesError(`list ${kind} in dss-b failed (403 Forbidden): denied`, 403);
+        return { items: items[`${kind} ${namespace}`] ?? [] };
+      },
+      getLease: async () => undefined,
+      deleteCollection: async (kind: string, namespace: string, selector: string) => void calls.push(`${kind} ${namespace} ${selector}`),
+    } as unknown as Kube;
+    let stdout = '';
+    let stderr = '';
+    const work = mkdtempSync(join(tmpdir(), 'orphans-unit-'));
+    const config = join(work, 'config.yaml');
+    writeFileSync(config, JSON.stringify({ profiles: { default: { sparkSubmit: '/bin/true', tempDir: work } } }));
+    const run = cleanupCommand(
+      { orphans: true, namespace: ['dss-b', 'dss-a'], yes: true, output: 'json', config },
+      { kube, stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) }, env: {}, now: () => now, isAlive: () => false },
+    );
+    await expect(run).rejects.toMatchObject({ exitCode: 69, message: 'could not list everything in dss-b (reasons above); what could not be seen was left alone; run cleanup --orphans again' });
+    expect(calls).toEqual(['pods', 'persistentvolumeclaims', 'secrets', 'serviceaccounts'].map((kind) => `${kind} dss-a ${ownerSelector(ownerOf('dead'))}`));
+    expect(JSON.parse(stdout).map((j: { jobId: string; result: string }) => [j.jobId, j.result])).toEqual([['dead', 'deleted']]);
+    expect(stderr).toMatch(/^dss-spark-k8s: list \w+ in dss-b failed \(403 Forbidden\): denied; the jobs in dss-b are left alone$/m);
+    rmSync(work, { recursive: true });
   });
 });
 
@@ -396,7 +543,7 @@ describe('findStaleDirs', () => {
 
   it('finds our directories whose owner process is gone, on this host only', async () => {
     dir = mkdtempSync(join(tmpdir(), 'orphans-unit-'));
-    const stale = jobDir('dss-spark-k8s-j1-AbC123', {});
+    const stale = jobDir('dss-spark-k8s-j1-AbC123', { serviceAccount: 'dss-spark-a-j1' });
     jobDir('dss-spark-k8s-j2-AbC123', { jobId: 'j2', pid: 1 }); // alive
     jobDir('dss-spark-k8s-j3-AbC123', { jobId: 'j3', host: 'another-host' }); // not this host's to judge
     jobDir('dss-spark-k8s-cluster', undefined); // not a job directory
@@ -407,7 +554,7 @@ describe('findStaleDirs', () => {
     const warnings: string[] = [];
     const found = await findStaleDirs(dir, (owner) => owner.pid === 1, (w) => warnings.push(w));
     expect(found.map((d) => d.path)).toEqual([stale]);
-    expect(found[0]!.owner).toEqual({ jobId: 'j1', host: hostname(), pid: 1234, processStart: 'p', namespace: 'dss-ns-a' });
+    expect(found[0]!.owner).toEqual({ jobId: 'j1', host: hostname(), pid: 1234, processStart: 'p', namespace: 'dss-ns-a', serviceAccount: 'dss-spark-a-j1' });
     expect(warnings.sort()).toEqual([
       `ignoring ${join(dir, 'dss-spark-k8s-j4-AbC123')}: owner.json is not JSON`,
       `ignoring ${join(dir, 'dss-spark-k8s-j5-AbC123')}: owner.json names job "j1", not the job of the directory name`,
@@ -419,28 +566,33 @@ describe('findStaleDirs', () => {
     expect(await findStaleDirs(dir, () => false)).toEqual([]);
   });
 
-  it('deleteBatch removes the directory only while its owner is still dead', async () => {
+  it('deleteJob removes a lone directory from disk only, and only while its owner is still dead', async () => {
     dir = mkdtempSync(join(tmpdir(), 'orphans-unit-'));
-    const path = jobDir('dss-spark-k8s-j1-AbC123', {});
+    const path = jobDir('dss-spark-k8s-j1-AbC123', { serviceAccount: 'dss-spark-a-j1' });
     const [found] = await findStaleDirs(dir, () => false);
-    const job: Job = { jobId: 'j1', namespace: 'dss-ns-a', objects: {}, tempDir: found! };
-    const kube = {} as Kube;
+    const jobs = new Map<string, Job>();
+    addStaleDirs(jobs, [found!], everywhere);
+    const job = [...jobs.values()][0]!;
+    const { kube, calls } = fakeKube();
     const report = (): JobReport => ({ job, decision: decideState(job, now) });
     const ctx = (isAlive: boolean) => ({ limit: limiter(1), now: () => now, graceSeconds: 3600, isAlive: () => isAlive });
-    await deleteBatch(kube, [report()], ctx(true));
+    await deleteJob(kube, report(), ctx(true));
     expect(await findStaleDirs(dir, () => false)).toHaveLength(1);
     const removed = report();
-    await deleteBatch(kube, [removed], ctx(false));
+    await deleteJob(kube, removed, ctx(false));
     expect(removed.result).toBe('deleted');
     expect(await findStaleDirs(dir, () => false)).toEqual([]);
     expect(() => rmSync(path)).toThrow(/ENOENT/);
+    expect(calls).toEqual([]);
   });
 });
 
 describe('parseOwner', () => {
-  it('requires every field', () => {
+  it('requires every field, and a serviceAccount that is a name when there is one', () => {
     expect(() => parseOwner('{"jobId":"j","host":"h","pid":"12","processStart":"p","namespace":"n"}')).toThrow('owner.json lacks jobId, host, pid, processStart or namespace');
     expect(() => parseOwner('null')).toThrow(/lacks/);
+    expect(() => parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"a,b"}')).toThrow('owner.json has a serviceAccount that is not a ServiceAccount name');
+    expect(parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"dss-spark-a"}').serviceAccount).toBe('dss-spark-a');
   });
 });
 
