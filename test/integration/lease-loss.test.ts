@@ -1,12 +1,19 @@
 // Lease renewal on the real apiserver, as dssuser: an administrator's update of the job's Lease (a new
-// resourceVersion) must not stop its renewal; a Lease or ServiceAccount deleted under a running job is reported.
+// resourceVersion) and a renewal whose answer was lost (the PUT applied, the client timed out) must not stop
+// its renewal; a Lease or ServiceAccount deleted, or a Lease taken by another holder, under a running job is
+// reported once.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { thisProcess } from '../../src/exec/process-identity.ts';
-import type { Kube } from '../../src/k8s/client.ts';
+import { Kube } from '../../src/k8s/client.ts';
+import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
 import { startLeaseRenewal } from '../../src/job/lease.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import type { JobLease, JobPlan } from '../../src/plan/types.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { profileWith } from '../support/profile.ts';
 import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, uniqueName } from '../support/kube.ts';
 
@@ -38,6 +45,27 @@ async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolea
   }
 }
 
+const scratch = mkdtempSync(join(tmpdir(), 'dss-spark-k8s-test-lease-'));
+
+/** dssuser's client through a fault proxy, with a short request timeout (the proxy can delay answers past it). */
+async function proxiedDssuser(proxy: FaultProxy, timeoutSeconds: number): Promise<Kube> {
+  const dssuser = loadCredentials({ kubeconfig: inject('cluster').dssuserKubeconfig }, {});
+  const token = (await dssuser.headers()).authorization!.replace(/^Bearer /, '');
+  const path = join(scratch, 'proxied.kubeconfig');
+  const cluster = { server: proxy.url, 'certificate-authority-data': Buffer.from(dssuser.endpoint.caPem!).toString('base64') };
+  writeFileSync(
+    path,
+    JSON.stringify({ apiVersion: 'v1', kind: 'Config', 'current-context': 'x', clusters: [{ name: 'c', cluster }], users: [{ name: 'u', user: { token } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }] }),
+    { mode: 0o600 },
+  );
+  return Kube.load({ kubeconfig: path, timeoutSeconds });
+}
+
+function startProxy(): Promise<FaultProxy> {
+  const cluster = inject('cluster');
+  return startFaultProxy({ server: cluster.server, caFile: cluster.caFile, certFile: join(cluster.dir, 'apiserver.crt'), keyFile: join(cluster.dir, 'apiserver.key') });
+}
+
 beforeAll(async () => {
   await createManagedNamespace(namespace);
   kube = dssuserKube();
@@ -46,6 +74,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await kube.close();
   await adminCore().deleteNamespace({ name: namespace });
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('Lease renewal against the real apiserver', () => {
@@ -73,6 +102,70 @@ describe('Lease renewal against the real apiserver', () => {
       expect(later.metadata!.annotations!['example.com/audited']).toBe('yes');
       expect(lost).toEqual([]);
       expect(warnings).toEqual([]);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('goes on after a renewal whose answer was lost: the PUT applied, the client timed out, the next PUT is 409', async () => {
+    const p = plan(uniqueName('lost'));
+    await kube.createServiceAccount(p.serviceAccount);
+    const stored = await kube.createLease<JobLease>(p.lease);
+    const proxy = await startProxy();
+    const proxied = await proxiedDssuser(proxy, 2);
+    let loseNext = false;
+    const isRenewal = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.split('?')[0]!.endsWith(`/leases/${p.baseName}`);
+    // The apiserver applies the PUT; its answer reaches the proxy at once and the client only after 4 s.
+    proxy.addRule({ match: (r) => (loseNext && isRenewal(r) ? ((loseNext = false), true) : false), delayResponseMs: 4000 });
+    const warnings: string[] = [];
+    const lost: string[] = [];
+    const stop = startLeaseRenewal(proxied, stored, 1, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace, name: p.baseName });
+    const isLeaseRequest = (r: { path: string }) => r.path.split('?')[0]!.endsWith(`/leases/${p.baseName}`);
+    try {
+      const before = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(stored as V1Lease));
+      loseNext = true;
+      await eventually(async () => warnings.length, (n) => n > 0);
+      expect(warnings).toEqual([`renew Lease ${namespace}/${p.baseName} failed: the request timed out`]);
+      // The apiserver did renew: the client just never heard of it.
+      const afterLoss = await readLease(p);
+      expect(renewedAt(afterLoss)).toBeGreaterThan(renewedAt(before));
+      const lostAt = proxy.log.findLastIndex(isRenewal);
+
+      const later = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(afterLoss) + 1000);
+      expect(renewedAt(later)).toBeGreaterThan(renewedAt(afterLoss) + 1000);
+      // The renewal after the lost answer met the stale resourceVersion, re-read the Lease and renewed.
+      const next = await eventually(
+        async () => proxy.log.slice(lostAt + 1).filter(isLeaseRequest).slice(0, 3).map((r) => `${r.method} ${r.outcome}`),
+        (requests) => requests.length === 3 && !requests.some((r) => r.endsWith('held')),
+      );
+      expect(next).toEqual(['PUT 409', 'GET 200', 'PUT 200']);
+      expect(await eventually(async () => proxy.log[lostAt]!.outcome, (outcome) => outcome !== 'held')).toBe('dropped');
+      expect(warnings).toHaveLength(1);
+      expect(lost).toEqual([]);
+    } finally {
+      await stop();
+      await proxied.close();
+      await proxy.close();
+    }
+  });
+
+  it('reports once that another holder took the Lease, and leaves that holder alone', async () => {
+    const p = plan(uniqueName('held'));
+    await kube.createServiceAccount(p.serviceAccount);
+    const stored = await kube.createLease<JobLease>(p.lease);
+    const lost: string[] = [];
+    const stop = startLeaseRenewal(kube, stored, 1, { warn: () => undefined, lost: (r) => lost.push(r) }, { namespace, name: p.baseName });
+    try {
+      const current = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(stored as V1Lease));
+      const taken = await coordination().replaceNamespacedLease({
+        namespace,
+        name: p.baseName,
+        body: { ...current, spec: { ...current.spec, holderIdentity: 'other-host/1/2026-01-01T00:00:00.000Z' } },
+      });
+      await eventually(async () => lost.length, (n) => n > 0);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(lost).toEqual([`its Lease ${namespace}/${p.baseName} (now held by other-host/1/2026-01-01T00:00:00.000Z)`]);
+      expect((await readLease(p)).metadata!.resourceVersion).toBe(taken.metadata!.resourceVersion);
     } finally {
       await stop();
     }
