@@ -11,6 +11,7 @@ import { isolationEnforced, policyCommand } from '../../src/commands/policy.ts';
 import type { Profile } from '../../src/config/types.ts';
 import { profileWith } from '../support/profile.ts';
 import { Kube } from '../../src/k8s/client.ts';
+import { provision } from '../../src/job/apply.ts';
 import { buildNamespace } from '../../src/plan/objects.ts';
 import { planJob, POD_TEMPLATE_PLACEHOLDER } from '../../src/plan/plan.ts';
 import { ISOLATION_POLICY_NAME, OWNER_LABEL } from '../../src/plan/policy.ts';
@@ -53,10 +54,7 @@ async function startJob(
     { ...cluster, callerArgs: [] },
   );
   const dssuser = dssuserKube();
-  await dssuser.createServiceAccount(plan.serviceAccount);
-  await dssuser.createServiceAccount(plan.executorServiceAccount);
-  await dssuser.createRoleBinding(plan.roleBinding);
-  const { token } = await dssuser.requestToken(plan.namespace, plan.baseName, plan.tokenRequest);
+  const { token } = await provision(dssuser, plan, []);
   await dssuser.close();
   const kc = tokenKubeConfig(token);
   return { plan, token, labels: { ...plan.labels, [OWNER_LABEL]: plan.baseName }, core: kc.makeApiClient(CoreV1Api), kube: tokenKube(token) };
@@ -361,7 +359,7 @@ describe('isolation of jobs sharing a team namespace', () => {
       expect(result.message, name).toContain(`ValidatingAdmissionPolicy '${ISOLATION_POLICY_NAME}'`);
     }
     expect(results["pod as B's executor account"]!.message).toContain(`must run as the service account ${a.plan.baseName}-exec`);
-    expect(results['unlabelled pod']!.message).toContain(`must carry the label ${OWNER_LABEL}=${a.plan.baseName}`);
+    expect(results['unlabelled pod']!.message).toContain(`must carry the labels ${OWNER_LABEL}=${a.plan.baseName} and app.kubernetes.io/managed-by=dss-spark-k8s`);
   });
 
   it('lets job A do everything Spark needs with its own objects', async () => {
