@@ -85,7 +85,7 @@ class FakeApiserver implements RotationClient {
     this.requests.push(`create ${name}`);
     const fault = this.createFaults.shift();
     if (fault && fault !== 'answer-lost') throw fail(`create Secret ${name}`, fault);
-    if (this.secrets.has(name)) throw new KubernetesError(`create Secret ${name} failed (409 Conflict): secrets "${name}" already exists`, 409);
+    if (this.secrets.has(name)) throw new KubernetesError(`create Secret ${name} failed (409 AlreadyExists): secrets "${name}" already exists`, 409);
     const uid = `uid-${++this.uids}`;
     this.secrets.set(name, { uid, labels: { ...body.metadata!.labels } });
     if (fault) throw fail(`create Secret ${name}`, fault);
@@ -250,7 +250,7 @@ describe('token rotation', () => {
     server.secrets.set(anchor(1), { uid: 'squatter', labels: {} });
     const stop = start();
     await attempt();
-    expect(failures).toEqual([`create Secret ${anchor(1)} failed (409 Conflict): secrets "${anchor(1)}" already exists`]);
+    expect(failures).toEqual([`create Secret ${anchor(1)} failed (409 AlreadyExists): secrets "${anchor(1)}" already exists`]);
     expect(server.requests).not.toContain(`delete ${anchor(1)}`);
     expect(anchorsIn(created)).toEqual([anchor(0)]);
     await attempt();
