@@ -13,10 +13,14 @@
 //   - names starting with "dss-spark-" are reserved to their job (Spark names executor pods and their claims
 //     "<base>-exec-…");
 //   - its pods run as its own executor account without a token, in no host namespace, unprivileged, on no chosen
-//     node, with no image pull secret or bound volume the namespace does not list (annotations below);
+//     node, with no image pull secret or bound volume the namespace does not list (annotations below), and
+//     with none of the other ways out of a container that Pod Security `baseline` closes (added capabilities
+//     beyond its list, seccomp or AppArmor Unconfined, SELinux options, an unmasked /proc, sysctls): a team
+//     namespace may enforce no Pod Security level at all, and this policy must hold there too;
 //   - volumes: emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own claims, and ephemeral
 //     claims whose template carries none of the tool's labels (the ephemeral-volume controller creates that claim
-//     as itself, so nothing of the job's request would check it) and clones or binds nothing;
+//     as itself, so nothing of the job's request would check it), clones or binds nothing, and whose claim name
+//     ("<pod>-<volume>") is not one reserved to another job (pod "dss" + volume "spark-…" would be);
 //   - no secret through env, no claim from a data source.
 // What stays open: reads (get/list/watch are not admission-controlled), and the network between pods.
 //
@@ -56,11 +60,52 @@ const namespaceList = (annotation: string) => `namespaceObject.metadata.?annotat
  */
 const mayUseName = (name: string) => `(!${name}.startsWith('${JOB_ACCOUNT_PREFIX}') || ${name}.startsWith(variables.account + '-exec-'))`;
 
-/** An ephemeral volume whose claim the controller may make: no tool label, no clone, no binding by name. */
+/**
+ * An ephemeral volume whose claim the controller may make: no tool label, no clone, no binding by name, and a claim
+ * name ("<pod>-<volume>", made by the controller) that the job could use itself.
+ */
 const SAFE_EPHEMERAL =
   `(has(v.ephemeral) && v.ephemeral.?volumeClaimTemplate.?metadata.?labels.orValue({}).all(k, !k.startsWith('${TOOL_LABEL_PREFIX}') && k != '${MANAGED_BY_LABEL}')` +
   ` && !v.ephemeral.?volumeClaimTemplate.?spec.?dataSource.hasValue() && !v.ephemeral.?volumeClaimTemplate.?spec.?dataSourceRef.hasValue()` +
-  ` && v.ephemeral.?volumeClaimTemplate.?spec.?volumeName.orValue('') == '')`;
+  ` && v.ephemeral.?volumeClaimTemplate.?spec.?volumeName.orValue('') == '' && ${mayUseName(`(object.metadata.name + '-' + v.name)`)})`;
+
+/** What Pod Security `baseline` lets a container add; anything else (SYS_ADMIN, NET_RAW, ALL…) reaches the node. */
+const BASELINE_CAPABILITIES = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'];
+/** The SELinux types Pod Security `baseline` allows (spc_t and others run unconfined). */
+const BASELINE_SELINUX_TYPES = ['', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t'];
+const celStrings = (items: readonly string[]) => `[${items.map((item) => `'${item}'`).join(', ')}]`;
+
+/** Checks of a pod's or a container's securityContext (`context` is an optional-chained CEL path to it). */
+const unconfined = (context: string, profile: 'seccompProfile' | 'appArmorProfile') => `${context}.?${profile}.?type.orValue('') == 'Unconfined'`;
+const seLinuxChanged = (context: string) =>
+  `(!(${context}.?seLinuxOptions.?type.orValue('') in ${celStrings(BASELINE_SELINUX_TYPES)}) || ${context}.?seLinuxOptions.?user.orValue('') != ''` +
+  ` || ${context}.?seLinuxOptions.?role.orValue('') != '')`;
+const POD_CONTEXT = 'object.spec.?securityContext';
+const CONTAINER_CONTEXT = 'c.?securityContext';
+const APPARMOR_ANNOTATION_PREFIX = 'container.apparmor.security.beta.kubernetes.io/';
+
+/** Each way a pod reaches its node (or runs less confined than Pod Security `baseline` allows), by name. */
+const NODE_ACCESS: [string, string][] = [
+  ['hostNetwork', `object.spec.?hostNetwork.orValue(false)`],
+  ['hostPID', `object.spec.?hostPID.orValue(false)`],
+  ['hostIPC', `object.spec.?hostIPC.orValue(false)`],
+  ['nodeName', `object.spec.?nodeName.orValue('') != ''`],
+  ['privileged', `variables.containers.exists(c, ${CONTAINER_CONTEXT}.?privileged.orValue(false))`],
+  ['hostPort', `variables.containers.exists(c, c.?ports.orValue([]).exists(p, p.?hostPort.orValue(0) != 0))`],
+  [
+    'capabilities beyond the baseline ones',
+    `variables.containers.exists(c, ${CONTAINER_CONTEXT}.?capabilities.?add.orValue([]).exists(x, !(x in ${celStrings(BASELINE_CAPABILITIES)})))`,
+  ],
+  ['seccomp Unconfined', `${unconfined(POD_CONTEXT, 'seccompProfile')} || variables.containers.exists(c, ${unconfined(CONTAINER_CONTEXT, 'seccompProfile')})`],
+  [
+    'AppArmor Unconfined',
+    `${unconfined(POD_CONTEXT, 'appArmorProfile')} || variables.containers.exists(c, ${unconfined(CONTAINER_CONTEXT, 'appArmorProfile')})` +
+      ` || object.metadata.?annotations.orValue({}).exists(k, k.startsWith('${APPARMOR_ANNOTATION_PREFIX}') && object.metadata.annotations[k] == 'unconfined')`,
+  ],
+  ['SELinux options', `${seLinuxChanged(POD_CONTEXT)} || variables.containers.exists(c, ${seLinuxChanged(CONTAINER_CONTEXT)})`],
+  ['an unmasked /proc', `variables.containers.exists(c, ${CONTAINER_CONTEXT}.?procMount.orValue('Default') != 'Default')`],
+  ['sysctls', `size(${POD_CONTEXT}.?sysctls.orValue([])) != 0`],
+];
 
 /** A pod volume a job may use: no secret, service-account token, hostPath, nfs, other job's claim or unsafe template. */
 const ALLOWED_VOLUME = [
@@ -120,14 +165,8 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             ` || c.?env.orValue([]).exists(e, e.?valueFrom.?secretKeyRef.hasValue())).map(c, c.name)`,
         },
         {
-          name: 'hostAccess',
-          expression:
-            `variables.podCreate ? [` +
-            `object.spec.?hostNetwork.orValue(false) ? 'hostNetwork' : '', object.spec.?hostPID.orValue(false) ? 'hostPID' : '',` +
-            ` object.spec.?hostIPC.orValue(false) ? 'hostIPC' : '', object.spec.?nodeName.orValue('') != '' ? 'nodeName' : '',` +
-            ` variables.containers.exists(c, c.?securityContext.?privileged.orValue(false)) ? 'privileged' : '',` +
-            ` variables.containers.exists(c, c.?ports.orValue([]).exists(p, p.?hostPort.orValue(0) != 0)) ? 'hostPort' : ''` +
-            `].filter(x, x != '') : []`,
+          name: 'nodeAccess',
+          expression: `variables.podCreate ? [${NODE_ACCESS.map(([what, test]) => `(${test}) ? '${what}' : ''`).join(', ')}].filter(x, x != '') : []`,
         },
         {
           name: 'unlistedPullSecrets',
@@ -157,14 +196,15 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             ` + object.spec.?serviceAccountName.orValue('') + '"'`,
         ),
         validation(
-          `size(variables.hostAccess) == 0`,
-          `variables.target + ': ' + variables.hostAccess.join(', ') + ' not allowed for a job pod'`,
+          `size(variables.nodeAccess) == 0`,
+          `variables.target + ': ' + variables.nodeAccess.join(', ') + ' not allowed for a job pod'`,
         ),
         validation(
           `size(variables.forbiddenVolumes) == 0`,
           `variables.target + ': volume(s) ' + variables.forbiddenVolumes.join(', ') + ' not allowed; a job may mount emptyDir,` +
             ` configMap, downwardAPI, projected configMap/downwardAPI, its own claims and ephemeral claims whose template carries` +
-            ` no ${TOOL_LABEL_PREFIX}* or ${MANAGED_BY_LABEL} label and no dataSource, dataSourceRef or volumeName;` +
+            ` no ${TOOL_LABEL_PREFIX}* or ${MANAGED_BY_LABEL} label and no dataSource, dataSourceRef or volumeName, and whose claim` +
+            ` name (<pod>-<volume>) is not reserved to another job;` +
             ` never a secret, a service-account token, a hostPath or nfs'`,
         ),
         validation(
