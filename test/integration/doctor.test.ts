@@ -126,6 +126,10 @@ async function identity(rules: Rule[], owner: { uid: number; gid: number }, name
     await rbac.createNamespacedRole({ namespace, body: { metadata, rules } });
     await rbac.createNamespacedRoleBinding({ namespace, body: { metadata, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects } });
   }
+  // Both manifests bind dssuser to the read-only dss-spark-k8s-doctor ClusterRole too (admission policies, driver role).
+  await rbac.createClusterRoleBinding({
+    body: { metadata: { ...metadata, name: `${name}-doctor` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-doctor' }, subjects },
+  });
   await core.createNamespacedServiceAccount({ namespace: homeNamespace, body: { metadata } });
   const token = (await core.createNamespacedServiceAccountToken({ name, namespace: homeNamespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status!.token!;
   const kubeconfig = join(workDir, `${name}.kubeconfig`);
@@ -240,20 +244,21 @@ describe('doctor with a correct set-up', () => {
       `✓ namespace dss-doc-${id}-${alice.name}`,
       `✓ rights in dss-doc-${id}-${alice.name}`,
       '✓ driver role',
+      '✓ admission policies',
       '✓ sudoers rule',
       '✓ spark-submit',
-      'all 7 checks passed',
+      'all 8 checks passed',
     ]);
     expect(lines[1]).toMatch(new RegExp(`Kubernetes v1\\.34\\.4 as system:serviceaccount:${homeNamespace}:${full.name}$`));
-    expect(lines[6]).toMatch(new RegExp(`Spark 3\\.5\\.1, fabric8 kubernetes-client 6\\.7\\.2, Java works \\(as ${alice.name} through sudo in`));
+    expect(lines[7]).toMatch(new RegExp(`Spark 3\\.5\\.1, fabric8 kubernetes-client 6\\.7\\.2, Java works \\(as ${alice.name} through sudo in`));
   });
 
   it('prints {"ok": true, "checks": [...]} with -o json', async () => {
     const run = await doctor(writeConfig(perUserProfile()), ['--user', alice.name, '--kubeconfig', full.kubeconfig, ...json]);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).ok).toBe(true);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'pass', rights: 'pass', 'driver-role': 'pass', sudo: 'pass', spark: 'pass' });
-    expect(run.check('rights').detail).toBe('all 35 rights a job needs');
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'pass', rights: 'pass', 'driver-role': 'pass', policy: 'pass', sudo: 'pass', spark: 'pass' });
+    expect(run.check('rights').detail).toBe(`all ${requiredRights({ autoCreateNamespace: true }).length} rights a job needs`);
     expect(run.check('driver-role').detail).toBe("ClusterRole dss-spark-k8s-driver grants exactly the driver's rights");
     expect(run.check('sudo').detail).toBe(`${unix.dssuser.name} may run ${spark35} as ${alice.name} without a password, KUBECONFIG kept`);
   });
@@ -296,7 +301,7 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
     expect(broken.code).toBe(78);
     const check = broken.check('rights');
     expect(check.status).toBe('fail');
-    expect(check.detail).toBe(`missing 1 of 35: ${rightName(right)}`);
+    expect(check.detail).toBe(`missing 1 of ${requiredRights({ autoCreateNamespace: true }).length}: ${rightName(right)}`);
     expect(check.fix).toMatch(/^# add to the rules of the ClusterRole bound to system:serviceaccount:/);
     const fixRules = loadYaml<Rule[]>(check.fix!);
     expect(fixRules).toEqual([{ apiGroups: [right.group], resources: [right.resource], ...(right.name ? { resourceNames: [right.name] } : {}), verbs: [right.verb] }]);
@@ -344,7 +349,7 @@ describe('doctor checks the namespace', () => {
   it('without --user: checks rights in the placeholder namespace, and fails on the sudoers check that needs a user', async () => {
     const run = await doctor(writeConfig(perUserProfile()), ['--kubeconfig', full.kubeconfig, ...json]);
     expect(run.code).toBe(78);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'pass', sudo: 'fail', spark: 'pass' });
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'pass', policy: 'pass', sudo: 'fail', spark: 'pass' });
     expect(run.check('rights').title).toBe(`rights in dss-doc-${id}-sample-user`);
     expect(run.check('sudo').fix).toBe('pass --user LOGIN (an end user who runs Spark jobs)');
     expect(run.check('spark').detail).toMatch(/\(as this user in/);
@@ -368,15 +373,14 @@ describe('doctor in team mode', () => {
     await core.createNamespace({ body: { metadata: { name: teamNamespace, labels: { ...testLabel, 'dss-spark-k8s.dataiku.io/managed': 'true' } } } });
   });
 
-  it('passes with only the Role of team-namespaces.yaml (no cluster-scoped right), warning what it cannot read', async () => {
+  it('passes with only the rights of team-namespaces.yaml (a Role, and reading the tool\'s policies and driver role), warning what it cannot read', async () => {
     const who = await identity(teamRules, unix.dssuser, teamNamespace);
     await until(() => who.canI({ group: '', resource: 'pods', verb: 'list' }), 'the binding');
     const run = await doctor(writeConfig(profile()), ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json]);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'warn', policy: 'warn', sudo: 'pass', spark: 'pass' });
-    expect(run.check('driver-role').detail).toMatch(/^cannot read ClusterRole dss-spark-k8s-driver/);
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'pass', policy: 'pass', sudo: 'pass', spark: 'pass' });
     expect(run.check('namespace').detail).toMatch(/^cannot read it \(no get on namespaces\)/);
-    expect(run.check('policy').detail).toMatch(/^cannot verify: no right to read ValidatingAdmissionPolicies/);
-    expect(run.check('rights').detail).toBe('all 33 rights a job needs');
+    expect(run.check('policy').detail).toBe('dss-spark-k8s-job-isolation and dss-spark-k8s-dssuser-scope installed and bound (Deny)');
+    expect(run.check('rights').detail).toMatch(/^all \d+ rights a job needs$/);
     expect(run.code).toBe(0);
   });
 
@@ -397,21 +401,14 @@ describe('doctor in team mode', () => {
     expect((await doctor(config, args)).code).toBe(0);
   });
 
-  it('reports the isolation policy as the administrator sees it when the identity may read it', async () => {
-    const reader = [...teamRules, { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingadmissionpolicies', 'validatingadmissionpolicybindings'], verbs: ['get'] }];
-    const who = await identity(reader, unix.dssuser);
-    await until(() => who.canI({ group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies', verb: 'get' }), 'the binding');
-    const installed = await admin
-      .makeApiClient(AdmissionregistrationV1Api)
-      .readValidatingAdmissionPolicy({ name: 'dss-spark-k8s-job-isolation' })
-      .then(() => true, () => false);
+  it('fails when the identity may not read the admission policies: an unverified boundary is no pass', async () => {
+    const who = await identity(teamRules, unix.dssuser, teamNamespace);
+    await rbac.deleteClusterRoleBinding({ name: `${who.name}-doctor` });
+    await until(async () => !(await who.canI({ group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies', verb: 'get', name: 'dss-spark-k8s-job-isolation' })), 'the unbinding');
     const run = await doctor(writeConfig(profile()), ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json]);
-    // Another test file may install the policy at any time; a missing one must be reported with its fix.
-    if (!installed) {
-      expect(run.check('policy')).toMatchObject({ status: 'fail', fix: 'dss-spark-k8s policy apply --kubeconfig <an administrator kubeconfig>' });
-    } else {
-      expect(['pass', 'fail']).toContain(run.check('policy').status);
-    }
+    expect(run.check('policy')).toMatchObject({ status: 'fail', fix: 'kubectl apply -f deploy/rbac/team-namespaces.yaml   # as a cluster administrator' });
+    expect(run.check('policy').detail).toMatch(/^cannot read the ValidatingAdmissionPolicies dss-spark-k8s-job-isolation and dss-spark-k8s-dssuser-scope/);
+    expect(run.code).toBe(78);
   });
 
   it('asks for the admin property when the team namespace cannot be resolved', async () => {
@@ -518,7 +515,7 @@ describe('doctor without a cluster or a valid configuration', () => {
     chownSync(kubeconfig, unix.dssuser.uid, unix.dssuser.gid);
     const run = await doctor(writeConfig(perUserProfile()), ['--user', alice.name, '--kubeconfig', kubeconfig, ...json]);
     expect(run.code).toBe(78);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'fail', namespace: 'skip', rights: 'skip', 'driver-role': 'skip', sudo: 'pass', spark: 'pass' });
+    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'fail', namespace: 'skip', rights: 'skip', 'driver-role': 'skip', policy: 'skip', sudo: 'pass', spark: 'pass' });
     expect(run.check('cluster').detail).toMatch(/^get server version failed \(401/);
     expect(run.check('cluster').fix).toMatch(/credentials of dssuser's kubeconfig are rejected/);
   });
