@@ -2,7 +2,7 @@
 // resourceVersion) and a renewal whose answer was lost (the PUT applied, the client timed out) must not stop
 // its renewal; a Lease or ServiceAccount deleted, or a Lease taken by another holder, under a running job is
 // reported once.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
@@ -13,9 +13,11 @@ import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
 import { startLeaseRenewal } from '../../src/job/lease.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import type { JobLease, JobPlan } from '../../src/plan/types.ts';
+import { dirEntries, dssuserDir, jobObjects, startCli, uniqueJobId, writeConfig } from '../support/cli.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { profileWith } from '../support/profile.ts';
 import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, uniqueName } from '../support/kube.ts';
+import { JOB_LABEL } from '../../src/plan/types.ts';
 
 const namespace = uniqueName('dss-lease');
 const coordination = () => adminKubeConfig().makeApiClient(CoordinationV1Api);
@@ -188,6 +190,37 @@ describe('Lease renewal against the real apiserver', () => {
       } finally {
         await stop();
       }
+    });
+  }
+});
+
+describe('run: a job whose Lease or ServiceAccount is deleted while it runs', () => {
+  for (const gone of ['Lease', 'ServiceAccount'] as const) {
+    it(`stops the driver, says so on stderr and in an event, exits 76 and leaves nothing (${gone} deleted)`, async () => {
+      const alice = inject('unix').endUsers[0]!;
+      const config = writeConfig({ targetNamespace: namespace, leaseRenewSeconds: '1s' });
+      const events = join(dssuserDir(), 'events.jsonl');
+      const jobId = uniqueJobId('lost');
+      const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--events', events, '--', 'app', 'marker', 'running', 'sleep', '30']);
+      await cli.waitForEvent('marker');
+      const selector = { namespace, labelSelector: `${JOB_LABEL}=${jobId}` };
+      if (gone === 'Lease') {
+        const [lease] = (await coordination().listNamespacedLease(selector)).items;
+        await coordination().deleteNamespacedLease({ namespace, name: lease!.metadata!.name! });
+      } else {
+        const [account] = (await adminCore().listNamespacedServiceAccount(selector)).items.filter((a) => !a.metadata!.name!.endsWith('-exec'));
+        await adminCore().deleteNamespacedServiceAccount({ namespace, name: account!.metadata!.name! });
+      }
+      const result = await cli.result;
+
+      expect(result.exitCode, result.stderr).toBe(76);
+      expect(result.stdout).toContain('"event":"signalled","signal":"SIGTERM"'); // the driver was stopped
+      expect(result.stderr).toContain(`job ${jobId} lost its ${gone} ${namespace}/`);
+      const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; reason?: string });
+      expect(lines.filter((l) => l.event === 'lost')).toEqual([expect.objectContaining({ reason: expect.stringContaining(`its ${gone} ${namespace}/`) })]);
+      expect(lines.at(-1)).toMatchObject({ event: 'torn-down', outcome: 'ok', left: [] });
+      expect(await jobObjects(jobId)).toEqual([]);
+      expect(dirEntries(config.tempDir)).toEqual([]);
     });
   }
 });
