@@ -1,0 +1,635 @@
+// The verb × resource part of THREAT-MODEL.md: every right the manifests of deploy/rbac grant to the two
+// Kubernetes identities (a job's token, dssuser), read from the manifests themselves, and for each write right
+// the constraint that bounds it and the test that proves the bound. scripts/render-threat-model.ts writes the
+// table into THREAT-MODEL.md; test/unit/threat-model.test.ts fails when a granted write right has no entry in
+// BOUNDS, when an entry names a right no longer granted, a policy rule that is not there or a test that does
+// not exist. Not used by the CLI (it lives here, beside policy.ts, because tsc checks src/ and the entries
+// name that policy's rules).
+//
+// Who gets which role is read from the bindings: a binding's subject must be dssuser, and the roles dssuser may
+// `bind` (by resourceNames) are what a job's token gets, in its namespace, through its RoleBinding.
+
+import { DRIVER_CLUSTER_ROLE } from './objects.ts';
+import { ISOLATION_POLICY_NAME } from './policy.ts';
+
+export const DSSUSER_POLICY_NAME = 'dss-spark-k8s-dssuser-scope';
+/** The identity in dssuser's kubeconfig, as the manifests name it. */
+const DSSUSER_SUBJECT = { kind: 'User', name: 'dssuser' };
+
+export type Identity = 'job token' | 'dssuser';
+const IDENTITY_ORDER: readonly Identity[] = ['job token', 'dssuser'];
+/** The matchCondition by which an admission policy picks out this identity's requests. */
+const MATCH_CONDITION: Record<Identity, string> = { 'job token': 'is-job-account', dssuser: 'is-dssuser' };
+
+/** Not admission-controlled and not bounded here: listed, not tabled. Every other verb is a write. */
+export const READ_VERBS: readonly string[] = ['get', 'list', 'watch'];
+const VERB_ORDER = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'bind'];
+/** The admission operation a verb is seen as (deletecollection: one DELETE per object). */
+const OPERATION: Record<string, string> = { create: 'CREATE', update: 'UPDATE', patch: 'UPDATE', delete: 'DELETE', deletecollection: 'DELETE' };
+
+export interface Manifest {
+  /** Path from the repository root, e.g. deploy/rbac/team-namespaces.yaml. */
+  file: string;
+  /** Its YAML documents, parsed. */
+  docs: readonly unknown[];
+}
+
+export interface Grant {
+  file: string;
+  role: string;
+  scope: string;
+}
+
+export interface Right {
+  identity: Identity;
+  verb: string;
+  /** `resource[/subresource][.group]`, as kubectl names it: pods, serviceaccounts/token, leases.coordination.k8s.io. */
+  resource: string;
+  resourceNames: readonly string[];
+  grants: Grant[];
+}
+
+export type Constraint =
+  /** A validation of an admission policy, found by a piece of its message; `request`: the request it sees, when not the right's own. */
+  | { policy: string; rule: string; request?: { verb: string; resource: string } }
+  /** The right names its objects (RBAC resourceNames). */
+  | { rbac: 'resourceNames' }
+  /** Pod Security Admission of the namespace. */
+  | { podSecurity: string };
+
+export interface Proof {
+  /** From the repository root. */
+  file: string;
+  /** The test's title, or a piece of it found once in the file. */
+  it: string;
+}
+
+export interface Bound {
+  identity: Identity;
+  verb: string;
+  resource: string;
+  resourceNames?: readonly string[];
+  /** What the identity can still do with the right, in one sentence. */
+  bound: string;
+  by: readonly Constraint[];
+  proofs: readonly Proof[];
+  /** Where the bound does not hold, said plainly. */
+  gap?: string;
+}
+
+export function rightKey(right: { identity: string; verb: string; resource: string; resourceNames?: readonly string[] }): string {
+  const names = right.resourceNames?.length ? ` (${[...right.resourceNames].sort().join(', ')})` : '';
+  return `${right.identity} ${right.verb} ${right.resource}${names}`;
+}
+
+export const isWrite = (verb: string) => !READ_VERBS.includes(verb);
+
+// --- reading the manifests ---
+
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs?: string[];
+  resourceNames?: string[];
+}
+interface Doc {
+  kind?: string;
+  metadata?: { name?: string };
+  rules?: Rule[];
+  roleRef?: { kind?: string; name?: string };
+  subjects?: { kind?: string; name?: string; namespace?: string }[];
+  spec?: Record<string, unknown>;
+}
+
+const docsOf = (manifest: Manifest) => manifest.docs.filter((d): d is Doc => typeof d === 'object' && d !== null) as Doc[];
+const roleId = (kind: string | undefined, name: string | undefined) => `${kind} ${name}`;
+const displayResource = (group: string, resource: string) => (group ? `${resource}.${group}` : resource);
+const fileName = (file: string) => file.slice(file.lastIndexOf('/') + 1);
+
+/** Every right granted to a known identity by the manifests, and what the manifests grant that the model does not know. */
+export function grantedRights(manifests: readonly Manifest[]): { rights: Right[]; problems: string[] } {
+  const rights = new Map<string, Right>();
+  const problems: string[] = [];
+  const grant = (identity: Identity, rules: readonly Rule[], where: Grant) => {
+    for (const rule of rules) {
+      for (const group of rule.apiGroups ?? ['']) {
+        for (const resource of rule.resources ?? []) {
+          for (const verb of rule.verbs ?? []) {
+            const right = { identity, verb, resource: displayResource(group, resource), resourceNames: [...(rule.resourceNames ?? [])].sort(), grants: [] };
+            const existing = rights.get(rightKey(right)) ?? right;
+            if (!existing.grants.some((g) => g.file === where.file && g.role === where.role)) existing.grants.push(where);
+            rights.set(rightKey(right), existing);
+          }
+        }
+      }
+    }
+  };
+
+  for (const manifest of manifests) {
+    const docs = docsOf(manifest);
+    const roles = new Map(docs.filter((d) => d.kind === 'Role' || d.kind === 'ClusterRole').map((d) => [roleId(d.kind, d.metadata?.name), d.rules ?? []]));
+    const reached = new Set<string>();
+    const jobRoles: string[] = [];
+    for (const binding of docs.filter((d) => d.kind === 'RoleBinding' || d.kind === 'ClusterRoleBinding')) {
+      const role = roleId(binding.roleRef?.kind, binding.roleRef?.name);
+      const rules = roles.get(role);
+      const named = `${manifest.file}: ${binding.kind} ${binding.metadata?.name}`;
+      if (!rules) problems.push(`${named} grants ${role}, which the manifest does not define: its rights are unknown`);
+      for (const subject of binding.subjects ?? []) {
+        if (subject.kind !== DSSUSER_SUBJECT.kind || subject.name !== DSSUSER_SUBJECT.name) {
+          problems.push(`${named} grants ${role} to ${subject.kind} ${subject.name}, an identity the threat model does not know`);
+          continue;
+        }
+        if (!rules) continue;
+        reached.add(role);
+        grant('dssuser', rules, { file: manifest.file, role, scope: binding.kind === 'ClusterRoleBinding' ? 'cluster-wide' : 'in each namespace the manifest is applied to' });
+        for (const rule of rules.filter((r) => r.verbs?.includes('bind'))) {
+          for (const resource of rule.resources ?? []) {
+            const kind = resource === 'clusterroles' ? 'ClusterRole' : resource === 'roles' ? 'Role' : undefined;
+            if (!kind) continue;
+            if (!rule.resourceNames?.length) problems.push(`${manifest.file}: ${role} lets dssuser bind any ${kind}: a job could be given any rights`);
+            for (const name of rule.resourceNames ?? []) jobRoles.push(roleId(kind, name));
+          }
+        }
+      }
+    }
+    for (const role of new Set(jobRoles)) {
+      const rules = roles.get(role);
+      if (!rules) {
+        problems.push(`${manifest.file}: dssuser may bind ${role}, which the manifest does not define: a job's rights are unknown`);
+        continue;
+      }
+      reached.add(role);
+      grant('job token', rules, { file: manifest.file, role, scope: "in the job's namespace (its RoleBinding)" });
+    }
+    for (const role of roles.keys()) if (!reached.has(role)) problems.push(`${manifest.file}: ${role} is bound to no identity of the threat model`);
+  }
+  return { rights: [...rights.values()].sort(byIdentityResourceVerb), problems };
+}
+
+function byIdentityResourceVerb(a: Right, b: Right): number {
+  const verbIndex = (verb: string) => (VERB_ORDER.includes(verb) ? VERB_ORDER.indexOf(verb) : VERB_ORDER.length);
+  return (
+    IDENTITY_ORDER.indexOf(a.identity) - IDENTITY_ORDER.indexOf(b.identity) ||
+    a.resource.localeCompare(b.resource) ||
+    verbIndex(a.verb) - verbIndex(b.verb) ||
+    a.verb.localeCompare(b.verb) ||
+    rightKey(a).localeCompare(rightKey(b))
+  );
+}
+
+// --- checking the table against the manifests and the tests ---
+
+interface PolicyDoc {
+  matchConstraints?: { resourceRules?: { apiGroups?: string[]; operations?: string[]; resources?: string[] }[] };
+  matchConditions?: { name?: string }[];
+  validations?: { message?: string; messageExpression?: string }[];
+}
+
+/** Whether a policy's resourceRules see `operation` on `resource` (resource[/sub][.group]). */
+function policySees(policy: PolicyDoc, operation: string, resource: string): boolean {
+  const dot = resource.indexOf('.');
+  const [name, group] = dot < 0 ? [resource, ''] : [resource.slice(0, dot), resource.slice(dot + 1)];
+  const [main, sub] = name.split('/') as [string, string | undefined];
+  const coversResource = (pattern: string) =>
+    pattern === '*/*' || pattern === name || (sub === undefined ? pattern === '*' : pattern === `${main}/*` || pattern === `*/${sub}`);
+  return (policy.matchConstraints?.resourceRules ?? []).some(
+    (r) =>
+      (r.apiGroups ?? []).some((g) => g === '*' || g === group) &&
+      (r.operations ?? []).some((o) => o === '*' || o === operation) &&
+      (r.resources ?? []).some(coversResource),
+  );
+}
+
+/** Every way BOUNDS and the granted rights disagree: (b) unbounded rights, (d) stale entries, and constraints the manifests do not carry. */
+export function boundProblems(rights: readonly Right[], bounds: readonly Bound[], manifests: readonly Manifest[]): string[] {
+  const problems: string[] = [];
+  const writes = new Map(rights.filter((r) => isWrite(r.verb)).map((r) => [rightKey(r), r]));
+  const seen = new Set<string>();
+  for (const bound of bounds) {
+    const key = rightKey(bound);
+    if (seen.has(key)) problems.push(`${key}: bounded twice in BOUNDS`);
+    seen.add(key);
+    const right = writes.get(key);
+    if (!right) {
+      problems.push(`${key}: in BOUNDS, but no manifest grants it (any more): remove the entry`);
+      continue;
+    }
+    if (bound.by.length === 0) problems.push(`${key}: no constraint named`);
+    if (bound.proofs.length === 0) problems.push(`${key}: no test named`);
+    problems.push(...new Set(bound.by.flatMap((constraint) => constraintProblems(right, constraint, manifests))));
+  }
+  for (const [key, right] of writes) {
+    if (!seen.has(key)) problems.push(`${key}: granted by ${right.grants.map((g) => `${g.role} (${g.file})`).join(', ')} but bounded by no entry of BOUNDS`);
+  }
+  return problems;
+}
+
+function constraintProblems(right: Right, constraint: Constraint, manifests: readonly Manifest[]): string[] {
+  const key = rightKey(right);
+  if ('rbac' in constraint) return right.resourceNames.length ? [] : [`${key}: bounded by RBAC resourceNames, but the rule names no object`];
+  if ('podSecurity' in constraint) return [];
+  const problems: string[] = [];
+  const request = constraint.request ?? { verb: right.verb, resource: right.resource };
+  const operation = OPERATION[request.verb];
+  for (const file of new Set(right.grants.map((g) => g.file))) {
+    const docs = docsOf(manifests.find((m) => m.file === file)!);
+    const policy = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy' && d.metadata?.name === constraint.policy)?.spec as PolicyDoc | undefined;
+    const where = `${key}: ${constraint.policy} in ${file}`;
+    if (!policy) {
+      problems.push(`${where}: the manifest does not carry the policy`);
+      continue;
+    }
+    const binding = docs.find((d) => d.kind === 'ValidatingAdmissionPolicyBinding' && d.spec?.policyName === constraint.policy);
+    if (!(binding?.spec?.validationActions as string[] | undefined)?.includes('Deny')) problems.push(`${where}: no binding that denies`);
+    if (!policy.matchConditions?.some((c) => c.name === MATCH_CONDITION[right.identity])) {
+      problems.push(`${where}: does not pick out the ${right.identity} (no matchCondition ${MATCH_CONDITION[right.identity]})`);
+    }
+    if (!operation || !policySees(policy, operation, request.resource)) {
+      problems.push(`${where}: does not see ${request.verb} ${request.resource}${operation ? ` (${operation})` : ' (not an admission operation)'}`);
+    }
+    if (!policy.validations?.some((v) => `${v.message ?? ''}\n${v.messageExpression ?? ''}`.includes(constraint.rule))) {
+      problems.push(`${where}: no validation says "${constraint.rule}"`);
+    }
+  }
+  return problems;
+}
+
+const LITERAL = /'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`/g;
+const LITERAL_TITLE = /\b(?:it|test)(?:\.each\([\s\S]*?\))?\(\s*('(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`)/g;
+/** it(attack.name, …): a title held in data. */
+const DATA_TITLE = /\b(?:it|test)\(\s*[A-Za-z_$][\w$.]*\s*,/;
+/** A string literal's text: quotes dropped, escapes resolved (\' → '). */
+const unquote = (literal: string) => literal.slice(1, -1).replace(/\\(.)/g, '$1');
+
+/**
+ * (c) Tests that do not exist: the file is missing, or no test title has the piece (or several do, and none is
+ * exactly it). A title held in data (it(attack.name, …)) is found as the one string of the file that holds it.
+ */
+export function proofProblems(bounds: readonly Bound[], readFile: (file: string) => string | undefined): string[] {
+  const problems: string[] = [];
+  for (const bound of bounds) {
+    for (const proof of bound.proofs) {
+      const where = `${rightKey(bound)}: ${proof.file} › "${proof.it}"`;
+      const text = readFile(proof.file);
+      if (text === undefined) {
+        problems.push(`${where}: no such file`);
+        continue;
+      }
+      const titles = [...text.matchAll(LITERAL_TITLE)].map((m) => unquote(m[1]!)).filter((t) => t.includes(proof.it));
+      if (titles.length === 1 || titles.filter((t) => t === proof.it).length === 1) continue;
+      if (titles.length > 1) {
+        problems.push(`${where}: ${titles.length} tests have that title; name one`);
+        continue;
+      }
+      const strings = DATA_TITLE.test(text) ? [...text.matchAll(LITERAL)].map((m) => unquote(m[0])).filter((t) => t.includes(proof.it)) : [];
+      if (strings.length !== 1 && strings.filter((t) => t === proof.it).length !== 1) problems.push(`${where}: ${strings.length === 0 ? 'no test has that title' : `${strings.length} strings hold that title; name one`}`);
+    }
+  }
+  return problems;
+}
+
+// --- rendering ---
+
+export const BEGIN = '<!-- BEGIN generated by scripts/render-threat-model.ts from deploy/rbac and src/plan/threat-model.ts; do not edit -->';
+export const END = '<!-- END generated -->';
+
+const cell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+const code = (text: string) => `\`${text}\``;
+
+function constraintText(constraint: Constraint): string {
+  if ('rbac' in constraint) return 'RBAC resourceNames';
+  if ('podSecurity' in constraint) return `Pod Security: ${constraint.podSecurity}`;
+  const short = constraint.policy.replace(/^dss-spark-k8s-/, '');
+  const on = constraint.request ? ` (on ${constraint.request.verb} ${constraint.request.resource})` : '';
+  return `${short}${on}: ${code(constraint.rule.trim())}`;
+}
+
+const grantText = (grants: readonly Grant[]) => grants.map((g) => `${fileName(g.file)}: ${g.role}, ${g.scope}`).join('<br>');
+const resourceText = (right: { resource: string; resourceNames?: readonly string[] }) =>
+  code(right.resource) + (right.resourceNames?.length ? ` named ${right.resourceNames.map(code).join(', ')}` : '');
+
+/** The generated block of THREAT-MODEL.md, markers included. */
+export function renderThreatModelBlock(rights: readonly Right[], bounds: readonly Bound[]): string {
+  const byKey = new Map(bounds.map((b) => [rightKey(b), b]));
+  const writes = rights.filter((r) => isWrite(r.verb));
+  const reads = rights.filter((r) => !isWrite(r.verb));
+  const count = (list: readonly Right[], identity: Identity) => list.filter((r) => r.identity === identity).length;
+  const lines = [
+    BEGIN,
+    '',
+    `${writes.length} write rights (job token ${count(writes, 'job token')}, dssuser ${count(writes, 'dssuser')}) and ${reads.length} read rights,` +
+      ' read from the Roles, ClusterRoles and bindings of deploy/rbac. Admission policies: `job-isolation` is' +
+      ` ${code(ISOLATION_POLICY_NAME)} (src/plan/policy.ts), \`dssuser-scope\` is ${code(DSSUSER_POLICY_NAME)}; a quoted rule is a piece` +
+      ' of the message of the validation that refuses.',
+    '',
+    '### Write rights',
+    '',
+    '| Identity | Verb | Resource | Granted by | What it can still do | Bounded by | Proved by |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const right of writes) {
+    const bound = byKey.get(rightKey(right));
+    const proofs = bound?.proofs.map((p) => `${p.file} › ${code(p.it)}`).join('<br>') ?? '';
+    lines.push(
+      '| ' +
+        [
+          right.identity,
+          right.verb,
+          resourceText(right),
+          grantText(right.grants),
+          bound ? bound.bound : '**NO BOUND**',
+          bound ? bound.by.map(constraintText).join('<br>') : '',
+          proofs,
+        ]
+          .map(cell)
+          .join(' | ') +
+        ' |',
+    );
+  }
+  const gaps = writes.map((r) => byKey.get(rightKey(r))).filter((b): b is Bound => b?.gap !== undefined);
+  if (gaps.length) {
+    lines.push('', '### Where a bound does not hold', '');
+    for (const bound of gaps) lines.push(`- ${bound.identity} ${bound.verb} ${resourceText(bound)}: ${bound.gap}`);
+  }
+  lines.push('', '### Read rights (not admission-controlled: bounded by RBAC alone)', '', '| Identity | Resource | Verbs | Granted by |', '|---|---|---|---|');
+  const readRows = new Map<string, { identity: Identity; resource: string; resourceNames: readonly string[]; verbs: string[]; grants: Grant[] }>();
+  for (const right of reads) {
+    const key = `${right.identity} ${rightKey({ identity: '', verb: '', resource: right.resource, resourceNames: right.resourceNames })}`;
+    const row = readRows.get(key) ?? { identity: right.identity, resource: right.resource, resourceNames: right.resourceNames, verbs: [], grants: [] };
+    row.verbs.push(right.verb);
+    for (const g of right.grants) if (!row.grants.some((h) => h.file === g.file && h.role === g.role)) row.grants.push(g);
+    readRows.set(key, row);
+  }
+  for (const row of readRows.values()) lines.push('| ' + [row.identity, resourceText(row), row.verbs.join(', '), grantText(row.grants)].map(cell).join(' | ') + ' |');
+  lines.push('', END);
+  return `${lines.join('\n')}\n`;
+}
+
+/** `text` with its generated block replaced by `block`. */
+export function withBlock(text: string, block: string): string {
+  const start = text.indexOf(BEGIN);
+  const end = text.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`no generated block (${BEGIN} … ${END})`);
+  return text.slice(0, start) + block + text.slice(end + END.length + 1);
+}
+
+// --- the table ---
+
+const DSSUSER = DSSUSER_POLICY_NAME;
+const JOB = ISOLATION_POLICY_NAME;
+const IT = {
+  controlPlane: 'test/integration/control-plane.test.ts',
+  isolation: 'test/integration/isolation.test.ts',
+  run: 'test/integration/run.test.ts',
+  cleanup: 'test/integration/cleanup.test.ts',
+  leaseLoss: 'test/integration/lease-loss.test.ts',
+  redteamJob: 'test/integration/redteam-job.test.ts',
+};
+const redteamJob = (...titles: string[]): Proof[] => titles.map((it) => ({ file: IT.redteamJob, it }));
+
+const dssuserRules = {
+  managedNamespace: { policy: DSSUSER, rule: 'dssuser may only write in namespaces labelled dss-spark-k8s.dataiku.io/managed=true' },
+  namespaces: { policy: DSSUSER, rule: 'dssuser may only create namespaces matching ^dss-' },
+  jobObject: { policy: DSSUSER, rule: 'named after a job account (dss-spark-…), labelled' },
+  serviceAccountShape: { policy: DSSUSER, rule: "dssuser's ServiceAccounts must set automountServiceAccountToken: false" },
+  roleBindingShape: { policy: DSSUSER, rule: "dssuser's RoleBindings may only grant ClusterRole dss-spark-k8s-driver" },
+  secretShape: { policy: DSSUSER, rule: 'dssuser may only create empty Secrets of type Opaque' },
+  token: { policy: DSSUSER, rule: 'dssuser may only request tokens for job accounts' },
+  labelledDelete: { policy: DSSUSER, rule: 'dssuser may only delete objects labelled app.kubernetes.io/managed-by=dss-spark-k8s' },
+  quotaAndLimits: { policy: DSSUSER, rule: 'dssuser may only create the ResourceQuota and LimitRange named dss-spark-k8s' },
+} as const;
+
+const jobRules = {
+  ownObjectsOnly: { policy: JOB, rule: 'it is not labelled dss-spark-k8s.dataiku.io/owner-sa=' },
+  labels: { policy: JOB, rule: 'must carry the labels dss-spark-k8s.dataiku.io/owner-sa=' },
+  names: { policy: JOB, rule: 'names starting with dss-spark- are reserved to their job' },
+  account: { policy: JOB, rule: 'must run as the service account ' },
+  host: { policy: JOB, rule: 'not allowed for a job pod' },
+  volumes: { policy: JOB, rule: 'a job may mount emptyDir' },
+  secretEnv: { policy: JOB, rule: 'may not read secrets through env or envFrom' },
+  pullSecrets: { policy: JOB, rule: 'not allowed; an administrator lists the ones jobs may use' },
+  claimSource: { policy: JOB, rule: 'a job may not create a claim from a data source' },
+} as const;
+
+const POD_SECURITY = 'the enforce level of the namespace (what the isolation policy leaves: capabilities, root, seccomp, AppArmor, sysctls)';
+const teardownDelete = (resource: string, verb: string, what: string): Bound => ({
+  identity: 'dssuser',
+  verb,
+  resource,
+  bound: `only ${what} labelled managed-by=dss-spark-k8s, in managed namespaces${verb === 'deletecollection' ? ' (each object of the collection is admitted as one DELETE)' : ''}`,
+  by: [dssuserRules.managedNamespace, dssuserRules.labelledDelete],
+  proofs: [{ file: IT.isolation, it: 'leaves dssuser (not a job account) free to tear down any job object' }],
+});
+const jobObjectDelete = (resource: string, verb: string): Bound => ({
+  identity: 'dssuser',
+  verb,
+  resource,
+  bound: `only objects named dss-spark-… and labelled managed-by=dss-spark-k8s, in managed namespaces${verb === 'deletecollection' ? ' (each object admitted as one DELETE)' : ''}`,
+  by: [dssuserRules.managedNamespace, dssuserRules.labelledDelete],
+  proofs: [{ file: IT.cleanup, it: '--yes deletes the orphaned jobs and their stale directories, and nothing else' }],
+});
+
+/** For each write right of the manifests: what bounds it and which test proves it. */
+export const BOUNDS: readonly Bound[] = [
+  // The job token: DRIVER_CLUSTER_ROLE in the job's namespace. Every namespace holding a job is labelled managed
+  // (dssuser writes nowhere else), so the isolation policy sees every write of the token.
+  {
+    identity: 'job token',
+    verb: 'create',
+    resource: 'pods',
+    bound:
+      "labelled with its own account; as its own executor account, no token mounted; none of hostNetwork, hostPID, hostIPC, nodeName, privileged, hostPort, capabilities beyond baseline's, seccomp or AppArmor Unconfined, SELinux options, an unmasked /proc, sysctls; volumes emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own or unreserved claims, ephemeral claims without the tool's labels, dataSource, volumeName or a reserved name; no secret in env; only listed pull secrets; names dss-spark-… only its own",
+    by: [jobRules.labels, jobRules.names, jobRules.account, jobRules.host, jobRules.volumes, jobRules.secretEnv, jobRules.pullSecrets, { podSecurity: POD_SECURITY }],
+    proofs: [
+      ...redteamJob(
+        'pod without the managed-by label',
+        "pod named like the other job's executors",
+        "pod as the other job's executor account",
+        'pod with automountServiceAccountToken true',
+        'pod with hostNetwork',
+        'pod adding capability SYS_ADMIN',
+        'pod with an nfs volume',
+        'pod with a projected service-account token',
+        'pod with an ephemeral claim template posing as the other job (finding 1)',
+        "pod whose ephemeral claim would take the other job's claim name",
+        'pod reading a secret through envFrom',
+        'pod with an unlisted image pull secret',
+        'refuses a root pod without seccomp there, though the isolation policy admits it',
+        'the executor pod Spark makes from the managed template',
+      ),
+      { file: IT.isolation, it: 'its executor pods admitted under Pod Security restricted (finding 4)' },
+    ],
+    gap:
+      'Pod Security is what the namespace enforces: restricted in the namespaces the tool creates (baseline at least: dssuser-scope), in a' +
+      ' team namespace only what its administrator labelled, and nothing checks that label. Where none is set, the isolation policy alone' +
+      ' holds, and it misses one control of baseline: probe and lifecycle `host` fields. A job pod with `livenessProbe.httpGet.host:' +
+      ' 169.254.169.254` (or a `tcpSocket.host`, or a `postStart` hook) is admitted there, and the kubelet sends that request from the' +
+      " node's network. Nothing of restricted holds there either (a container may run as root).",
+  },
+  {
+    identity: 'job token',
+    verb: 'patch',
+    resource: 'pods',
+    bound: 'only its own pods (owner-sa = its account), which stay labelled as its own',
+    by: [jobRules.ownObjectsOnly, jobRules.labels, { podSecurity: POD_SECURITY }],
+    proofs: redteamJob(
+      "patch of the other job's pod",
+      "patch of its own pod into the other job's",
+      'patch of its own pod dropping the managed-by label',
+      'patch of its own pod (the labels Spark sets)',
+    ),
+  },
+  {
+    identity: 'job token',
+    verb: 'delete',
+    resource: 'pods',
+    bound: 'only its own pods (owner-sa = its account)',
+    by: [jobRules.ownObjectsOnly],
+    proofs: redteamJob("delete of the other job's pod", 'delete of its own pod'),
+  },
+  {
+    identity: 'job token',
+    verb: 'deletecollection',
+    resource: 'pods',
+    bound: 'only its own pods: each object of the collection is admitted as one DELETE, and one foreign pod refuses the request',
+    by: [jobRules.ownObjectsOnly],
+    proofs: [
+      ...redteamJob("deletecollection of the other job's pods", 'deletecollection of its own pods'),
+      { file: IT.isolation, it: "deletecollection is admitted object by object: it deletes job A's pods and is denied on job B's" },
+    ],
+  },
+  {
+    identity: 'job token',
+    verb: 'create',
+    resource: 'persistentvolumeclaims',
+    bound: 'labelled with its own account; names dss-spark-… only its own; no dataSource or dataSourceRef; volumeName only one the namespace annotation lists',
+    by: [jobRules.labels, jobRules.names, jobRules.claimSource],
+    proofs: redteamJob(
+      'claim without the managed-by label',
+      "claim named like the other job's claims",
+      "claim cloning the other job's claim (dataSource)",
+      "claim cloning the other job's claim (dataSourceRef)",
+      'claim bound to an unlisted PersistentVolume',
+      'a labelled claim with no binding fields',
+    ),
+  },
+
+  // dssuser: ClusterRole dss-spark-k8s (per-user manifest, cluster-wide) or Role dss-spark-k8s (team manifest, per
+  // namespace). The dssuser-scope policy sees every write of dssuser in every API group and refuses every kind
+  // outside its list.
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'namespaces',
+    bound: 'only named ^dss-, labelled managed=true and managed-by, with Pod Security enforce baseline or restricted (audit and warn likewise when set), versions latest',
+    by: [dssuserRules.namespaces],
+    proofs: [
+      { file: IT.controlPlane, it: 'forbids dssuser to create an unmanaged namespace, read secrets or bind cluster roles (403)' },
+      { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' },
+    ],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'serviceaccounts',
+    bound: "only a job's account or its executor account: named dss-spark-…, labelled managed-by and owner-sa (the namespace's user in a per-user namespace), no token automount, no secrets, in managed namespaces",
+    by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.serviceAccountShape],
+    proofs: [
+      { file: IT.controlPlane, it: "lets dssuser create a job's ServiceAccount in a managed namespace, and no other" },
+      { file: IT.controlPlane, it: 'forbids dssuser to create a ServiceAccount in kube-system (403)' },
+    ],
+  },
+  jobObjectDelete('serviceaccounts', 'delete'),
+  jobObjectDelete('serviceaccounts', 'deletecollection'),
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'serviceaccounts/token',
+    bound: "only for a job account (dss-spark-…, not …-exec), bound to one of that job's anchor Secrets (<account>-t…), for at most 24 hours, in managed namespaces",
+    by: [dssuserRules.managedNamespace, dssuserRules.token],
+    proofs: [{ file: IT.controlPlane, it: 'issues a TokenRequest token that authenticates as the service account and gets 401 once it is deleted' }],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'rolebindings.rbac.authorization.k8s.io',
+    bound: "only a job's binding: named after the job account, labelled, granting ClusterRole dss-spark-k8s-driver to that one ServiceAccount of the same namespace; RBAC refuses any other role (bind)",
+    by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.roleBindingShape],
+    proofs: [
+      { file: IT.controlPlane, it: "lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding's namespace" },
+      { file: IT.isolation, it: 'may bind only the driver ClusterRole, only to ServiceAccounts of the team namespace' },
+    ],
+  },
+  jobObjectDelete('rolebindings.rbac.authorization.k8s.io', 'delete'),
+  jobObjectDelete('rolebindings.rbac.authorization.k8s.io', 'deletecollection'),
+  {
+    identity: 'dssuser',
+    verb: 'bind',
+    resource: 'clusterroles.rbac.authorization.k8s.io',
+    resourceNames: [DRIVER_CLUSTER_ROLE],
+    bound: 'only the driver ClusterRole, and only in a RoleBinding of the shape above',
+    by: [{ rbac: 'resourceNames' }, { ...dssuserRules.roleBindingShape, request: { verb: 'create', resource: 'rolebindings.rbac.authorization.k8s.io' } }],
+    proofs: [
+      { file: IT.controlPlane, it: "lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding's namespace" },
+      { file: IT.isolation, it: 'may bind only the driver ClusterRole, only to ServiceAccounts of the team namespace' },
+    ],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'leases.coordination.k8s.io',
+    bound: "only a job's Lease: named after the job account, labelled managed-by and owner-sa, in managed namespaces",
+    by: [dssuserRules.managedNamespace, dssuserRules.jobObject],
+    proofs: [{ file: IT.leaseLoss, it: 'goes on after an administrator updated the Lease' }],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'update',
+    resource: 'leases.coordination.k8s.io',
+    bound: "only a Lease that was the tool's, keeping its name, labels and owner",
+    by: [dssuserRules.managedNamespace, dssuserRules.jobObject],
+    proofs: [{ file: IT.leaseLoss, it: 'goes on after an administrator updated the Lease' }],
+  },
+  jobObjectDelete('leases.coordination.k8s.io', 'delete'),
+  jobObjectDelete('leases.coordination.k8s.io', 'deletecollection'),
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'secrets',
+    bound: "only a job's token anchor: named <account>-t…, labelled, empty, type Opaque, in managed namespaces (it cannot read any Secret)",
+    by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.secretShape],
+    proofs: [
+      { file: IT.controlPlane, it: 'lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one' },
+      { file: IT.isolation, it: "may create and delete only the tool's empty token-anchor Secrets, never the team's" },
+    ],
+  },
+  {
+    ...jobObjectDelete('secrets', 'delete'),
+    proofs: [
+      { file: IT.controlPlane, it: 'lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one' },
+      { file: IT.isolation, it: "may create and delete only the tool's empty token-anchor Secrets, never the team's" },
+    ],
+  },
+  jobObjectDelete('secrets', 'deletecollection'),
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'resourcequotas',
+    bound: 'only the one named dss-spark-k8s, labelled managed-by, in managed namespaces',
+    by: [dssuserRules.managedNamespace, dssuserRules.quotaAndLimits],
+    proofs: [{ file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'limitranges',
+    bound: 'only the one named dss-spark-k8s, labelled managed-by, in managed namespaces',
+    by: [dssuserRules.managedNamespace, dssuserRules.quotaAndLimits],
+    proofs: [{ file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
+  },
+  teardownDelete('pods', 'delete', 'pods'),
+  teardownDelete('pods', 'deletecollection', 'pods'),
+  teardownDelete('persistentvolumeclaims', 'delete', 'claims'),
+  teardownDelete('persistentvolumeclaims', 'deletecollection', 'claims'),
+];
