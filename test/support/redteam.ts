@@ -47,6 +47,7 @@ const API_PREFIX: Record<string, string> = {
   validatingadmissionpolicies: '/apis/admissionregistration.k8s.io/v1',
   validatingadmissionpolicybindings: '/apis/admissionregistration.k8s.io/v1',
   selfsubjectrulesreviews: '/apis/authorization.k8s.io/v1',
+  selfsubjectreviews: '/apis/authentication.k8s.io/v1',
 };
 
 export interface Target {
