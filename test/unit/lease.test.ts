@@ -71,7 +71,8 @@ class FakeApiserver implements LeaseClient {
   private version = 1;
 
   constructor() {
-    this.lease = this.stored(buildLease(NAME, NAMESPACE, {}, {}, HOLDER, 4 * INTERVAL_SECONDS, new Date('2025-12-31T23:59:00.000Z')));
+    const lease = buildLease(NAME, NAMESPACE, {}, {}, HOLDER, 4 * INTERVAL_SECONDS, new Date('2025-12-31T23:59:00.000Z'));
+    this.lease = this.stored({ ...lease, metadata: { ...lease.metadata, uid: 'lease-uid-1' } });
   }
 
   /** The Lease as created by provisioning (the object the job starts renewing from). */
@@ -91,8 +92,11 @@ class FakeApiserver implements LeaseClient {
     this.requests.push(`PUT rv=${lease.metadata?.resourceVersion}`);
     const fault = this.putFaults.shift();
     if (fault && fault !== 'answer-lost') throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (${fault.status})`, fault.status);
-    if (!this.lease) throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (404 Not Found): not found`, 404);
-    if (lease.metadata?.resourceVersion !== this.lease.metadata?.resourceVersion) {
+    // As the real apiserver: a PUT of a deleted object is 409 when the body carries its uid (a failed precondition).
+    if (!this.lease && lease.metadata?.uid) throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (409 Conflict): Precondition failed: UID in precondition`, 409);
+    if (!this.lease) throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (404 NotFound): not found`, 404);
+    // A body without a resourceVersion is an unconditional update.
+    if (lease.metadata?.resourceVersion && lease.metadata.resourceVersion !== this.lease.metadata?.resourceVersion) {
       throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (409 Conflict): the object has been modified`, 409);
     }
     this.lease = this.stored(lease);
@@ -191,6 +195,18 @@ describe('Lease renewal', () => {
     await stop();
     expect(lost).toHaveLength(1);
     expect(warnings).toEqual([]);
+  });
+
+  it('reports a Lease gone also when renewing from the planned Lease (no uid: the PUT is 404, not 409)', async () => {
+    const planned = server.created();
+    delete planned.metadata!.uid;
+    delete planned.metadata!.resourceVersion;
+    const stop = startLeaseRenewal(server, planned, INTERVAL_SECONDS, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace: NAMESPACE, name: NAME }, clock.timers);
+    server.lease = undefined;
+    await clock.tick();
+    expect(server.requests).toEqual(['PUT rv=undefined', 'GET lease']);
+    expect(lost).toEqual([`its Lease ${NAMESPACE}/${NAME}`]);
+    await stop();
   });
 
   it('reports once that the ServiceAccount is gone, and stops renewing', async () => {
