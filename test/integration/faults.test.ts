@@ -125,8 +125,10 @@ function launch(args: string[]): Launched {
   const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
     child.on('exit', (exitCode, signal) => {
       const at = Date.now();
-      // Let the last output arrive.
-      setTimeout(() => resolve({ exitCode, signal, at }), 200);
+      // Let the last output arrive: at 'close' (pipes drained), or after 2 s when a survivor holds them.
+      const done = () => resolve({ exitCode, signal, at });
+      child.on('close', done);
+      setTimeout(done, 2000);
     });
   });
   return {
