@@ -21,7 +21,8 @@
 //     claims whose template carries none of the tool's labels (the ephemeral-volume controller creates that claim
 //     as itself, so nothing of the job's request would check it), clones or binds nothing, and whose claim name
 //     ("<pod>-<volume>") is not one reserved to another job (pod "dss" + volume "spark-…" would be);
-//   - no secret through env, no claim from a data source.
+//   - no secret through env, no claim from a data source or choosing its volume by selector, no finalizer (what a
+//     job makes must not outlive its teardown), no system priority class (it would preempt other tenants' pods).
 // What stays open: reads (get/list/watch are not admission-controlled), and the network between pods.
 //
 // Why a label holding the account name: CEL can look nothing up, so the policy can only compare an object with
@@ -61,13 +62,14 @@ const namespaceList = (annotation: string) => `namespaceObject.metadata.?annotat
 const mayUseName = (name: string) => `(!${name}.startsWith('${JOB_ACCOUNT_PREFIX}') || ${name}.startsWith(variables.account + '-exec-'))`;
 
 /**
- * An ephemeral volume whose claim the controller may make: no tool label, no clone, no binding by name, and a claim
+ * An ephemeral volume whose claim the controller may make: no tool label, no clone, no binding by name or selector, and a claim
  * name ("<pod>-<volume>", made by the controller) that the job could use itself.
  */
 const SAFE_EPHEMERAL =
   `(has(v.ephemeral) && v.ephemeral.?volumeClaimTemplate.?metadata.?labels.orValue({}).all(k, !k.startsWith('${TOOL_LABEL_PREFIX}') && k != '${MANAGED_BY_LABEL}')` +
   ` && !v.ephemeral.?volumeClaimTemplate.?spec.?dataSource.hasValue() && !v.ephemeral.?volumeClaimTemplate.?spec.?dataSourceRef.hasValue()` +
-  ` && v.ephemeral.?volumeClaimTemplate.?spec.?volumeName.orValue('') == '' && ${mayUseName(`(object.metadata.name + '-' + v.name)`)})`;
+  ` && v.ephemeral.?volumeClaimTemplate.?spec.?volumeName.orValue('') == '' && !v.ephemeral.?volumeClaimTemplate.?spec.?selector.hasValue()` +
+  ` && ${mayUseName(`(object.metadata.name + '-' + v.name)`)})`;
 
 /** What Pod Security `baseline` lets a container add; anything else (SYS_ADMIN, NET_RAW, ALL…) reaches the node. */
 const BASELINE_CAPABILITIES = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'];
@@ -84,7 +86,10 @@ const POD_CONTEXT = 'object.spec.?securityContext';
 const CONTAINER_CONTEXT = 'c.?securityContext';
 const APPARMOR_ANNOTATION_PREFIX = 'container.apparmor.security.beta.kubernetes.io/';
 
-/** Each way a pod reaches its node (or runs less confined than Pod Security `baseline` allows), by name. */
+/**
+ * Each way a pod reaches its node (or runs less confined than Pod Security `baseline` allows), or other tenants'
+ * pods (a system priority class preempts any pod, system ones included), by name.
+ */
 const NODE_ACCESS: [string, string][] = [
   ['hostNetwork', `object.spec.?hostNetwork.orValue(false)`],
   ['hostPID', `object.spec.?hostPID.orValue(false)`],
@@ -105,7 +110,14 @@ const NODE_ACCESS: [string, string][] = [
   ['SELinux options', `${seLinuxChanged(POD_CONTEXT)} || variables.containers.exists(c, ${seLinuxChanged(CONTAINER_CONTEXT)})`],
   ['an unmasked /proc', `variables.containers.exists(c, ${CONTAINER_CONTEXT}.?procMount.orValue('Default') != 'Default')`],
   ['sysctls', `size(${POD_CONTEXT}.?sysctls.orValue([])) != 0`],
+  ['a system priority class', `object.spec.?priorityClassName.orValue('').startsWith('system-')`],
 ];
+
+/**
+ * The finalizers a job's object may carry: the one the apiserver itself adds to claims (StorageObjectInUseProtection).
+ * Any other would keep the object after teardown deleted it, and nothing of the job may outlive the job.
+ */
+const ALLOWED_FINALIZERS = ['kubernetes.io/pvc-protection'];
 
 /** A pod volume a job may use: no secret, service-account token, hostPath, nfs, other job's claim or unsafe template. */
 const ALLOWED_VOLUME = [
@@ -196,6 +208,11 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             ` + object.spec.?serviceAccountName.orValue('') + '"'`,
         ),
         validation(
+          `request.operation == 'DELETE' || object.metadata.?finalizers.orValue([]).all(f, f in ${celStrings(ALLOWED_FINALIZERS)}` +
+            ` || (!variables.isCreate && f in oldObject.metadata.?finalizers.orValue([])))`,
+          `variables.target + ': a job may not add finalizers (its objects must not outlive its teardown)'`,
+        ),
+        validation(
           `size(variables.nodeAccess) == 0`,
           `variables.target + ': ' + variables.nodeAccess.join(', ') + ' not allowed for a job pod'`,
         ),
@@ -203,7 +220,7 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
           `size(variables.forbiddenVolumes) == 0`,
           `variables.target + ': volume(s) ' + variables.forbiddenVolumes.join(', ') + ' not allowed; a job may mount emptyDir,` +
             ` configMap, downwardAPI, projected configMap/downwardAPI, its own claims and ephemeral claims whose template carries` +
-            ` no ${TOOL_LABEL_PREFIX}* or ${MANAGED_BY_LABEL} label and no dataSource, dataSourceRef or volumeName, and whose claim` +
+            ` no ${TOOL_LABEL_PREFIX}* or ${MANAGED_BY_LABEL} label and no dataSource, dataSourceRef, volumeName or selector, and whose claim` +
             ` name (<pod>-<volume>) is not reserved to another job;` +
             ` never a secret, a service-account token, a hostPath or nfs'`,
         ),
@@ -218,10 +235,10 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
         ),
         validation(
           `!variables.isCreate || request.resource.resource != 'persistentvolumeclaims'` +
-            ` || (!has(object.spec.dataSource) && !has(object.spec.dataSourceRef)` +
+            ` || (!has(object.spec.dataSource) && !has(object.spec.dataSourceRef) && !has(object.spec.selector)` +
             ` && (object.spec.?volumeName.orValue('') == '' || object.spec.volumeName in ${namespaceList(ALLOWED_VOLUMES_ANNOTATION)}))`,
           `variables.target + ': a job may not create a claim from a data source (it could clone the volume of another job), nor` +
-            ` bind one to a PersistentVolume that the namespace annotation ${ALLOWED_VOLUMES_ANNOTATION} does not list'`,
+            ` choose its PersistentVolume by selector, nor bind it to one that the namespace annotation ${ALLOWED_VOLUMES_ANNOTATION} does not list'`,
         ),
       ],
     },

@@ -135,6 +135,12 @@ const POD_ATTACKS: Attack[] = [
     (pod) => (pod.spec!.securityContext = { ...pod.spec!.securityContext, sysctls: [{ name: 'kernel.msgmax', value: '65536' }] }),
     { ...nodeReach, pre13: 'admitted' },
   ),
+  podAttack(
+    'pod with a system priority class (it preempts other tenants\' and system pods)',
+    (pod) => (pod.spec!.priorityClassName = 'system-node-critical'),
+    { ...podPolicy, pre13: 'admitted' },
+  ),
+  podAttack('pod with a finalizer (it would outlive teardown)', (pod) => (pod.metadata!.finalizers = ['example.com/keep']), { ...podPolicy, pre13: 'admitted' }),
   podAttack('pod with a hostPath volume', (pod) => addVolume(pod, { name: 'node', hostPath: { path: '/' } }), { ...nodeReach, pre13: 'refused' }),
   podAttack('pod with an nfs volume', (pod) => addVolume(pod, { name: 'home', nfs: { server: 'nfs.example', path: '/home' } }), { ...nodeReach, pre13: 'admitted' }),
   podAttack('pod with a secret volume', (pod) => addVolume(pod, { name: 's', secret: { secretName: 'team-registry' } }), { ...podPolicy, pre13: 'refused' }),
@@ -204,6 +210,11 @@ const POD_ATTACKS: Attack[] = [
     { ...podPolicy, pre13: 'admitted' },
   ),
   podAttack(
+    'pod with an ephemeral claim choosing its volume by selector',
+    (pod) => addVolume(pod, ephemeralVolume({ spec: { selector: { matchLabels: { team: 'other' } } } })),
+    { ...podPolicy, pre13: 'admitted' },
+  ),
+  podAttack(
     'pod with an ephemeral claim bound by volumeName',
     (pod) => addVolume(pod, ephemeralVolume({ spec: { volumeName: 'team-pv' } })),
     { ...podPolicy, pre13: 'admitted' },
@@ -269,6 +280,8 @@ const CLAIM_ATTACKS: Attack[] = [
     'refused',
   ),
   claimAttack('claim bound to an unlisted PersistentVolume', (claim) => Object.assign(claim.spec, { volumeName: 'other-team-pv' }), 'admitted'),
+  claimAttack('claim choosing its PersistentVolume by selector', (claim) => Object.assign(claim.spec, { selector: { matchLabels: { team: 'other' } } }), 'admitted'),
+  claimAttack('claim with a finalizer (it would outlive teardown)', (claim) => Object.assign(claim.metadata, { finalizers: ['example.com/keep'] }), 'admitted'),
 ];
 
 const service = (side: Side, spec: Record<string, unknown>) =>
@@ -420,6 +433,11 @@ const NEIGHBOUR_ATTACKS: Omit<Attack, 'pre13'>[] = [
     refusedBy: 'isolationPolicy',
   },
   {
+    name: 'patch of its own pod adding a finalizer',
+    attempt: (side) => side.attacker.api.patch('pods', side.namespace, side.ownPod, { metadata: { finalizers: ['example.com/keep'] } }),
+    refusedBy: 'isolationPolicy',
+  },
+  {
     name: 'patch of its own pod dropping the managed-by label',
     attempt: (side) => side.attacker.api.patch('pods', side.namespace, side.ownPod, { metadata: { labels: { [MANAGED_BY_LABEL]: null } } }),
     refusedBy: 'isolationPolicy',
@@ -452,6 +470,14 @@ const ALLOWED: Allowed[] = [
       const pod = executorPod(side.attacker);
       addVolume(pod, { name: 'spill', persistentVolumeClaim: { claimName: `${pod.metadata!.name}-pvc-0` } });
       addVolume(pod, ephemeralVolume({ labels: { app: 'spark' } }));
+      return createPod(side, pod);
+    },
+  },
+  {
+    name: 'an executor pod with a priority class of the cluster',
+    attempt: (side) => {
+      const pod = executorPod(side.attacker);
+      pod.spec!.priorityClassName = priorityClass;
       return createPod(side, pod);
     },
   },
@@ -490,8 +516,7 @@ async function realPod(job: JobIdentity & { api: Api }): Promise<string> {
 async function untilIsolationEnforced(job: Job) {
   for (const deadline = Date.now() + 30_000; ; ) {
     const pod = executorPod(job);
-    pod.metadata!.name = 'dss';
-    addVolume(pod, ephemeralVolume({}, `spark-${uniqueName('probe')}`));
+    pod.metadata!.finalizers = ['example.com/keep'];
     const answer = await job.api.create('pods', job.namespace, pod);
     if (answer.status === 403 && REFUSED_BY.isolationPolicy.test(answer.message)) return;
     if (Date.now() > deadline) throw new Error(`the job-isolation policy is not enforced in ${job.namespace} (${answer.status}: ${answer.message})`);
@@ -500,6 +525,8 @@ async function untilIsolationEnforced(job: Job) {
 }
 
 const admin = adminApi();
+/** A PriorityClass an administrator made for batch jobs. */
+const priorityClass = uniqueName('redteam-batch');
 const teamNamespace = uniqueName('dss-team-rt');
 const perUserLogin = uniqueName('rt');
 const sides: Record<'team' | 'per-user', Side> = {} as never;
@@ -509,6 +536,7 @@ let pre13Side: Side;
 
 beforeAll(async () => {
   await createManagedNamespace(teamNamespace);
+  await admin.create('priorityclasses', undefined, { metadata: { name: priorityClass }, value: 1000 }, { dryRun: false });
   await admin.patch('namespaces', undefined, teamNamespace, { metadata: { annotations: ANNOTATIONS } }, { dryRun: false });
   const teamProfile = profileWith({ targetNamespace: '${adminProperty:k8sNS}' });
   const perUserProfile = profileWith({ autoCreateNamespace: true, allowedImagePullSecrets: ['team-registry'], allowedPersistentVolumes: ['team-pv'] });
@@ -529,6 +557,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pre13?.remove();
+  await admin.delete('priorityclasses', undefined, priorityClass, { dryRun: false });
   for (const namespace of [teamNamespace, jobs['per-user']?.[0].namespace].filter(Boolean)) await admin.delete('namespaces', undefined, namespace, { dryRun: false });
 });
 

@@ -44,6 +44,7 @@ const API_PREFIX: Record<string, string> = {
   clusterroles: '/apis/rbac.authorization.k8s.io/v1',
   clusterrolebindings: '/apis/rbac.authorization.k8s.io/v1',
   networkpolicies: '/apis/networking.k8s.io/v1',
+  priorityclasses: '/apis/scheduling.k8s.io/v1',
   validatingadmissionpolicies: '/apis/admissionregistration.k8s.io/v1',
   validatingadmissionpolicybindings: '/apis/admissionregistration.k8s.io/v1',
   selfsubjectrulesreviews: '/apis/authorization.k8s.io/v1',
