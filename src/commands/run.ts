@@ -10,7 +10,7 @@ import { checkImpersonation, startSparkSubmit, sudoArgs } from '../exec/spark-su
 import { checkEndUser, lookupEndUser, type EndUser } from '../exec/unix-user.ts';
 import { provision, type CreatedObject } from '../job/apply.ts';
 import { startLeaseRenewal } from '../job/lease.ts';
-import { startTokenRotation } from '../job/rotation.ts';
+import { ROTATION_RETRY_SECONDS, startTokenRotation } from '../job/rotation.ts';
 import { SignalWatcher } from '../job/signals.ts';
 import { teardown } from '../job/teardown.ts';
 import { Kube } from '../k8s/client.ts';
@@ -151,7 +151,9 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
         // Someone else tore the job down: its token is dead or about to be; stop the driver and say so.
         lost: (reason) => {
           lost = new JobLostError(`job ${ctx.jobId} lost ${reason} while it ran (an administrator or a cleanup deleted it); the driver was stopped`);
+          reporter.warn(lost.message);
           reporter.event('lost', { reason });
+          void stopRotation();
           stopDriver?.();
         },
       },
@@ -162,14 +164,20 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
         reporter.status(`rotated the token (generation ${generation}, expires ${expiresAt.toISOString()})`);
         reporter.event('rotated', { generation, tokenExpiresAt: expiresAt.toISOString() });
       },
-      failed: (message) => reporter.warn(`token rotation failed, retrying in 10 s: ${message}`),
+      failed: (message) => reporter.warn(`token rotation failed, retrying in ${ROTATION_RETRY_SECONDS} s: ${message}`),
     });
 
     signals.throwIfReceived();
+    if (lost) throw lost;
     const sparkSubmit = await startSparkSubmit(user.login, profile.sparkSubmit, plan.sparkSubmitArgs, files.kubeconfig);
     driverStarted = true;
     signals.forwardTo(sparkSubmit.signal, profile.killGraceSeconds);
-    stopDriver = () => sparkSubmit.signal('SIGTERM');
+    // As for a forwarded signal: SIGTERM, then SIGKILL of sudo after the grace, so that the teardown that
+    // revokes the token is never held back by a driver that ignores SIGTERM.
+    stopDriver = () => {
+      sparkSubmit.signal('SIGTERM');
+      setTimeout(() => sparkSubmit.signal('SIGKILL'), profile.killGraceSeconds * 1000).unref();
+    };
     if (lost) stopDriver();
     reporter.status(`started spark-submit as ${user.login}`);
     reporter.event('started', { user: user.login });
