@@ -267,26 +267,26 @@ const unquote = (literal: string) => literal.slice(1, -1).replace(/\\(.)/g, '$1'
  * exactly it). A title held in data (it(attack.name, …)) is found as the one string of the file that holds it.
  */
 export function proofProblems(bounds: readonly Bound[], readFile: (file: string) => string | undefined): string[] {
-  const problems: string[] = [];
-  for (const bound of bounds) {
-    for (const proof of bound.proofs) {
-      const where = `${rightKey(bound)}: ${proof.file} › "${proof.it}"`;
-      const text = readFile(proof.file);
-      if (text === undefined) {
-        problems.push(`${where}: no such file`);
-        continue;
-      }
-      const titles = [...text.matchAll(LITERAL_TITLE)].map((m) => unquote(m[1]!)).filter((t) => t.includes(proof.it));
-      if (titles.length === 1 || titles.filter((t) => t === proof.it).length === 1) continue;
-      if (titles.length > 1) {
-        problems.push(`${where}: ${titles.length} tests have that title; name one`);
-        continue;
-      }
-      const strings = DATA_TITLE.test(text) ? [...text.matchAll(LITERAL)].map((m) => unquote(m[0])).filter((t) => t.includes(proof.it)) : [];
-      if (strings.length !== 1 && strings.filter((t) => t === proof.it).length !== 1) problems.push(`${where}: ${strings.length === 0 ? 'no test has that title' : `${strings.length} strings hold that title; name one`}`);
-    }
-  }
-  return problems;
+  return bounds.flatMap((bound) => bound.proofs.flatMap((proof) => testProblem(rightKey(bound), proof, readFile) ?? []));
+}
+
+/** Why `proof` names no test, or undefined when it names one. */
+export function testProblem(label: string, proof: Proof, readFile: (file: string) => string | undefined): string | undefined {
+  const where = `${label}: ${proof.file} › "${proof.it}"`;
+  const text = readFile(proof.file);
+  if (text === undefined) return `${where}: no such file`;
+  const found = (strings: string[]) => strings.length === 1 || strings.filter((t) => t === proof.it).length === 1;
+  const titles = [...text.matchAll(LITERAL_TITLE)].map((m) => unquote(m[1]!)).filter((t) => t.includes(proof.it));
+  if (found(titles)) return undefined;
+  if (titles.length > 1) return `${where}: ${titles.length} tests have that title; name one`;
+  const strings = DATA_TITLE.test(text) ? [...text.matchAll(LITERAL)].map((m) => unquote(m[0])).filter((t) => t.includes(proof.it)) : [];
+  if (found(strings)) return undefined;
+  return `${where}: ${strings.length === 0 ? 'no test has that title' : `${strings.length} strings hold that title; name one`}`;
+}
+
+/** The tests a text names as `file` › `title` (file as written, the title's line breaks made spaces). */
+export function namedTests(text: string): Proof[] {
+  return [...text.matchAll(/`([\w./-]+\.test\.ts)` › `([^`]+)`/g)].map((m) => ({ file: m[1]!, it: m[2]!.replace(/\s+/g, ' ') }));
 }
 
 // --- rendering ---
@@ -385,6 +385,7 @@ const IT = {
   cleanup: 'test/integration/cleanup.test.ts',
   leaseLoss: 'test/integration/lease-loss.test.ts',
   redteamJob: 'test/integration/redteam-job.test.ts',
+  redteamDssuser: 'test/integration/redteam-dssuser.test.ts',
 };
 const redteamJob = (...titles: string[]): Proof[] => titles.map((it) => ({ file: IT.redteamJob, it }));
 
@@ -412,22 +413,25 @@ const jobRules = {
   claimSource: { policy: JOB, rule: 'a job may not create a claim from a data source' },
 } as const;
 
-const POD_SECURITY = 'the enforce level of the namespace (what the isolation policy leaves: capabilities, root, seccomp, AppArmor, sysctls)';
-const teardownDelete = (resource: string, verb: string, what: string): Bound => ({
+const POD_SECURITY = "the namespace's enforce level; restricted adds to the isolation policy: non-root, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault";
+const redteamDssuser = (...titles: string[]): Proof[] => titles.map((it) => ({ file: IT.redteamDssuser, it }));
+const ownPath = redteamDssuser("to provision a job through the tool's own path and tear it down");
+const perObject = (verb: string) => (verb === 'deletecollection' ? ' (each object of the collection is admitted as one DELETE)' : '');
+const teardownDelete = (resource: string, verb: string, what: string, proofs: Proof[]): Bound => ({
   identity: 'dssuser',
   verb,
   resource,
-  bound: `only ${what} labelled managed-by=dss-spark-k8s, in managed namespaces${verb === 'deletecollection' ? ' (each object of the collection is admitted as one DELETE)' : ''}`,
+  bound: `only ${what} labelled managed-by=dss-spark-k8s, in managed namespaces${perObject(verb)}`,
   by: [dssuserRules.managedNamespace, dssuserRules.labelledDelete],
-  proofs: [{ file: IT.isolation, it: 'leaves dssuser (not a job account) free to tear down any job object' }],
+  proofs: [...proofs, { file: IT.isolation, it: 'leaves dssuser (not a job account) free to tear down any job object' }],
 });
-const jobObjectDelete = (resource: string, verb: string): Bound => ({
+const jobObjectDelete = (resource: string, verb: string, proofs: Proof[]): Bound => ({
   identity: 'dssuser',
   verb,
   resource,
-  bound: `only objects named dss-spark-… and labelled managed-by=dss-spark-k8s, in managed namespaces${verb === 'deletecollection' ? ' (each object admitted as one DELETE)' : ''}`,
+  bound: `only objects named dss-spark-… and labelled managed-by=dss-spark-k8s, in managed namespaces${perObject(verb)}`,
   by: [dssuserRules.managedNamespace, dssuserRules.labelledDelete],
-  proofs: [{ file: IT.cleanup, it: '--yes deletes the orphaned jobs and their stale directories, and nothing else' }],
+  proofs: [...proofs, ...ownPath],
 });
 
 /** For each write right of the manifests: what bounds it and which test proves it. */
@@ -524,56 +528,96 @@ export const BOUNDS: readonly Bound[] = [
     resource: 'namespaces',
     bound: 'only named ^dss-, labelled managed=true and managed-by, with Pod Security enforce baseline or restricted (audit and warn likewise when set), versions latest',
     by: [dssuserRules.namespaces],
-    proofs: [
-      { file: IT.controlPlane, it: 'forbids dssuser to create an unmanaged namespace, read secrets or bind cluster roles (403)' },
-      { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' },
-    ],
+    proofs: redteamDssuser(
+      'namespace whose name does not start with dss-',
+      'namespace dss-evil, managed, enforcing privileged (the node-root attack)',
+      'namespace with no enforce label',
+      'namespace with enforce-version not latest',
+      'namespace auditing privileged',
+      'namespace without the managed label',
+      'to create the namespace the tool plans, at restricted or at baseline',
+    ),
   },
   {
     identity: 'dssuser',
     verb: 'create',
     resource: 'serviceaccounts',
-    bound: "only a job's account or its executor account: named dss-spark-…, labelled managed-by and owner-sa (the namespace's user in a per-user namespace), no token automount, no secrets, in managed namespaces",
+    bound:
+      "only a job's account or its executor account: named dss-spark-…, labelled managed-by and owner-sa (the namespace's user in a per-user namespace), no token automount, no secrets, in managed namespaces",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.serviceAccountShape],
     proofs: [
-      { file: IT.controlPlane, it: "lets dssuser create a job's ServiceAccount in a managed namespace, and no other" },
-      { file: IT.controlPlane, it: 'forbids dssuser to create a ServiceAccount in kube-system (403)' },
+      ...redteamDssuser(
+        'ServiceAccount not named dss-spark-…',
+        'ServiceAccount without managed-by',
+        'ServiceAccount named after no job account (owner label of another name)',
+        'ServiceAccount with automountServiceAccountToken unset',
+        'ServiceAccount listing secrets',
+        'ServiceAccount listing image pull secrets',
+        "another user's job ServiceAccount in a per-user namespace",
+        'job ServiceAccount in ${namespace}',
+      ),
+      ...ownPath,
     ],
   },
-  jobObjectDelete('serviceaccounts', 'delete'),
-  jobObjectDelete('serviceaccounts', 'deletecollection'),
+  jobObjectDelete(
+    'serviceaccounts',
+    'delete',
+    redteamDssuser(
+      "delete of an unlabelled ServiceAccount (an administrator's)",
+      'delete of a ServiceAccount labelled managed-by but not named dss-spark-…',
+      'delete of a labelled dss-spark- ServiceAccount in default',
+    ),
+  ),
+  jobObjectDelete('serviceaccounts', 'deletecollection', redteamDssuser('deletecollection of the ServiceAccounts labelled managed-by')),
   {
     identity: 'dssuser',
     verb: 'create',
     resource: 'serviceaccounts/token',
     bound: "only for a job account (dss-spark-…, not …-exec), bound to one of that job's anchor Secrets (<account>-t…), for at most 24 hours, in managed namespaces",
     by: [dssuserRules.managedNamespace, dssuserRules.token],
-    proofs: [{ file: IT.controlPlane, it: 'issues a TokenRequest token that authenticates as the service account and gets 401 once it is deleted' }],
+    proofs: redteamDssuser(
+      "token for an administrator's account (team-ci) in a managed namespace",
+      "token for team-ci bound to a job's anchor Secret",
+      "token for a job's executor account",
+      'token for a job account without boundObjectRef',
+      'token for a job account for more than 24 hours',
+      'token for a job account bound to a Pod',
+      "token for a job account bound to another job's anchor",
+      'token for a dss-spark- ServiceAccount in default',
+      "to ask a job account's token bound to its anchor, for at most 24 hours",
+    ),
   },
   {
     identity: 'dssuser',
     verb: 'create',
     resource: 'rolebindings.rbac.authorization.k8s.io',
-    bound: "only a job's binding: named after the job account, labelled, granting ClusterRole dss-spark-k8s-driver to that one ServiceAccount of the same namespace; RBAC refuses any other role (bind)",
+    bound:
+      "only a job's binding: named after the job account, labelled, granting ClusterRole dss-spark-k8s-driver to that one ServiceAccount of the same namespace; RBAC refuses any other role (bind)",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.roleBindingShape],
     proofs: [
-      { file: IT.controlPlane, it: "lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding's namespace" },
-      { file: IT.isolation, it: 'may bind only the driver ClusterRole, only to ServiceAccounts of the team namespace' },
+      ...redteamDssuser(
+        'RoleBinding not named dss-spark-…',
+        'RoleBinding without managed-by',
+        'RoleBinding to a User',
+        "RoleBinding to an administrator's ServiceAccount (team-ci)",
+        "RoleBinding to the job's executor account",
+        'RoleBinding to a ServiceAccount of another namespace',
+        'RoleBinding to its job account and team-ci',
+        'job RoleBinding in ${namespace}',
+      ),
+      ...ownPath,
     ],
   },
-  jobObjectDelete('rolebindings.rbac.authorization.k8s.io', 'delete'),
-  jobObjectDelete('rolebindings.rbac.authorization.k8s.io', 'deletecollection'),
+  jobObjectDelete('rolebindings.rbac.authorization.k8s.io', 'delete', redteamDssuser("delete of an unlabelled RoleBinding (an administrator's)")),
+  jobObjectDelete('rolebindings.rbac.authorization.k8s.io', 'deletecollection', redteamDssuser('deletecollection of every RoleBinding of the namespace')),
   {
     identity: 'dssuser',
     verb: 'bind',
     resource: 'clusterroles.rbac.authorization.k8s.io',
     resourceNames: [DRIVER_CLUSTER_ROLE],
-    bound: 'only the driver ClusterRole, and only in a RoleBinding of the shape above',
+    bound: "only the driver ClusterRole, and only in a job's RoleBinding (see create rolebindings)",
     by: [{ rbac: 'resourceNames' }, { ...dssuserRules.roleBindingShape, request: { verb: 'create', resource: 'rolebindings.rbac.authorization.k8s.io' } }],
-    proofs: [
-      { file: IT.controlPlane, it: "lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding's namespace" },
-      { file: IT.isolation, it: 'may bind only the driver ClusterRole, only to ServiceAccounts of the team namespace' },
-    ],
+    proofs: redteamDssuser('RoleBinding to ClusterRole edit', "RoleBinding to dssuser's own ClusterRole", 'RoleBinding to a Role of the namespace', 'ClusterRoleBinding create (RBAC)'),
   },
   {
     identity: 'dssuser',
@@ -581,7 +625,7 @@ export const BOUNDS: readonly Bound[] = [
     resource: 'leases.coordination.k8s.io',
     bound: "only a job's Lease: named after the job account, labelled managed-by and owner-sa, in managed namespaces",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject],
-    proofs: [{ file: IT.leaseLoss, it: 'goes on after an administrator updated the Lease' }],
+    proofs: [...redteamDssuser('Lease not named dss-spark-…', 'Lease without managed-by', 'job Lease in ${namespace}'), ...ownPath],
   },
   {
     identity: 'dssuser',
@@ -589,10 +633,15 @@ export const BOUNDS: readonly Bound[] = [
     resource: 'leases.coordination.k8s.io',
     bound: "only a Lease that was the tool's, keeping its name, labels and owner",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject],
-    proofs: [{ file: IT.leaseLoss, it: 'goes on after an administrator updated the Lease' }],
+    proofs: redteamDssuser(
+      'update of an unlabelled Lease',
+      "update of a job's Lease dropping managed-by",
+      "update of a job's Lease handing it to another job",
+      "to renew a job's Lease",
+    ),
   },
-  jobObjectDelete('leases.coordination.k8s.io', 'delete'),
-  jobObjectDelete('leases.coordination.k8s.io', 'deletecollection'),
+  jobObjectDelete('leases.coordination.k8s.io', 'delete', redteamDssuser('delete of an unlabelled Lease')),
+  jobObjectDelete('leases.coordination.k8s.io', 'deletecollection', []),
   {
     identity: 'dssuser',
     verb: 'create',
@@ -600,25 +649,31 @@ export const BOUNDS: readonly Bound[] = [
     bound: "only a job's token anchor: named <account>-t…, labelled, empty, type Opaque, in managed namespaces (it cannot read any Secret)",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.secretShape],
     proofs: [
+      ...redteamDssuser(
+        'Secret not named dss-spark-…',
+        'Secret without managed-by',
+        'Secret of type kubernetes.io/service-account-token (a never-expiring token for team-ci)',
+        'Secret of type kubernetes.io/dockerconfigjson',
+        'Opaque Secret with data',
+        'Opaque Secret with stringData',
+        "another user's job Secret in a per-user namespace",
+        'job Secret in ${namespace}',
+      ),
       { file: IT.controlPlane, it: 'lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one' },
-      { file: IT.isolation, it: "may create and delete only the tool's empty token-anchor Secrets, never the team's" },
     ],
   },
-  {
-    ...jobObjectDelete('secrets', 'delete'),
-    proofs: [
-      { file: IT.controlPlane, it: 'lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one' },
-      { file: IT.isolation, it: "may create and delete only the tool's empty token-anchor Secrets, never the team's" },
-    ],
-  },
-  jobObjectDelete('secrets', 'deletecollection'),
+  jobObjectDelete('secrets', 'delete', [
+    ...redteamDssuser('delete of an unlabelled Secret'),
+    { file: IT.controlPlane, it: 'lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one' },
+  ]),
+  jobObjectDelete('secrets', 'deletecollection', []),
   {
     identity: 'dssuser',
     verb: 'create',
     resource: 'resourcequotas',
     bound: 'only the one named dss-spark-k8s, labelled managed-by, in managed namespaces',
     by: [dssuserRules.managedNamespace, dssuserRules.quotaAndLimits],
-    proofs: [{ file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
+    proofs: [...redteamDssuser('ResourceQuota of another name'), { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
   },
   {
     identity: 'dssuser',
@@ -626,10 +681,10 @@ export const BOUNDS: readonly Bound[] = [
     resource: 'limitranges',
     bound: 'only the one named dss-spark-k8s, labelled managed-by, in managed namespaces',
     by: [dssuserRules.managedNamespace, dssuserRules.quotaAndLimits],
-    proofs: [{ file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
+    proofs: [...redteamDssuser('LimitRange of another name'), { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
   },
-  teardownDelete('pods', 'delete', 'pods'),
-  teardownDelete('pods', 'deletecollection', 'pods'),
-  teardownDelete('persistentvolumeclaims', 'delete', 'claims'),
-  teardownDelete('persistentvolumeclaims', 'deletecollection', 'claims'),
+  teardownDelete('pods', 'delete', 'pods', redteamDssuser('delete of an unlabelled pod')),
+  teardownDelete('pods', 'deletecollection', 'pods', []),
+  teardownDelete('persistentvolumeclaims', 'delete', 'claims', redteamDssuser('delete of an unlabelled claim')),
+  teardownDelete('persistentvolumeclaims', 'deletecollection', 'claims', []),
 ];

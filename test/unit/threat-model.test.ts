@@ -4,7 +4,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BOUNDS, boundProblems, type Bound, grantedRights, type Manifest, proofProblems, renderThreatModelBlock } from '../../src/plan/threat-model.ts';
+import {
+  BOUNDS,
+  boundProblems,
+  type Bound,
+  grantedRights,
+  type Manifest,
+  namedTests,
+  proofProblems,
+  renderThreatModelBlock,
+  testProblem,
+} from '../../src/plan/threat-model.ts';
 import { currentThreatModel, readManifests, readRepositoryFile, THREAT_MODEL } from '../../scripts/render-threat-model.ts';
 
 const PER_USER = 'deploy/rbac/per-user-namespaces.yaml';
@@ -52,6 +62,15 @@ describe(THREAT_MODEL, () => {
 
   it('names only tests that exist, each by a title found once in its file', () => {
     expect(proofProblems(BOUNDS, readRepositoryFile)).toEqual([]);
+  });
+
+  it('names only tests that exist in its prose too (`file` › `title`)', () => {
+    const prose = readRepositoryFile(THREAT_MODEL)!.split('<!-- BEGIN')[0]!;
+    const named = namedTests(prose);
+    expect(named.length).toBeGreaterThan(5);
+    // A bare file name is one of test/integration or test/unit.
+    const path = (file: string) => (file.includes('/') ? file : ['test/integration/', 'test/unit/'].map((dir) => dir + file).find((f) => readRepositoryFile(f)));
+    expect(named.map((proof) => testProblem('prose', { ...proof, file: path(proof.file) ?? proof.file }, readRepositoryFile)).filter(Boolean)).toEqual([]);
   });
 });
 
