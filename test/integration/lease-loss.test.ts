@@ -131,7 +131,9 @@ describe('Lease renewal against the real apiserver', () => {
       // The apiserver did renew: the client just never heard of it.
       const afterLoss = await readLease(p);
       expect(renewedAt(afterLoss)).toBeGreaterThan(renewedAt(before));
-      const lostAt = proxy.log.findLastIndex(isRenewal);
+      // The held renewal itself (later renewals may already be in the log on a busy machine).
+      const lostAt = proxy.log.findIndex((r) => isRenewal(r) && (r.outcome === 'held' || r.outcome === 'dropped'));
+      expect(lostAt).toBeGreaterThanOrEqual(0);
 
       const later = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(afterLoss) + 1000);
       expect(renewedAt(later)).toBeGreaterThan(renewedAt(afterLoss) + 1000);
