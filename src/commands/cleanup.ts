@@ -20,15 +20,18 @@
 // when its owner process is gone (dead, or its pid reused). It is removed with its job (the owner named in
 // owner.json), or, when the cluster has no such job, from disk alone.
 //
-// A namespace whose lists fail is reported on stderr and left alone; the others are cleaned all the same.
+// A namespace whose lists fail is reported on stderr and left alone (with its temp directories); the others
+// are cleaned all the same.
 //
 // Exit codes:
 //   0   without --yes: the listing was made, whether or not it shows orphaned jobs (a listing changes
 //       nothing; count them with -o json). With --yes: every orphaned job was deleted completely, or there
 //       was none.
 //   64  invalid flags (-n, --older-than, missing --orphans).
-//   69  a list request failed or was denied (one stderr line each): in a namespace given with -n, its jobs
-//       were left alone and the other namespaces cleaned; across all namespaces, nothing was done.
+//   69  a list request failed or was denied (one stderr line each). A namespace whose ServiceAccounts,
+//       RoleBindings or Leases could not be listed was left alone, the others were cleaned (a failed pod or
+//       PVC list only leaves them out of OBJECTS: they are deleted all the same); across all namespaces
+//       (no -n), such a failure means nothing was done. 69 wins over 75.
 //   75  with --yes: some objects or temp directories of orphaned jobs could not be deleted; each failure is
 //       one line on stderr, and running cleanup again retries them.
 //   78  the configuration file or the kubeconfig is invalid.
