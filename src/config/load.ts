@@ -31,7 +31,6 @@ const PROFILE_KEYS = [
   'resourceQuota',
   'limitRange',
   'allowedImagePullSecrets',
-  'allowedPersistentVolumes',
   'executorRunAsUser',
   'leaseRenewSeconds',
   'tokenRotation',
@@ -158,7 +157,6 @@ function parseProfile(profiles: MapReader, name: string): Profile {
     annotations: p.stringMap('annotations', { checkKey: isQualifiedName }) ?? {},
     podSecurity: parsePodSecurity(p),
     allowedImagePullSecrets: p.stringList('allowedImagePullSecrets', { checkItem: isDnsSubdomain }) ?? [],
-    allowedPersistentVolumes: p.stringList('allowedPersistentVolumes', { checkItem: isDnsSubdomain }) ?? [],
     executorRunAsUser: p.nonNegativeInteger('executorRunAsUser') ?? 185,
     // Timers above ~24.8 days overflow setTimeout, so these stay within a day.
     leaseRenewSeconds: durationSetting(p, 'leaseRenewSeconds', 30, { min: 1, max: DAY }),

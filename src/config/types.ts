@@ -41,11 +41,11 @@ export interface Profile {
   /** Pod Security Admission labels put on auto-created namespaces (baseline or restricted, never privileged). */
   podSecurity: PodSecurityLevels;
   /**
-   * Image pull secrets and PersistentVolumes jobs may use, written on auto-created namespaces as the annotations
-   * the isolation policy reads (team namespaces: an administrator sets them). Everything else is refused.
+   * Image pull secrets executor pods may name, written on auto-created namespaces as the annotation the isolation
+   * policy reads (team namespaces: an administrator sets it). PersistentVolumes are cluster-wide, so only an
+   * administrator may allow a namespace to bind one by name (its annotation); dssuser may not write it.
    */
   allowedImagePullSecrets: string[];
-  allowedPersistentVolumes: string[];
   /** The uid of the managed executor pod template (restricted Pod Security needs a numeric non-root user). */
   executorRunAsUser: number;
   /** ResourceQuota and LimitRange specs (as in Kubernetes) given to auto-created namespaces. */

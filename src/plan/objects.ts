@@ -13,7 +13,6 @@ import type {
 import type { Profile } from '../config/types.ts';
 import {
   ALLOWED_PULL_SECRETS_ANNOTATION,
-  ALLOWED_VOLUMES_ANNOTATION,
   Annotation,
   JOB_LABEL,
   type JobLease,
@@ -65,7 +64,6 @@ export function buildNamespace(name: string, profile: Profile, userSlug?: string
   }
   const allowed: StringMap = {};
   if (profile.allowedImagePullSecrets.length > 0) allowed[ALLOWED_PULL_SECRETS_ANNOTATION] = profile.allowedImagePullSecrets.join(',');
-  if (profile.allowedPersistentVolumes.length > 0) allowed[ALLOWED_VOLUMES_ANNOTATION] = profile.allowedPersistentVolumes.join(',');
   return {
     apiVersion: 'v1',
     kind: 'Namespace',

@@ -95,6 +95,9 @@ const NAMESPACE_ATTACKS: Attack[] = [
   namespaceAttack('namespace warning privileged', (labels) => (labels['pod-security.kubernetes.io/warn'] = 'privileged'), 'admitted'),
   namespaceAttack('namespace without the managed-by label', (labels) => delete labels[MANAGED_BY_LABEL], 'admitted'),
   namespaceAttack('namespace without the managed label', (labels) => delete labels['dss-spark-k8s.dataiku.io/managed'], 'refused'),
+  namespaceAttack('namespace allowing its jobs to bind any PersistentVolume by name (an administrator\'s annotation)', (_, ns) => {
+    (ns.metadata as { annotations?: Record<string, string> }).annotations = { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'other-teams-pv' };
+  }, 'admitted'),
   {
     name: 'relabelling an existing managed namespace to enforce privileged',
     attempt: (api) => api.patch('namespaces', undefined, team, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } }),

@@ -539,10 +539,12 @@ beforeAll(async () => {
   await admin.create('priorityclasses', undefined, { metadata: { name: priorityClass }, value: 1000 }, { dryRun: false });
   await admin.patch('namespaces', undefined, teamNamespace, { metadata: { annotations: ANNOTATIONS } }, { dryRun: false });
   const teamProfile = profileWith({ targetNamespace: '${adminProperty:k8sNS}' });
-  const perUserProfile = profileWith({ autoCreateNamespace: true, allowedImagePullSecrets: ['team-registry'], allowedPersistentVolumes: ['team-pv'] });
+  const perUserProfile = profileWith({ autoCreateNamespace: true, allowedImagePullSecrets: ['team-registry'] });
   jobs.team = await Promise.all([provisionJob(teamProfile, 'alice', { k8sNS: teamNamespace }), provisionJob(teamProfile, 'bob', { k8sNS: teamNamespace })]);
   // The first job creates the per-user namespace; the second finds it.
   const first = await provisionJob(perUserProfile, perUserLogin);
+  // PersistentVolumes are cluster-wide: only an administrator allows a namespace to bind one by name.
+  await admin.patch('namespaces', undefined, first.namespace, { metadata: { annotations: { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'team-pv' } } }, { dryRun: false });
   jobs['per-user'] = [first, await provisionJob(perUserProfile, perUserLogin)];
   for (const [kind, [a, b]] of Object.entries(jobs) as [keyof typeof jobs, [Job, Job]][]) {
     // Every real cluster has a "default" account (the controller makes it; this control plane runs none).

@@ -48,7 +48,6 @@ const defaults: Omit<Profile, 'name' | 'source' | 'sparkSubmit'> = {
   annotations: {},
   podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
   allowedImagePullSecrets: [],
-  allowedPersistentVolumes: [],
   executorRunAsUser: 185,
   leaseRenewSeconds: 30,
   killGraceSeconds: 10,
@@ -81,7 +80,6 @@ profiles:
     adminPropertiesFile: /etc/dss-spark-k8s/admin-properties.yaml
     podSecurity: { enforce: restricted, audit: restricted, warn: baseline }
     allowedImagePullSecrets: [team-registry]
-    allowedPersistentVolumes: [team-data]
     executorRunAsUser: 1001
     leaseRenewSeconds: 15
     tokenRotation: 8m
@@ -117,7 +115,6 @@ profiles:
       adminPropertiesFile: '/etc/dss-spark-k8s/admin-properties.yaml',
       podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'baseline' },
       allowedImagePullSecrets: ['team-registry'],
-      allowedPersistentVolumes: ['team-data'],
       executorRunAsUser: 1001,
       perUserNamespaces: [PER_USER_DEFAULT],
       leaseRenewSeconds: 15,
@@ -221,7 +218,6 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     ['allowedUserGroups', ['a', 3], 'allowedUserGroups[1]', 'expected a non-empty string, got 3'],
     ['minUid', 'abc', 'minUid', 'expected a non-negative integer, got "abc"'],
     ['allowedImagePullSecrets', 'reg', 'allowedImagePullSecrets', 'expected a list of strings, got "reg"'],
-    ['allowedPersistentVolumes', ['pv_1'], 'allowedPersistentVolumes[0]', 'expected a Kubernetes object name, got "pv_1"'],
     ['executorRunAsUser', -185, 'executorRunAsUser', 'expected a non-negative integer, got -185'],
     ['minUid', -1, 'minUid', 'expected a non-negative integer, got -1'],
     ['minUid', 1.5, 'minUid', 'expected a non-negative integer, got 1.5'],
@@ -264,7 +260,7 @@ describe('parseConfig: wrong type or value of each profile key', () => {
   it('covers every key of the file format', () => {
     const covered = new Set(cases.map(([key]) => key));
     const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' })).message.split('known keys: ')[1]!.split(', ');
-    expect(allKeys.length).toBe(24);
+    expect(allKeys.length).toBe(23);
     expect(allKeys.filter((key) => !covered.has(key))).toEqual([]);
   });
 

@@ -19,7 +19,6 @@ export function fixtureProfile(overrides: Partial<Profile> = {}): Profile {
     annotations: { 'example.com/owner': 'platform' },
     podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
     allowedImagePullSecrets: [],
-    allowedPersistentVolumes: [],
     executorRunAsUser: 185,
     leaseRenewSeconds: 30,
     killGraceSeconds: 10,
