@@ -543,7 +543,8 @@ export const BOUNDS: readonly Bound[] = [
     identity: 'dssuser',
     verb: 'create',
     resource: 'namespaces',
-    bound: 'only named ^dss-, labelled managed=true and managed-by, with Pod Security enforce baseline or restricted (audit and warn likewise when set), versions latest',
+    bound:
+      'only named ^dss-, labelled managed=true and managed-by, with Pod Security enforce baseline or restricted (audit and warn likewise when set), versions latest, and no allowed-persistent-volumes annotation',
     by: [dssuserRules.namespaces],
     proofs: redteamDssuser(
       'namespace whose name does not start with dss-',
@@ -552,6 +553,7 @@ export const BOUNDS: readonly Bound[] = [
       'namespace with enforce-version not latest',
       'namespace auditing privileged',
       'namespace without the managed label',
+      'namespace allowing its jobs to bind any PersistentVolume by name',
       'to create the namespace the tool plans, at restricted or at baseline',
     ),
   },
