@@ -90,6 +90,11 @@ const APPARMOR_ANNOTATION_PREFIX = 'container.apparmor.security.beta.kubernetes.
  * Each way a pod reaches its node (or runs less confined than Pod Security `baseline` allows), or other tenants'
  * pods (a system priority class preempts any pod, system ones included), by name.
  */
+/** Where a container names a host for the kubelet to reach: probes and lifecycle hooks. */
+const HANDLER_HOSTS = ['livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle.?postStart', 'lifecycle.?preStop'].flatMap((handler) =>
+  ['httpGet', 'tcpSocket'].map((action) => `${handler}.?${action}.?host`),
+);
+
 const NODE_ACCESS: [string, string][] = [
   ['hostNetwork', `object.spec.?hostNetwork.orValue(false)`],
   ['hostPID', `object.spec.?hostPID.orValue(false)`],
@@ -111,6 +116,10 @@ const NODE_ACCESS: [string, string][] = [
   ['an unmasked /proc', `variables.containers.exists(c, ${CONTAINER_CONTEXT}.?procMount.orValue('Default') != 'Default')`],
   ['sysctls', `size(${POD_CONTEXT}.?sysctls.orValue([])) != 0`],
   ['a system priority class', `object.spec.?priorityClassName.orValue('').startsWith('system-')`],
+  // The kubelet, on the node's network, would send these requests to any host (the cloud metadata address...).
+  ['a probe or lifecycle host', `variables.containers.exists(c, ${HANDLER_HOSTS.map((path) => `c.?${path}.orValue('') != ''`).join(' || ')})`],
+  // Dynamic resource allocation: a device claimed by someone else of the namespace. Spark needs none.
+  ['resource claims', `size(object.spec.?resourceClaims.orValue([])) != 0`],
 ];
 
 /**

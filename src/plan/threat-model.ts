@@ -444,7 +444,7 @@ export const BOUNDS: readonly Bound[] = [
     verb: 'create',
     resource: 'pods',
     bound:
-      "labelled with its own account; as its own executor account, no token mounted; none of hostNetwork, hostPID, hostIPC, nodeName, privileged, hostPort, capabilities beyond baseline's, seccomp or AppArmor Unconfined, SELinux options, an unmasked /proc, sysctls, a system-… priority class; volumes emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own or unreserved claims, ephemeral claims without the tool's labels, dataSource, volumeName, selector or a reserved name; no secret in env; only listed pull secrets; no finalizer; names dss-spark-… only its own",
+      "labelled with its own account; as its own executor account, no token mounted; none of hostNetwork, hostPID, hostIPC, nodeName, privileged, hostPort, capabilities beyond baseline's, seccomp or AppArmor Unconfined, SELinux options, an unmasked /proc, sysctls, a system-… priority class, a probe or lifecycle host, resource claims; volumes emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own or unreserved claims, ephemeral claims without the tool's labels, dataSource, volumeName, selector or a reserved name; no secret in env; only listed pull secrets; no finalizer; names dss-spark-… only its own",
     by: [
       jobRules.labels,
       jobRules.names,
@@ -472,6 +472,8 @@ export const BOUNDS: readonly Bound[] = [
         'pod reading a secret through envFrom',
         'pod with an unlisted image pull secret',
         'pod with a finalizer (it would outlive teardown)',
+        'pod whose liveness probe makes the kubelet call a host of its choosing',
+        'pod claiming a device through a ResourceClaim of the namespace',
         'refuses a root pod without seccomp there, though the isolation policy admits it',
         'the executor pod Spark makes from the managed template',
       ),
@@ -479,10 +481,9 @@ export const BOUNDS: readonly Bound[] = [
     ],
     gap:
       'Pod Security is what the namespace enforces: restricted in the namespaces the tool creates (baseline at least: dssuser-scope), in a' +
-      ' team namespace only what its administrator labelled, and nothing checks that label. Where none is set, the isolation policy alone' +
-      ' holds, and it misses one control of baseline: probe and lifecycle `host` fields. A job pod with `livenessProbe.httpGet.host:' +
-      ' 169.254.169.254` (or a `tcpSocket.host`, or a `postStart` hook) is admitted there, and the kubelet sends that request from the' +
-      " node's network. Nothing of restricted holds there either (a container may run as root).",
+      ' team namespace only what its administrator labelled, and nothing checks that label. Where none is set, the isolation policy holds' +
+      " every node-access control of baseline, but nothing of restricted: a container may run as root (in its own user namespace only if" +
+      ' the node maps one).',
   },
   {
     identity: 'job token',

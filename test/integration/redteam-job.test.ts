@@ -140,6 +140,26 @@ const POD_ATTACKS: Attack[] = [
     (pod) => (pod.spec!.priorityClassName = 'system-node-critical'),
     { ...podPolicy, pre13: 'admitted' },
   ),
+  podAttack(
+    'pod whose liveness probe makes the kubelet call a host of its choosing (the cloud metadata address)',
+    (pod) => (container(pod).livenessProbe = { httpGet: { host: '169.254.169.254', path: '/latest/meta-data/', port: 80 } }),
+    { ...nodeReach, pre13: 'admitted' },
+  ),
+  podAttack(
+    'pod whose readiness probe makes the kubelet open a TCP connection to a host of its choosing',
+    (pod) => (container(pod).readinessProbe = { tcpSocket: { host: '10.96.0.1', port: 443 } }),
+    { ...nodeReach, pre13: 'admitted' },
+  ),
+  podAttack(
+    'pod whose postStart hook makes the kubelet call a host of its choosing',
+    (pod) => (container(pod).lifecycle = { postStart: { httpGet: { host: '169.254.169.254', path: '/', port: 80 } } }),
+    { ...nodeReach, pre13: 'admitted' },
+  ),
+  podAttack(
+    'pod claiming a device through a ResourceClaim of the namespace (dynamic resource allocation)',
+    (pod) => (pod.spec!.resourceClaims = [{ name: 'gpu', resourceClaimName: 'team-gpu' }]),
+    { ...podPolicy, pre13: 'admitted' },
+  ),
   podAttack('pod with a finalizer (it would outlive teardown)', (pod) => (pod.metadata!.finalizers = ['example.com/keep']), { ...podPolicy, pre13: 'admitted' }),
   podAttack('pod with a hostPath volume', (pod) => addVolume(pod, { name: 'node', hostPath: { path: '/' } }), { ...nodeReach, pre13: 'refused' }),
   podAttack('pod with an nfs volume', (pod) => addVolume(pod, { name: 'home', nfs: { server: 'nfs.example', path: '/home' } }), { ...nodeReach, pre13: 'admitted' }),
