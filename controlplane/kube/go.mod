@@ -2,7 +2,7 @@ module dss-spark-k8s/controlplane/kube
 
 go 1.24.0
 
-// Builds kube-apiserver and kubectl v1.34.4 from the Go module proxy.
+// Builds kube-apiserver, kubectl, kube-controller-manager, kube-scheduler and kubelet v1.34.4 from the Go module proxy.
 // k8s.io/kubernetes requires its staging modules at v0.0.0, which the proxy does not serve;
 // replace directives of a dependency are ignored, so they are repeated here.
 require k8s.io/kubernetes v1.34.4

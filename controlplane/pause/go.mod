@@ -1,0 +1,3 @@
+module dss-spark-k8s/controlplane/pause
+
+go 1.24.0
