@@ -661,7 +661,7 @@ export const BOUNDS: readonly Bound[] = [
     ),
   },
   jobObjectDelete('leases.coordination.k8s.io', 'delete', redteamDssuser('delete of an unlabelled Lease')),
-  jobObjectDelete('leases.coordination.k8s.io', 'deletecollection', []),
+  jobObjectDelete('leases.coordination.k8s.io', 'deletecollection', redteamDssuser('deletecollection of every Lease of the namespace')),
   {
     identity: 'dssuser',
     verb: 'create',
@@ -686,7 +686,7 @@ export const BOUNDS: readonly Bound[] = [
     ...redteamDssuser('delete of an unlabelled Secret'),
     { file: IT.controlPlane, it: 'lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one' },
   ]),
-  jobObjectDelete('secrets', 'deletecollection', []),
+  jobObjectDelete('secrets', 'deletecollection', redteamDssuser('deletecollection of every Secret of the namespace')),
   {
     identity: 'dssuser',
     verb: 'create',
@@ -704,7 +704,7 @@ export const BOUNDS: readonly Bound[] = [
     proofs: [...redteamDssuser('LimitRange of another name'), { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
   },
   teardownDelete('pods', 'delete', 'pods', redteamDssuser('delete of an unlabelled pod')),
-  teardownDelete('pods', 'deletecollection', 'pods', []),
+  teardownDelete('pods', 'deletecollection', 'pods', redteamDssuser('deletecollection of every pod of the namespace')),
   teardownDelete('persistentvolumeclaims', 'delete', 'claims', redteamDssuser('delete of an unlabelled claim')),
-  teardownDelete('persistentvolumeclaims', 'deletecollection', 'claims', []),
+  teardownDelete('persistentvolumeclaims', 'deletecollection', 'claims', redteamDssuser('deletecollection of every claim of the namespace')),
 ];

@@ -151,6 +151,10 @@ const DELETE_ATTACKS: Attack[] = [
   { name: 'delete of an unlabelled pod', attempt: (api) => api.delete('pods', team, 'team-pod'), ...policy, pre13: 'admitted' },
   { name: 'delete of an unlabelled claim', attempt: (api) => api.delete('persistentvolumeclaims', team, 'team-data'), ...policy, pre13: 'admitted' },
   { name: 'deletecollection of every RoleBinding of the namespace', attempt: (api) => api.deleteCollection('rolebindings', team, undefined), ...policy, pre13: 'admitted' },
+  { name: 'deletecollection of every Lease of the namespace', attempt: (api) => api.deleteCollection('leases', team, undefined), ...policy, pre13: 'admitted' },
+  { name: 'deletecollection of every Secret of the namespace', attempt: (api) => api.deleteCollection('secrets', team, undefined), ...policy, pre13: 'refused' },
+  { name: 'deletecollection of every pod of the namespace', attempt: (api) => api.deleteCollection('pods', team, undefined), ...policy, pre13: 'admitted' },
+  { name: 'deletecollection of every claim of the namespace', attempt: (api) => api.deleteCollection('persistentvolumeclaims', team, undefined), ...policy, pre13: 'admitted' },
   {
     name: 'deletecollection of the ServiceAccounts labelled managed-by',
     attempt: (api) => api.deleteCollection('serviceaccounts', team, `${MANAGED_BY_LABEL}=dss-spark-k8s`),
