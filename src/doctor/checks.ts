@@ -10,6 +10,7 @@ import type { ChalkInstance } from 'chalk';
 import { loadConfig, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
 import { CliError, KubernetesError } from '../errors.ts';
+import { sudoEnv } from '../exec/spark-submit.ts';
 import { DRIVER_CREATED_KINDS, type Kube } from '../k8s/client.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { resolveNamespace } from '../plan/names.ts';
@@ -325,11 +326,14 @@ export interface ProcessResult {
 
 export type RunProcess = (file: string, args: string[], options: { timeoutMs: number }) => Promise<ProcessResult>;
 
-/** Runs a program without a shell, in /, in the C locale (sudo's messages are parsed); never throws. */
+/**
+ * Runs a program without a shell, in /, with the environment `run` gives sudo (nothing of the caller's) in the
+ * C locale (sudo's messages are parsed); never throws.
+ */
 export const runProcess: RunProcess = (file, args, { timeoutMs }) =>
   new Promise((resolve) => {
     const started = Date.now();
-    execFile(file, args, { cwd: '/', timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
+    execFile(file, args, { cwd: '/', timeout: timeoutMs, env: { ...sudoEnv(), LC_ALL: 'C' }, maxBuffer: 4 << 20 }, (error, stdout, stderr) => {
       const ms = Date.now() - started;
       if (!error) return resolve({ code: 0, stdout, stderr, ms });
       const e = error as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
