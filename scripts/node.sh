@@ -126,7 +126,7 @@ clean() {
 # --- the supervisor ---------------------------------------------------------------------------------------
 
 write_containerd_config() {
-  local node_dir=$1 socket=$2 state=$3 pause_image=$4
+  local node_dir=$1 socket=$2 state=$3 pause_image=$4 node_ip=$5
   mkdir -p "$node_dir/cni" "$node_dir/registry/_default"
   # Every registry host is this address where nothing listens: a pod whose image is not imported fails at
   # once instead of reaching out.
@@ -135,13 +135,15 @@ server = "http://127.0.0.1:9"
 [host."http://127.0.0.1:9"]
   capabilities = ["pull", "resolve"]
 HOSTS
+  # Pods reach each other and the node's address (a client-mode driver), and nothing beyond.
   cat >"$node_dir/cni/10-dss-spark-k8s.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
   "name": "dss-spark-k8s",
   "plugins": [
     { "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": { "type": "host-local", "dataDir": "$node_dir/cni-ipam", "ranges": [[{ "subnet": "$POD_SUBNET" }]] } },
+      "ipam": { "type": "host-local", "dataDir": "$node_dir/cni-ipam", "ranges": [[{ "subnet": "$POD_SUBNET" }]],
+                "routes": [{ "dst": "$node_ip/32" }] } },
     { "type": "loopback" }
   ]
 }
@@ -303,7 +305,7 @@ supervise() {
   done
 
   read -r pause_image pause_dir < <(pause_layout "$bin_dir")
-  write_containerd_config "$node_dir" "$socket" "$state" "$pause_image"
+  write_containerd_config "$node_dir" "$socket" "$state" "$pause_image" "$ip"
   PATH="$containerd_dir:$PATH" "$containerd_dir/containerd" --config "$node_dir/containerd.toml" --log-level warn \
     >"$node_dir/containerd.log" 2>&1 </dev/null &
   containerd_pid=$!
