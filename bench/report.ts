@@ -7,6 +7,7 @@ import { RUN_ROUND_TRIPS } from './b1-overhead.ts';
 import type { B2Result } from './b2-startup.ts';
 import { type B3Round, OBJECTS_PER_JOB } from './b3-cleanup.ts';
 import type { B4Result } from './b4-concurrency.ts';
+import type { B5Result } from './b5-job.ts';
 import { trySh } from './lib/proc.ts';
 import { formatMs, formatRatio, type Summary } from './lib/stats.ts';
 
@@ -22,7 +23,7 @@ export interface Machine {
 export interface Results {
   started: Date;
   finished?: Date;
-  settings: { quick: boolean; b1Runs: number; b2Runs: number; b2Cold: number; orphanCounts: number[]; concurrency: number; b4Singles: number };
+  settings: { quick: boolean; b1Runs: number; b2Runs: number; b2Cold: number; orphanCounts: number[]; concurrency: number; b4Singles: number; b5Rounds: number };
   machineBefore: Machine;
   machineAfter?: Machine;
   versions?: { node: string; kubectl: string; apiserver: string };
@@ -30,6 +31,7 @@ export interface Results {
   b2?: B2Result;
   b3?: B3Round[];
   b4?: B4Result;
+  b5?: B5Result;
 }
 
 export function machine(): Machine {
@@ -154,12 +156,23 @@ function phaseTable(b1: B1Result): string {
   return lines.join('\n');
 }
 
+function b5Rows(b5: B5Result): Row[] {
+  return [
+    row('B5 a real job', 'process start → result: `dss-spark-k8s run` (PySpark, 2 executors on the node)', b5.tool, `a/b = ${formatRatio(b5.ratio)}`, '≤ 1.05×', b5.ratio <= 1.05),
+    row('B5', 'process start → result: plain `spark-submit`, static admin kubeconfig', b5.plain),
+    ['B5', 'difference a − b (medians)', '', formatMs(b5.differenceMs), '', '', '', ''],
+    row('B5', 'process start → exit: `run` (teardown included)', b5.toolExit, `vs plain exit = ${formatRatio(b5.toolExit.median / b5.plainExit.median)}`),
+    row('B5', 'process start → exit: plain `spark-submit`', b5.plainExit),
+  ];
+}
+
 export function render(results: Results): { table: string; document: string } {
   const rows: Row[] = [];
   if (results.b1) rows.push(...b1Rows(results.b1));
   if (results.b2) rows.push(...b2Rows(results.b2));
   if (results.b3) rows.push(...b3Rows(results.b3));
   if (results.b4) rows.push(...b4Rows(results.b4));
+  if (results.b5) rows.push(...b5Rows(results.b5));
   const main = table(rows);
   const printed = results.b1 ? `${main}\n\n${phaseTable(results.b1)}` : main;
   const m = results.machineBefore;
@@ -184,7 +197,7 @@ ${results.b1 ? `### Where the time of one \`run\` goes (B1)\n\n${phaseTable(resu
 - Node.js ${results.versions?.node ?? '?'}; kubectl ${results.versions?.kubectl ?? '?'} (built from source by scripts/build-controlplane.sh);
   kube-apiserver ${results.versions?.apiserver ?? '?'} with etcd v3.6, on 127.0.0.1 (scripts/cluster.sh: RBAC, audit log, the admission policy of deploy/rbac).
 - Run: ${results.started.toISOString()} → ${results.finished?.toISOString() ?? '?'}; B1 ${s.b1Runs} rounds, B2 ${s.b2Runs} rounds (+${s.b2Cold} cold),
-  B3 ${s.orphanCounts.map((n) => n.toLocaleString('en')).join(' and ')} jobs, B4 ${s.concurrency} concurrent runs.
+  B3 ${s.orphanCounts.map((n) => n.toLocaleString('en')).join(' and ')} jobs, B4 ${s.concurrency} concurrent runs, B5 ${s.b5Rounds} rounds.
 
 ## Method
 
@@ -235,6 +248,14 @@ control plane and its files, also on Ctrl-C. \`BENCH_QUICK=1\` runs fewer iterat
   go on). Successes, each run's wall time against the single-run median, the makespan, and everything left (objects of
   the ${s.concurrency} jobs of every kind, temp directories). With ${m.cores} cores, ${s.concurrency} Node processes queue for CPU: the
   "CPU bound" is ${s.concurrency} × the median CPU of one run / cores, the least any makespan can be.
+- **B5** — only B5 gives the bench cluster a node (\`cluster.sh up\` without \`--no-node\`: kube-controller-manager,
+  kube-scheduler, containerd, the kubelet, the executor image of scripts/build-executor-image.sh). One PySpark job in client
+  mode (a sum over 1,000,000 numbers in 8 partitions) with 2 executor pods (512 MB, 100m CPU requested), waiting for both
+  executors before it computes: (a) \`dss-spark-k8s run --user U --quiet -- app.py\` as the dssuser account with the real
+  spark-submit allowed by the sudoers rule; (b) the same spark-submit run directly as the end user with a copy of the
+  administrator's kubeconfig, in the same namespace, with a pod template of the tool's shape (restricted, no token) and the
+  namespace's default account: no provisioning, no teardown. Timed from spawn to the result line on stdout (and to exit),
+  ${s.b5Rounds} rounds after one warm-up job each way, the order alternating (a b, b a, …). The target: a/b ≤ 1.05.
 `;
   // Findings and recommendations written by people (bench/analysis.md), kept apart from the generated figures.
   const analysis = new URL('./analysis.md', import.meta.url);

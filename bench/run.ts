@@ -10,17 +10,19 @@
 //   BENCH_RUNS=N           B1 rounds (default 20; quick 6)
 //   BENCH_ORPHANS=a,b      B3 orphaned-job counts (default 1000,10000)
 //   BENCH_CONCURRENCY=N    B4 concurrent runs (default 50)
+//   BENCH_B5_ROUNDS=N      B5 rounds of one job each way (default 6; quick 2)
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchB1 } from './b1-overhead.ts';
 import { benchB2 } from './b2-startup.ts';
 import { benchB3Round } from './b3-cleanup.ts';
 import { benchB4 } from './b4-concurrency.ts';
+import { benchB5 } from './b5-job.ts';
 import { cleanupAll, root, setUp } from './lib/env.ts';
 import { stopRunningChildren } from './lib/proc.ts';
 import { machine, render, type Results } from './report.ts';
 
-const ALL = ['B1', 'B2', 'B3', 'B4'] as const;
+const ALL = ['B1', 'B2', 'B3', 'B4', 'B5'] as const;
 type BenchName = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { only: BenchName[]; write: boolean } {
@@ -43,7 +45,7 @@ function parseArgs(argv: string[]): { only: BenchName[]; write: boolean } {
 
 function usage(error?: string): never {
   if (error) process.stderr.write(`bench: ${error}\n`);
-  process.stderr.write('usage: npm run bench [-- --only B1,B2,B3,B4] [--write]   (env: BENCH_QUICK=1, BENCH_RUNS, BENCH_ORPHANS, BENCH_CONCURRENCY)\n');
+  process.stderr.write('usage: npm run bench [-- --only B1,B2,B3,B4,B5] [--write]   (env: BENCH_QUICK=1, BENCH_RUNS, BENCH_ORPHANS, BENCH_CONCURRENCY, BENCH_B5_ROUNDS)\n');
   process.exit(error ? 64 : 0);
 }
 
@@ -72,6 +74,7 @@ async function main() {
     }),
     concurrency: positiveInt('BENCH_CONCURRENCY', 50),
     b4Singles: quick ? 3 : 5,
+    b5Rounds: positiveInt('BENCH_B5_ROUNDS', quick ? 2 : 6),
   };
 
   let interrupted = false;
@@ -90,12 +93,14 @@ async function main() {
   const started = new Date();
   const results: Results = { started, settings, machineBefore: machine() };
   try {
-    const env = await setUp(log);
+    const env = await setUp(log, { node: only.includes('B5') });
     results.versions = env.versions;
     // B3 last: tens of thousands of objects make etcd and the apiserver's caches bigger for what follows.
     if (only.includes('B2')) results.b2 = await benchB2(env, settings.b2Runs, settings.b2Cold, log);
     if (only.includes('B1')) results.b1 = await benchB1(env, settings.b1Runs, log);
     if (only.includes('B4')) results.b4 = await benchB4(env, settings.concurrency, settings.b4Singles, log);
+    // Before B3: a real job on a cluster not yet loaded with tens of thousands of objects.
+    if (only.includes('B5')) results.b5 = await benchB5(env, settings.b5Rounds, log);
     if (only.includes('B3')) {
       results.b3 = [];
       for (const count of settings.orphanCounts) results.b3.push(await benchB3Round(env, count, log));

@@ -53,6 +53,9 @@ log="$cache_root/logs/build-$(date +%Y%m%d-%H%M%S).log"
 started=$(date +%s)
 echo "build-controlplane: cold build with $go_version of: $todo(many minutes once; the Go tool's output: $log)" >&2
 staging=$(mktemp -d "$cache_root/.staging.XXXXXX")
+# The Go build and module caches of this build only (~4 GB), removed once every binary is built.
+go_caches="$cache_root/.go-caches"
+export GOCACHE="$go_caches/build" GOMODCACHE="$go_caches/mod"
 trap 'rm -rf "$staging"' EXIT
 
 k8s_version_flags="-s -w \
@@ -85,16 +88,17 @@ build() {
 export CGO_ENABLED=0
 for name in $todo; do
   case "$name" in
-    etcd) build etcd "$bin_dir" -- env -C "$here/controlplane/etcd" GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$staging/etcd" go.etcd.io/etcd/server/v3 ;;
+    etcd) build etcd "$bin_dir" -- env -C "$here/controlplane/etcd" GOFLAGS="-mod=mod -modcacherw" go build -trimpath -ldflags "-s -w" -o "$staging/etcd" go.etcd.io/etcd/server/v3 ;;
     pause) build pause "$bin_dir" -- env -C "$here/controlplane/pause" go build -trimpath -ldflags "-s -w" -o "$staging/pause" . ;;
-    crictl) build crictl "$bin_dir" -- env GOFLAGS= GOBIN="$staging" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" ;;
+    crictl) build crictl "$bin_dir" -- env GOFLAGS=-modcacherw GOBIN="$staging" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" ;;
     containerd/*)
       # `go install pkg@version` builds containerd's own module as released (its go.mod, its replaces).
       name=${name#containerd/}
-      build "$name" "$containerd_dir" -- env GOFLAGS= GOBIN="$staging" go install -trimpath -tags no_btrfs \
+      build "$name" "$containerd_dir" -- env GOFLAGS=-modcacherw GOBIN="$staging" go install -trimpath -tags no_btrfs \
         -ldflags "$containerd_version_flags" "github.com/containerd/containerd/v2/cmd/$name@$CONTAINERD_VERSION" ;;
-    *) build "$name" "$bin_dir" -- env -C "$here/controlplane/kube" GOFLAGS=-mod=mod go build -trimpath -ldflags "$k8s_version_flags" -o "$staging/$name" "k8s.io/kubernetes/cmd/$name" ;;
+    *) build "$name" "$bin_dir" -- env -C "$here/controlplane/kube" GOFLAGS="-mod=mod -modcacherw" go build -trimpath -ldflags "$k8s_version_flags" -o "$staging/$name" "k8s.io/kubernetes/cmd/$name" ;;
   esac
 done
+rm -rf "$go_caches"
 echo "build-controlplane: cold build took $(( $(date +%s) - started )) s -> $bin_dir" >&2
 echo "$bin_dir"

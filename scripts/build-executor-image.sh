@@ -5,6 +5,8 @@
 # scripts/executor-entrypoint.sh; the user `spark` (uid 185, Spark's own image's). Writes an OCI image layout
 # into the cache and prints two lines on stdout: the image's fully qualified name, then the layout's directory.
 # Pods use it with imagePullPolicy: Never once it is imported into containerd (scripts/node.sh does that).
+# Rebuilt only when an input changes: this script, oci-layout.sh, the entrypoint, the package list, the
+# Debian release, pyspark's files.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=oci-layout.sh
@@ -90,6 +92,8 @@ write_oci_layout "$rootfs" "$staging/layout" "$name" "$config"
 rm -rf "$rootfs"
 rm -rf "$layout"
 mv "$staging/layout" "$layout"
+# Layouts of earlier inputs are never used again.
+find "$cache_root" -maxdepth 1 -name 'executor-image-*' ! -path "$layout" -exec rm -rf {} +
 chmod -R a+rX "$layout"
 echo "build-executor-image: built in $(( $(date +%s) - started )) s: root file system ${rootfs_size} MB, layout $(du -sm "$layout" | cut -f1) MB in $layout" >&2
 printf '%s\n%s\n' "$name" "$layout"

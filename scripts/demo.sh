@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # npm run demo: one real Spark job through dss-spark-k8s on a fresh machine, as DSS would run it.
 #
-# Does all its set-up (scripts/setup.sh: Node, packages, build, control plane binaries, pyspark; cached),
-# starts a local control plane (etcd + kube-apiserver) in a temporary directory, gives the demo dssuser the
-# rights of deploy/rbac/per-user-namespaces.yaml, creates demo Unix users and the README's sudoers rule,
+# Does all its set-up (scripts/setup.sh: Node, packages, build, the local cluster's binaries, pyspark, the
+# executor image; cached), starts a local one-node cluster (scripts/cluster.sh: etcd, kube-apiserver,
+# controller-manager, scheduler, containerd and a kubelet) in a temporary directory, gives the demo dssuser
+# the rights of deploy/rbac/per-user-namespaces.yaml, creates demo Unix users and the README's sudoers rule,
 # then runs one PySpark job in client mode for the demo end user through `dss-spark-k8s run` as the demo
-# dssuser. Afterwards it shows that the job's token is rejected and that nothing labelled with the job is
-# left. Everything it made is removed on exit, also on Ctrl-C.
+# dssuser: two executor pods run on the node and compute a sum. Afterwards it shows that the job's token is
+# rejected and that nothing labelled with the job is left. Everything it made is removed on exit, also on
+# Ctrl-C. There is one node per machine: stop another local cluster that has one first.
 #
 # Must run as root (it creates Unix users and a sudoers rule, as an administrator would).
 set -euo pipefail
@@ -29,7 +31,7 @@ if [ "$(id -u)" != 0 ]; then
 demo: must run as root. The demo does what an administrator does when installing dss-spark-k8s for DSS:
   - creates two Unix users (dss-demo-dssuser runs the tool, dss-demo-alice is the end user) and a group,
   - installs the README's sudoers rule for them in /etc/sudoers.d/dss-spark-k8s-demo,
-  - starts a local kube-apiserver and etcd on 127.0.0.1,
+  - starts a local one-node cluster (kube-apiserver, etcd, containerd, a kubelet; a bridge for the pods),
 and removes all of it at the end. Run it as root:  sudo npm run demo   (or: sudo bash scripts/demo.sh)
 EOF
   exit 1
@@ -48,7 +50,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   section "Clean-up"
   if [ -n "$watcher" ]; then kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true; fi
-  if [ -n "$cluster_up" ]; then bash scripts/cluster.sh down --dir "$work/cluster" 2>/dev/null || true; say "stopped the local control plane"; fi
+  if [ -n "$cluster_up" ]; then bash scripts/cluster.sh down --dir "$work/cluster" 2>/dev/null || true; say "stopped the local cluster (pods, kubelet, containerd, control plane)"; fi
   if [ -n "$made_sudoers" ]; then rm -f "$SUDOERS"; say "removed $SUDOERS"; fi
   for user in "${made_users[@]}"; do
     # What the user's processes left in /tmp (the JVM's perf data, Spark's scratch dirs after a hard kill).
@@ -65,7 +67,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-section "1. Set-up: Node, npm packages, build, control plane binaries, pyspark (cached after the first run)"
+section "1. Set-up: Node, npm packages, build, cluster binaries, pyspark, executor image (cached after the first run)"
 bash scripts/setup.sh
 ensure_node
 spark_submit=$(bash scripts/install-pyspark.sh)
@@ -74,16 +76,17 @@ say "spark-submit: $spark_submit"
 work=$(mktemp -d /tmp/dss-spark-k8s-demo-XXXXXX)
 chmod 755 "$work"
 
-section "2. A local control plane (etcd + kube-apiserver v1.34, RBAC, TokenRequest, audit log)"
+section "2. A local one-node cluster (Kubernetes v1.34: RBAC, TokenRequest, audit log; containerd, a kubelet)"
 state=$(bash scripts/cluster.sh up --dir "$work/cluster" --owner-pid $$)
 cluster_up=1
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <<<"$state"; }
+field() { python3 -c 'import json,sys; v=json.load(sys.stdin); [v := v[k] for k in sys.argv[1].split(".")]; print(v)' "$1" <<<"$state"; }
+executor_image=$(field node.executorImage)
 server=$(field server)
 kubectl=$(field kubectl)
 admin=$(field adminKubeconfig)
 ca=$(field caFile)
 audit=$(field auditLog)
-say "apiserver: $server"
+say "apiserver: $server; node $(field node.name) ($(field node.ip)); executor image $executor_image (imported, never pulled)"
 show "kubectl apply -f deploy/rbac/per-user-namespaces.yaml   # as the cluster admin: dssuser's rights"
 "$kubectl" --kubeconfig "$admin" apply -f deploy/rbac/per-user-namespaces.yaml
 
@@ -135,11 +138,12 @@ profiles:
     kubeconfig: $work/dssuser/kubeconfig
     tempDir: $work/jobs
     sparkConf:
-      spark.kubernetes.container.image: apache/spark:4.0.1   # never pulled here: there is no kubelet
-      spark.executor.instances: "1"
-      spark.scheduler.minRegisteredResourcesRatio: "0"       # do not wait for executors (they stay Pending)
-      spark.driver.host: 127.0.0.1
-      spark.driver.bindAddress: 127.0.0.1
+      spark.kubernetes.container.image: $executor_image
+      spark.kubernetes.container.image.pullPolicy: Never     # built and imported locally (no registry)
+      spark.executor.instances: "2"
+      spark.executor.memory: 512m
+      spark.kubernetes.executor.request.cores: 100m
+      spark.scheduler.minRegisteredResourcesRatio: "1.0"     # compute once both executors have registered
       spark.ui.enabled: "false"
       spark.log.level: WARN
 EOF
@@ -147,23 +151,50 @@ chmod 0644 "$work/config.yaml"
 
 # The end user's application and a directory of its own (the app copies its token there for step 5).
 mkdir -m 0755 "$work/app" "$work/alice"
-cp test/fixtures/spark-app.py "$work/app/job.py"
+cat >"$work/app/job.py" <<'APP'
+import json, os, pwd, re, socket, sys, time
+from pyspark.sql import SparkSession
+
+def say(text):
+    print(f"demo-app: {text}", flush=True)
+
+# The job token, copied out of $KUBECONFIG so that the demo can show it is dead after the job.
+text = open(os.environ["KUBECONFIG"], encoding="utf-8").read()
+try:
+    config = json.loads(text)
+    context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+    token = next(u["user"]["token"] for u in config["users"] if u["name"] == context["user"])
+except ValueError:
+    token = re.search(r"^\s*token:\s*\"?([^\"\s]+)", text, re.MULTILINE).group(1)
+with open(os.open(os.path.join(sys.argv[1], "token"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+    f.write(token)
+
+say(f"the driver runs as {pwd.getpwuid(os.getuid()).pw_name}; waiting for 2 executors")
+spark = SparkSession.builder.appName("dss-spark-k8s-demo").getOrCreate()
+sc = spark.sparkContext
+total = sc.parallelize(range(1, 1000001), 8).sum()
+hosts = sorted(set(sc.parallelize(range(200), 20).map(lambda _: socket.gethostname()).collect()))
+say(f"sum of 1..1000000, computed by the executors: {total}")
+say(f"executor pods that ran the Python tasks: {' '.join(hosts)}")
+time.sleep(3)  # long enough for the demo to show the executor pods Running
+spark.stop()
+say("SparkSession stopped")
+APP
 chmod 0644 "$work/app/job.py"
-echo 8 >"$work/alice/release" # the app holds its SparkSession 8 s, so that the executor pods can be seen
 chown -R "$END_USER:" "$work/alice"
 
 job_id=demo-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 section "4. One real Spark job (PySpark, client mode) for $END_USER, run by $DSSUSER"
 run_args=(run --config "$work/config.yaml" --user "$END_USER" --job-id "$job_id" --events "$work/dssuser/events.jsonl"
-  -- "$work/app/job.py" "$work/alice" "hello from the driver, streamed while the job runs" ok)
+  -- "$work/app/job.py" "$work/alice")
 show "dss-spark-k8s ${run_args[*]}   # as $DSSUSER"
-# While the job runs: show its executor pods, created by the driver with the job's token.
+# While the job runs: show its executor pods, created by the driver with the job's token, once both run.
 (
   for _ in $(seq 600); do
     pods=$("$kubectl" --kubeconfig "$admin" get pods -A -l "$JOB_LABEL=$job_id" --no-headers \
-      -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,PHASE:.status.phase,SERVICE-ACCOUNT:.spec.serviceAccountName' 2>/dev/null || true)
-    if [ -n "$pods" ]; then
+      -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,PHASE:.status.phase,IP:.status.podIP,NODE:.spec.nodeName,SERVICE-ACCOUNT:.spec.serviceAccountName' 2>/dev/null || true)
+    if [ "$(grep -c ' Running ' <<<"$pods")" -ge 2 ]; then
       printf '%s[demo, as admin, while the job runs] executor pods labelled %s=%s:%s\n' "$bold" "$JOB_LABEL" "$job_id" "$reset"
       printf '    %s\n' "$pods"
       exit 0

@@ -254,11 +254,15 @@ pause_layout() {
   echo "docker.io/dss-spark-k8s/pause:$digest $layout"
 }
 
+# Imports an image layout into the CRI's namespace once (containerd's root is kept in the cache), streamed
+# (no tar on disk), keeping only the unpacked layers; older images of the same repository are removed.
 ensure_image() { # ctr socket name layout
-  local ctr=$1 socket=$2 name=$3 layout=$4
-  "$ctr" --address "$socket" -n k8s.io images ls -q "name==$name" | grep -qxF "$name" && return 0
-  local t0; t0=$(date +%s)
-  import_oci_layout "$ctr" "$socket" "$layout"
+  local ctr=$1 socket=$2 name=$3 layout=$4 t0 other
+  ctr_k8s() { "$ctr" --address "$socket" -n k8s.io "$@" 2> >(grep -v 'cgroup v1 is deprecated' >&2); }
+  ctr_k8s images ls -q | grep -qxF "$name" && return 0
+  t0=$(date +%s)
+  tar -C "$layout" -cf - oci-layout index.json blobs | ctr_k8s images import --local --discard-unpacked-layers - >/dev/null
+  for other in $(ctr_k8s images ls -q | grep "^${name%:*}:" | grep -vxF "$name"); do ctr_k8s images rm "$other" >/dev/null; done
   echo "node: imported $name in $(( $(date +%s) - t0 )) s" >&2
 }
 

@@ -32,9 +32,3 @@ write_oci_layout() {
     "$manifest_digest" "$manifest_size" "$name" "${name##*:}" >"$out/index.json"
   printf '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
 }
-
-# import_oci_layout CTR ADDRESS DIR: streams the layout into containerd's CRI namespace (no tar on disk).
-import_oci_layout() {
-  local ctr=$1 address=$2 dir=$3
-  tar -C "$dir" -cf - oci-layout index.json blobs | "$ctr" --address "$address" -n k8s.io images import --local --discard-unpacked-layers - >/dev/null
-}

@@ -18,6 +18,7 @@ export interface ClusterState {
   dssuserKubeconfig: string;
   kubectl: string;
   dir: string;
+  node: { name: string; executorImage: string } | null;
 }
 
 export interface BenchEnv {
@@ -44,6 +45,9 @@ export interface BenchEnv {
   /** Namespace of `user` (template dss-ns-${dssUserLogin}). */
   namespace: string;
   versions: { node: string; kubectl: string; apiserver: string };
+  /** The bench cluster's node (B5 only) and the real spark-submit the sudoers rule allows (B5). */
+  node: ClusterState['node'];
+  sparkSubmit: string;
 }
 
 /** Clean-up steps, run in reverse order once, by the finally of the bench or by a signal handler. */
@@ -78,7 +82,8 @@ function ownedDir(path: string, owner: Account, mode = 0o755): string {
   return path;
 }
 
-export async function setUp(log: (line: string) => void): Promise<BenchEnv> {
+/** With `node`, the bench cluster gets the machine's one node (B5 runs real executors); B1–B4 need none. */
+export async function setUp(log: (line: string) => void, { node }: { node: boolean }): Promise<BenchEnv> {
   if (process.getuid?.() !== 0) throw new Error('the bench must run as root: it creates Unix users, a sudoers rule and its own control plane');
   for (const tool of ['sudo', 'setfacl', 'useradd', 'visudo', 'openssl', 'curl']) {
     if (!trySh('sh', ['-c', `command -v ${tool}`])) throw new Error(`'${tool}' is missing; run 'bash scripts/setup.sh' first`);
@@ -100,10 +105,13 @@ export async function setUp(log: (line: string) => void): Promise<BenchEnv> {
   symlinkSync(process.execPath, join(cliDir, '.toolchain/node'));
   sh('chmod', ['-R', 'a+rX', cliDir]);
 
-  log('bench: starting a control plane of its own');
+  log(`bench: starting a control plane of its own${node ? ' with a node' : ''}`);
   const clusterDir = join(workDir, 'cluster');
   onCleanup('stop the control plane', () => sh('bash', [join(root, 'scripts/cluster.sh'), 'down', '--dir', clusterDir]));
-  const cluster = JSON.parse(sh('bash', [join(root, 'scripts/cluster.sh'), 'up', '--dir', clusterDir, '--owner-pid', String(process.pid)])) as ClusterState;
+  const cluster = JSON.parse(
+    sh('bash', [join(root, 'scripts/cluster.sh'), 'up', '--dir', clusterDir, '--owner-pid', String(process.pid), ...(node ? [] : ['--no-node'])]),
+  ) as ClusterState;
+  const sparkSubmit = node ? sh('bash', [join(root, 'scripts/install-pyspark.sh')]).trim() : '/bin/true';
   const caPem = readFileSync(cluster.caFile, 'utf8');
   const admin = new Api(cluster.server, caPem, readFileSync(join(clusterDir, 'admin.token'), 'utf8').trim());
   const dssToken = readFileSync(join(clusterDir, 'dssuser.token'), 'utf8').trim();
@@ -121,7 +129,8 @@ export async function setUp(log: (line: string) => void): Promise<BenchEnv> {
   const user = addUser(`${prefix}-u1`, group);
   const freshUser = addUser(`${prefix}-u4`, group);
   const sudoers = `/etc/sudoers.d/dss-spark-k8s-bench-${prefix}`;
-  const rule = `Defaults:${dssuser.name} env_keep += "KUBECONFIG"\n${dssuser.name} ALL = (%${group}) NOPASSWD: /bin/true\n`;
+  const commands = node ? `/bin/true, ${sparkSubmit}` : '/bin/true';
+  const rule = `Defaults:${dssuser.name} env_keep += "KUBECONFIG"\n${dssuser.name} ALL = (%${group}) NOPASSWD: ${commands}\n`;
   writeFileSync(`${workDir}/sudoers.tmp`, rule, { mode: 0o440 });
   sh('visudo', ['-c', '-q', '-f', `${workDir}/sudoers.tmp`]);
   onCleanup(`remove ${sudoers}`, () => rmSync(sudoers, { force: true }));
@@ -169,6 +178,8 @@ export async function setUp(log: (line: string) => void): Promise<BenchEnv> {
     scratch,
     namespace: `dss-ns-${user.name}`,
     versions: { node: process.version, kubectl, apiserver },
+    node: cluster.node,
+    sparkSubmit,
   };
 }
 

@@ -12,6 +12,12 @@ export interface ClusterState {
   auditLog: string;
   dir: string;
   local: boolean;
+  /**
+   * The local cluster's node (scripts/node.sh), with the Spark executor image imported into its containerd
+   * (use it with imagePullPolicy: Never); null when there is none (`cluster.sh up --no-node`, or an external
+   * cluster without TEST_EXECUTOR_IMAGE).
+   */
+  node: { name: string; ip: string; executorImage: string } | null;
 }
 
 export interface UnixFixture {

@@ -28,12 +28,17 @@ function startCluster(): { state: Omit<ClusterState, 'dssuserKubeconfig' | 'dssu
   const external = process.env.TEST_KUBECONFIG;
   if (external) {
     return {
-      state: { server: '', caFile: '', adminKubeconfig: resolve(external), kubectl: kubectlPath(), auditLog: '', dir: '', local: false },
+      state: {
+        server: '', caFile: '', adminKubeconfig: resolve(external), kubectl: kubectlPath(), auditLog: '', dir: '', local: false,
+        // An external cluster's nodes run the image its administrator names (imported or pullable there).
+        node: process.env.TEST_EXECUTOR_IMAGE ? { name: '', ip: '', executorImage: process.env.TEST_EXECUTOR_IMAGE } : null,
+      },
       stop: () => {},
     };
   }
+  // A cluster left running in the shared directory is reused when it has a node (the executor tests need one).
   const cached = tryJson(() => sh('bash', [join(root, 'scripts/cluster.sh'), 'status', '--dir', sharedClusterDir]));
-  if (cached) return { state: { ...cached, local: true }, stop: () => {} };
+  if (cached?.node) return { state: { ...cached, local: true }, stop: () => {} };
   const dir = mkdtempSync('/tmp/dss-spark-k8s-test-cluster-');
   rmSync(dir, { recursive: true });
   const state = JSON.parse(sh('bash', [join(root, 'scripts/cluster.sh'), 'up', '--dir', dir, '--owner-pid', String(process.pid)]));
