@@ -2,7 +2,7 @@
 // the dssuser Unix account, spark-submit through sudo as the end user), whose two executor pods run on the node
 // from the locally built executor image and compute the result. What runs inside an executor, what the job's
 // teardown and `cleanup --orphans` do to running executors, and token rotation under running executors.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -189,6 +189,8 @@ afterAll(async () => {
     cli.child.kill('SIGTERM');
     await cli.result;
   }
+  // A killed driver's Python process notices within 0.2 s and exits: the global teardown deletes the user.
+  await until(`no process of ${alice.name} left`, 15_000, () => (spawnSync('pgrep', ['-u', String(alice.uid)]).status === 1 ? true : undefined));
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
   rmSync(`/tmp/hsperfdata_${alice.name}`, { recursive: true, force: true });
 });
@@ -294,10 +296,14 @@ describe('running executors die with their job', () => {
     await waitForLine(job, /^node-app: holding$/m);
     // A frozen driver neither stops its executors nor makes new ones; they go on running without it.
     const driver = driverPid(job);
+    // sudo, which stops itself when its command stops, and must be continued to see it die.
+    const sudo = Number(readFileSync(`/proc/${driver}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
     process.kill(driver, 'SIGSTOP');
     try {
+      // Its exit, not its pipes' end: the frozen driver holds them open.
+      const exited = new Promise((r) => job.cli.child.once('exit', r));
       job.cli.child.kill('SIGKILL');
-      await job.result;
+      await exited;
       await new Promise((r) => setTimeout(r, 3000));
       const stillRunning = (await jobPods(namespace, job.jobId)).map((p) => p.status?.phase);
       let last = '';
@@ -315,6 +321,7 @@ describe('running executors die with their job', () => {
       expect(await jobObjects(job.jobId)).toEqual([]);
     } finally {
       process.kill(driver, 'SIGKILL');
+      process.kill(sudo, 'SIGCONT');
     }
   });
 });
