@@ -12,7 +12,7 @@ import { provision, type CreatedObject } from '../job/apply.ts';
 import { startLeaseRenewal } from '../job/lease.ts';
 import { ROTATION_RETRY_SECONDS, startTokenRotation } from '../job/rotation.ts';
 import { SignalWatcher } from '../job/signals.ts';
-import { teardown } from '../job/teardown.ts';
+import { teardown, tokenRevoked } from '../job/teardown.ts';
 import { Kube } from '../k8s/client.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { executorServiceAccountName, generateJobId, validateJobId } from '../plan/names.ts';
@@ -192,7 +192,12 @@ async function runJob({ kube, profile, user, ctx, draft, plan: planWith, reporte
   } finally {
     await stopLease();
     await stopRotation();
-    const { left } = await teardown(kube, plan.namespace, { jobId: ctx.jobId, baseName: plan.baseName }, created, driverStarted);
+    // The job's own token (the current one, after rotations) tells when its revocation has taken effect.
+    const jobKube = driverStarted && files ? jobClient(files.kubeconfig) : undefined;
+    const { left } = await teardown(kube, plan.namespace, { jobId: ctx.jobId, baseName: plan.baseName }, created, {
+      driverMayHaveRun: driverStarted,
+      ...(jobKube ? { revoked: () => tokenRevoked(jobKube, plan.namespace) } : {}),
+    }).finally(() => jobKube?.close());
     if (files) await removeJobDir(files);
     reporter.event('torn-down', { outcome: left.length === 0 ? 'ok' : 'incomplete', left });
     // A job that never started fails with its one error line; a rollback needs no status line of its own.
@@ -224,6 +229,15 @@ function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' |
 }
 
 /** A namespace shared by several users' jobs needs the isolation policy; asked with the job's own token. */
+/** A client with the job's own kubeconfig, or none if it cannot be read (teardown then does not wait). */
+function jobClient(kubeconfig: string): Kube | undefined {
+  try {
+    return Kube.load({ kubeconfig, timeoutSeconds: 5 });
+  } catch {
+    return undefined;
+  }
+}
+
 async function warnIfNotIsolated(files: JobFiles, plan: JobPlan, reporter: Reporter) {
   const jobKube = Kube.load({ kubeconfig: files.kubeconfig, timeoutSeconds: 10 });
   try {

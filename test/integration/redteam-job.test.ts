@@ -7,9 +7,9 @@
 // Creates are server-side dry runs unless the object is needed: admission (policies, Pod Security) runs on them.
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { teardown } from '../../src/job/teardown.ts';
+import { teardown, tokenRevoked } from '../../src/job/teardown.ts';
 import { ALLOWED_PULL_SECRETS_ANNOTATION, ALLOWED_VOLUMES_ANNOTATION, JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL } from '../../src/plan/types.ts';
-import { createManagedNamespace, dssuserKube, uniqueName } from '../support/kube.ts';
+import { createManagedNamespace, dssuserKube, tokenKube, uniqueName } from '../support/kube.ts';
 import { profileWith } from '../support/profile.ts';
 import {
   adminApi,
@@ -650,7 +650,7 @@ describe('teardown leaves nothing that the job token created (finding 7)', () =>
       expect((await a.api.create('persistentvolumeclaims', a.namespace, claim, { dryRun: false })).status).toBe(201);
       await realPod(a);
       const dssuser = dssuserKube();
-      const result = await teardown(dssuser, a.namespace, { jobId: a.plan.jobId, baseName: a.base }, a.created, true).finally(() => dssuser.close());
+      const result = await teardown(dssuser, a.namespace, { jobId: a.plan.jobId, baseName: a.base }, a.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
       expect(result.left).toEqual([]);
 
       const pods = ((await admin.list('pods', a.namespace)).body.items as V1Pod[]).filter((p) => !p.metadata!.deletionTimestamp);
@@ -662,6 +662,41 @@ describe('teardown leaves nothing that the job token created (finding 7)', () =>
       for (const object of a.created) expect((await admin.get(object.kind, object.namespace, object.name)).status, `${object.kind} ${object.name}`).toBe(404);
     });
   }
+});
+
+describe('teardown while a process that kept the token goes on creating pods (red team 2, H1)', () => {
+  it('revokes first and deletes the pods once the token is refused: none survives, in team and per-user namespaces', async () => {
+    const teamProfile = profileWith({ targetNamespace: '${adminProperty:k8sNS}' });
+    for (const job of [await provisionJob(teamProfile, 'racer', { k8sNS: teamNamespace }), await provisionJob(profileWith({ autoCreateNamespace: true }), perUserLogin)]) {
+      // Four loops, as a driver's forked children would, each creating pods until the token stops working.
+      let stop = false;
+      let made = 0;
+      const loop = async () => {
+        while (!stop) {
+          const answer = await job.api.create('pods', job.namespace, executorPod(job), { dryRun: false });
+          if (answer.status === 201) made++;
+          else if (answer.status === 401 || answer.status === 403) return;
+        }
+      };
+      const loops = Array.from({ length: 4 }, loop);
+      while (made < 20) await new Promise((r) => setTimeout(r, 20));
+      const dssuser = dssuserKube();
+      const jobKube = tokenKube(job.token);
+      const result = await teardown(dssuser, job.namespace, { jobId: job.plan.jobId, baseName: job.base }, job.created, {
+        driverMayHaveRun: true,
+        revoked: () => tokenRevoked(jobKube, job.namespace),
+      }).finally(() => Promise.all([dssuser.close(), jobKube.close()]));
+      stop = true;
+      await Promise.all(loops);
+      expect(result.left).toEqual([]);
+      // Anything admitted late would show up now: nothing does.
+      await new Promise((r) => setTimeout(r, 1000));
+      const left = ((await admin.list('pods', job.namespace)).body.items as V1Pod[]).filter(
+        (p) => p.metadata!.labels?.[OWNER_LABEL] === job.base && !p.metadata!.deletionTimestamp,
+      );
+      expect({ made: made > 20, left: left.map((p) => p.metadata!.name) }).toEqual({ made: true, left: [] });
+    }
+  });
 });
 
 describe(`the same attacks on the driver role and isolation policy before issue 13 (${PRE_ISSUE_13})`, () => {
