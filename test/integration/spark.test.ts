@@ -145,7 +145,8 @@ function auditWrites(namespace: string): AuditWrite[] {
     .split('\n')
     .filter((line) => line.includes(`"namespace":"${namespace}"`))
     .map((line) => JSON.parse(line))
-    .filter((e) => e.objectRef?.namespace === namespace)
+    // Writes to subresources are not the job's objects: the scheduler's pods/binding, the kubelet's pods/status.
+    .filter((e) => e.objectRef?.namespace === namespace && !e.objectRef.subresource)
     .map((e) => ({ verb: e.verb, resource: e.objectRef.resource, name: e.objectRef.name, code: e.responseStatus?.code, userAgent: e.userAgent, username: e.user.username, time: Date.parse(e.requestReceivedTimestamp) }));
 }
 
