@@ -196,7 +196,7 @@ show "dss-spark-k8s ${run_args[*]}   # as $DSSUSER"
       -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,PHASE:.status.phase,IP:.status.podIP,NODE:.spec.nodeName,SERVICE-ACCOUNT:.spec.serviceAccountName' 2>/dev/null || true)
     if [ "$(grep -c ' Running ' <<<"$pods")" -ge 2 ]; then
       printf '%s[demo, as admin, while the job runs] executor pods labelled %s=%s:%s\n' "$bold" "$JOB_LABEL" "$job_id" "$reset"
-      printf '    %s\n' "$pods"
+      sed 's/^/    /' <<<"$pods"
       exit 0
     fi
     sleep 0.5
@@ -223,11 +223,12 @@ namespace, sa = job["namespace"], job["serviceAccount"]
 for line in open(audit):
     e = json.loads(line)
     ref = e.get("objectRef", {})
-    if ref.get("namespace") != namespace or ref.get("resource") == "namespaces" or e["verb"] != "create":
+    # Events (the scheduler's and the kubelet's) left out.
+    if ref.get("namespace") != namespace or ref.get("resource") in ("namespaces", "events") or e["verb"] != "create":
         continue
     what = ref["resource"] + ("/" + ref["subresource"] if ref.get("subresource") else "")
     who = "job serviceaccount (Spark driver)" if e["user"]["username"].endswith(":" + sa) else e["user"]["username"]
-    print(f"    {what:<22} {ref.get('name', ''):<44} HTTP {e['responseStatus']['code']}  by {who}")
+    print(f"    {what:<22} {ref.get('name', ''):<54} HTTP {e['responseStatus']['code']}  by {who}")
 EOF
 
 section "6. After the job: its token is rejected, and nothing labelled with the job is left"
