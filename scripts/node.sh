@@ -262,8 +262,25 @@ ensure_image() { # ctr socket name layout
   ctr_k8s images ls -q | grep -qxF "$name" && return 0
   t0=$(date +%s)
   tar -C "$layout" -cf - oci-layout index.json blobs | ctr_k8s images import --local --discard-unpacked-layers - >/dev/null
-  for other in $(ctr_k8s images ls -q | grep "^${name%:*}:" | grep -vxF "$name"); do ctr_k8s images rm "$other" >/dev/null; done
   echo "node: imported $name in $(( $(date +%s) - t0 )) s" >&2
+}
+
+# The CRI's name for an image of a layout: its config's digest.
+config_ref() {
+  python3 -c 'import json, sys
+layout = sys.argv[1]
+manifest = json.load(open(layout + "/index.json"))["manifests"][0]["digest"].split(":")[1]
+print(json.load(open(layout + "/blobs/sha256/" + manifest))["config"]["digest"])' "$1"
+}
+
+# Removes every image but the given ones (names and the CRI's config-digest names): earlier executor images
+# would keep their unpacked layers (~800 MB each) in the cache.
+prune_images() { # ctr socket name layout name layout
+  local ctr=$1 socket=$2 keep other
+  keep=$(printf '%s\n' "$3" "$(config_ref "$4")" "$5" "$(config_ref "$6")")
+  for other in $("$ctr" --address "$socket" -n k8s.io images ls -q 2>/dev/null | grep -vxF "$keep"); do
+    "$ctr" --address "$socket" -n k8s.io images rm "$other" >/dev/null 2>&1 || true
+  done
 }
 
 supervise() {
@@ -321,6 +338,7 @@ supervise() {
   done
   ensure_image "$containerd_dir/ctr" "$socket" "$pause_image" "$pause_dir"
   ensure_image "$containerd_dir/ctr" "$socket" "$executor_image" "$executor_layout"
+  prune_images "$containerd_dir/ctr" "$socket" "$pause_image" "$pause_dir" "$executor_image" "$executor_layout"
 
   write_kubelet_certificate "$dir" "$node_dir" "$ip"
   write_kubelet_config "$dir" "$node_dir" "$socket" "$port" "$healthz_port" "$ip"
