@@ -11,10 +11,15 @@
 // accounts before its Lease. Only orphaned jobs are ever deleted, and each one's Lease is read again just
 // before. Clocks must be in sync (NTP): a Lease's renew time is written by the host that runs the job.
 //
-// With --yes, each orphaned job is deleted by its owner label alone: its pods, PVCs and token anchor Secrets
-// and its RoleBinding (one deletecollection per kind), then its ServiceAccounts, its Lease last (kept when
-// anything else of the job failed, so that the next run finds the job again), then its temp directory. At
-// most 16 requests are in flight.
+// Pods and PVCs whose owner has no ServiceAccount, RoleBinding or Lease any more are the leftovers of a dead
+// job (a process that kept its token made them after its teardown took its list): orphaned once the newest is
+// older than the grace period.
+//
+// With --yes, each orphaned job is deleted by its owner label alone (one deletecollection per kind), in the
+// order of teardown: its token anchor Secrets, RoleBinding and ServiceAccounts (its tokens die), then — after
+// one short pause for all jobs, so that the revocation holds everywhere — its pods and PVCs, its Lease last
+// (kept when anything else of the job failed, so that the next run finds the job again), then its temp
+// directory. At most 16 requests are in flight.
 //
 // A temp directory is examined only if this Unix account owns it and it was made on this host; it is stale
 // when its owner process is gone (dead, or its pid reused). It is removed with its job (the owner named in
@@ -45,7 +50,7 @@ import {
   addStaleDirs,
   decideState,
   DEFAULT_GRACE_SECONDS,
-  deleteJob,
+  deleteJobs,
   findStaleDirs,
   forEachLimited,
   formatAge,
@@ -91,6 +96,8 @@ export interface CleanupDeps {
   /** Requests in flight at most. */
   concurrency: number;
   isAlive: (process: JobProcess) => boolean;
+  /** The pause between revoking the jobs and deleting what their tokens made (default: a real timer). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 interface Request {
@@ -151,12 +158,16 @@ export async function cleanupCommand(options: CleanupOptions, overrides: Partial
 
     const orphans = reports.filter((r) => r.decision.state === 'orphaned');
     if (request.yes && orphans.length > 0) {
-      const ctx = { limit: limiter(deps.concurrency), now: deps.now, graceSeconds: request.graceSeconds, isAlive: deps.isAlive };
       let done = 0;
-      // As many jobs at a time as requests may be in flight: a job waits on one request at times.
-      await forEachLimited(orphans, deps.concurrency, async (report) => {
-        await deleteJob(kube, report, ctx);
-        progress.update(`deleting: ${++done}/${orphans.length} jobs`);
+      await deleteJobs(kube, orphans, {
+        limit: limiter(deps.concurrency),
+        now: deps.now,
+        graceSeconds: request.graceSeconds,
+        isAlive: deps.isAlive,
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        // As many jobs at a time as requests may be in flight: a job waits on one request at times.
+        jobsAtOnce: deps.concurrency,
+        onDone: () => progress.update(`deleting: ${++done}/${orphans.length} jobs`),
       });
       progress.done();
     }

@@ -7,9 +7,13 @@
 // and owner; the job id, login, user, times and process come from those objects alone. Pods and PVCs are made
 // with the job's own token, or by a controller acting for it (the ephemeral-volume controller turns a pod's
 // volumeClaimTemplate into a PVC with any labels the pod asked for): they never make a job, and only count
-// as objects of a job already known by its namespace and owner label. A temp directory is attached to the
-// job of its owner; alone, it is only removed from disk. Every delete is one kind of one job:
-// ownerSelector(owner), the managed-by label and that job's owner label, nothing else.
+// as objects of a job already known by its namespace and owner label. Pods and PVCs whose owner has none of
+// those objects any more are leftovers of a dead job (only that job's token could label them so, and its
+// account is gone, so no live job can be concerned): they are deleted once the newest is older than the
+// grace period, after checking again that the owner has no account or Lease. A temp directory is attached to
+// the job of its owner; alone, it is only removed from disk. Every delete is one kind of one job:
+// ownerSelector(owner), the managed-by label and that job's owner label, nothing else, in the order of
+// TEARDOWN_PHASES (revoke first, then what the token made, then the Lease).
 //
 // Pure functions first (grouping, state, filters, deletion order), then the ones that do I/O.
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
@@ -23,7 +27,7 @@ import { DRIVER_CREATED_KINDS, JOB_KINDS, TOKEN_ANCHOR_KIND, type DriverCreatedK
 import { executorServiceAccountName, loginToSlug } from '../plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../plan/types.ts';
 import { withRetry } from './retry.ts';
-import { ownerSelector } from './teardown.ts';
+import { ownerSelector, TEARDOWN_PHASES } from './teardown.ts';
 
 /** The kinds only dssuser writes: they alone make a job, and their labels and annotations are trusted. */
 export type TrustedKind = (typeof JOB_KINDS)[number];
@@ -69,11 +73,15 @@ export interface Job {
   jobId: string;
   namespace: string;
   /**
-   * The owner label of its ServiceAccounts, RoleBinding and Lease (the job ServiceAccount's name). Set if
-   * and only if the job is known from those objects; absent for a temp directory alone, which no request
+   * The owner label of its ServiceAccounts, RoleBinding and Lease (the job ServiceAccount's name). Set when
+   * the job is known from those objects, or for leftovers; absent for a temp directory alone, which no request
    * to the cluster ever concerns.
    */
   owner?: string;
+  /** Only pods or PVCs of this owner were found, none of its ServiceAccounts, RoleBinding or Lease. */
+  leftover?: boolean;
+  /** For a leftover: when its newest object was made (the grace period counts from it). */
+  newestAt?: Date;
   /** Names of the objects found, per kind. */
   objects: Partial<Record<CleanupKind, string[]>>;
   /** Driver kinds whose list failed: the objects counted leave them out. */
@@ -147,7 +155,17 @@ export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: Lis
   let job = jobs.get(key);
 
   if (!isTrustedKind(kind)) {
-    if (job) (job.objects[kind] ??= []).push(name);
+    const created = toDate(metadata.creationTimestamp);
+    if (!job) {
+      // List the trusted kinds first: a job without any of them here is a leftover. Its job id and user labels
+      // were written by its token, so they are not taken (--user never selects a leftover).
+      jobs.set(key, (job = { jobId: '', namespace, owner, objects: {}, leftover: true }));
+    }
+    if (job.leftover) {
+      job.createdAt = earliest(job.createdAt, created);
+      job.newestAt = latest(job.newestAt, created);
+    }
+    (job.objects[kind] ??= []).push(name);
     return;
   }
 
@@ -155,6 +173,11 @@ export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: Lis
   const ignore = (why: string) => warn(`ignoring ${kind} ${namespace}/${name}: ${why}`);
   if (!expectedNames(kind, owner).includes(name)) return ignore(`its owner label is "${owner}", so its name should be ${expectedNames(kind, owner).map((n) => `"${n}"`).join(' or ')}`);
   if (!jobId) return ignore('it has no job id label');
+  if (job?.leftover) {
+    // Its pods were listed first (listJobs lists the trusted kinds first; a caller may not): it is a job after all.
+    const { leftover: _leftover, newestAt: _newest, ...rest } = job;
+    jobs.set(key, (job = { ...rest, jobId }));
+  }
   if (!job) jobs.set(key, (job = { jobId, namespace, owner, objects: {} }));
   else if (job.jobId !== jobId) return ignore(`its job id "${jobId}" is not the job id "${job.jobId}" of the other objects of ${owner}`);
 
@@ -237,6 +260,11 @@ export function decideState(job: Job, now: Date, graceSeconds = DEFAULT_GRACE_SE
   if (job.owner === undefined) {
     return { state: 'orphaned', reason: `no objects left; temp dir of dead process ${job.tempDir?.owner.pid ?? '?'}` };
   }
+  if (job.leftover) {
+    const since = job.newestAt ? now.getTime() - job.newestAt.getTime() : 0;
+    if (since >= graceSeconds * 1000) return { state: 'orphaned', reason: 'its account is gone; pods or claims its token made are left' };
+    return { state: 'pending', reason: `its account is gone; what its token made is deleted ${formatAge(graceSeconds * 1000)} after the newest` };
+  }
   if (job.process && liveness && job.process.host === liveness.host && !liveness.isAlive(job.process)) {
     return { state: 'orphaned', reason: `no lease, and its process ${job.process.pid} on this host is gone` };
   }
@@ -262,22 +290,24 @@ export function matchesFilters(job: Job, filters: Filters, now: Date): boolean {
 }
 
 /**
- * The kinds to delete for one orphaned job, phase by phase: the kinds of a phase are deleted at once, a phase
- * starts when the one before is done. Each kind is one deletecollection by ownerSelector(owner): it reaches
- * this job's objects and no other's. A temp directory alone (no owner) sends no request.
- * 1. Every driver kind and the token anchor Secrets (a count may be unknown or out of date, and dssuser may
- *    not list Secrets; every token bound to an anchor dies at once), and the RoleBinding (the tokens lose
- *    their rights).
- * 2. The ServiceAccounts (every token of the job dies with its account).
+ * The kinds to delete for one orphaned job, phase by phase, in the order of TEARDOWN_PHASES: the kinds of a
+ * phase are deleted at once, a phase starts when the one before is done. Each kind is one deletecollection by
+ * ownerSelector(owner): it reaches this job's objects and no other's. A temp directory alone (no owner) sends
+ * no request.
+ * 1. The token anchor Secrets (dssuser may not list Secrets: always), the RoleBinding and the ServiceAccounts:
+ *    every token of the job loses its rights and dies.
+ * 2. Every driver kind (a count may be unknown or out of date): nothing can add to them any more.
  * 3. The Lease, last; deleteJob sends it only when nothing before failed: the Lease is what marks the job as
  *    orphaned, so a failed cleanup finds the job again next time instead of leaving a job without a Lease
  *    that waits for its expires-at.
+ * Always three phases (some empty); a leftover (no trusted object) has only phase 2.
  */
 export function deletionPhases(job: Job): LabelledKind[][] {
-  if (job.owner === undefined) return [];
-  const having = (kind: TrustedKind): LabelledKind[] => (job.objects[kind]?.length ? [kind] : []);
-  const phases: LabelledKind[][] = [[...DRIVER_CREATED_KINDS, TOKEN_ANCHOR_KIND, ...having('rolebindings')], having('serviceaccounts'), job.lease ? ['leases'] : []];
-  return phases.filter((phase) => phase.length > 0);
+  if (job.owner === undefined) return [[], [], []];
+  const [revoking, driverKinds] = TEARDOWN_PHASES as [LabelledKind[], LabelledKind[]];
+  if (job.leftover) return [[], [...driverKinds], []];
+  const found = (kind: LabelledKind) => kind === TOKEN_ANCHOR_KIND || Boolean(job.objects[kind as TrustedKind]?.length);
+  return [revoking.filter(found), [...driverKinds], job.lease ? ['leases'] : []];
 }
 
 const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -449,54 +479,97 @@ export interface DeleteContext {
   now: () => Date;
   graceSeconds: number;
   isAlive: (process: JobProcess) => boolean;
+  /** Waits between revoking a job and deleting what its token made (default: a real timer). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
+/** Time for every apiserver to stop authorizing a revoked token (RBAC and token caches) before the pod deletes. */
+export const REVOCATION_SETTLE_MS = 2000;
+
 /**
- * Deletes one orphaned job. Its Lease is read again first and a job that is no longer orphaned is skipped;
- * then the phases of deletionPhases, then the temp directory. NotFound counts as deleted, transient failures
- * are retried, every failure is recorded and none stops the later phases (the ServiceAccounts, and with them
- * the token, go even when a pod could not be deleted), except that a job with a failure keeps its Lease.
- * Never throws.
+ * Deletes orphaned jobs. Each one's Lease is read again first (a leftover's owner is checked for an account or
+ * Lease again) and a job that is no longer orphaned is skipped; then, for all jobs together, the phases of
+ * deletionPhases — with one pause after the revoking phase, before what the tokens made — then the temp
+ * directories. NotFound counts as deleted, transient failures are retried, every failure is recorded and none
+ * stops the later phases (the ServiceAccounts, and with them the token, go even when a pod could not be
+ * deleted), except that a job with a failure keeps its Lease. Never throws.
  */
-export async function deleteJob(kube: Kube, report: JobReport, ctx: DeleteContext): Promise<void> {
-  const fail = (error: unknown) => {
-    (report.errors ??= []).push((error as Error).message);
-  };
+export async function deleteJobs(kube: Kube, reports: JobReport[], ctx: DeleteContext & { jobsAtOnce?: number; onDone?: () => void }): Promise<void> {
+  const jobsAtOnce = ctx.jobsAtOnce ?? 16;
+  const sleep = ctx.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const going: { report: JobReport; job: Job; phases: LabelledKind[][] }[] = [];
+  await forEachLimited(reports, jobsAtOnce, async (report) => {
+    const job = await lookAgain(kube, report, ctx);
+    if (job) going.push({ report, job, phases: deletionPhases(job) });
+  });
+  for (let phase = 0; phase < 3; phase++) {
+    const now = going.filter((g) => g.phases[phase]!.length > 0);
+    // What the tokens made goes only once the revocation holds (a process that kept a token could add to it).
+    if (phase === 1 && now.length > 0 && going.some((g) => g.phases[0]!.length > 0)) await sleep(REVOCATION_SETTLE_MS);
+    await forEachLimited(now, jobsAtOnce, async ({ report, job, phases }) => {
+      const selector = deleteSelector(job);
+      const kinds = phases[phase]!.filter((kind) => kind !== 'leases' || !report.errors?.length);
+      await Promise.all(kinds.map((kind) => ctx.limit(() => withRetry(() => kube.deleteCollection(kind, job.namespace, selector))).catch((error) => fail(report, error))));
+    });
+  }
+  await forEachLimited(
+    reports.filter((r) => r.result === undefined),
+    jobsAtOnce,
+    async (report) => {
+      const dir = report.job.tempDir;
+      if (dir) {
+        try {
+          // Read the owner again: the directory is removed only if it still belongs to a dead process.
+          if (await readStaleDir(dir.path, ctx.isAlive)) await rm(dir.path, { recursive: true, force: true });
+        } catch (error) {
+          fail(report, new Error(`remove ${dir.path} failed: ${(error as Error).message}`));
+        }
+      }
+      report.result = report.errors?.length ? 'failed' : 'deleted';
+      ctx.onDone?.();
+    },
+  );
+}
+
+/** Deletes one orphaned job (see deleteJobs). */
+export function deleteJob(kube: Kube, report: JobReport, ctx: DeleteContext): Promise<void> {
+  return deleteJobs(kube, [report], ctx);
+}
+
+function fail(report: JobReport, error: unknown) {
+  (report.errors ??= []).push((error as Error).message);
+}
+
+/** The job as it is now if it is still orphaned; else the report says why not (skipped, or failed to look). */
+async function lookAgain(kube: Kube, report: JobReport, ctx: DeleteContext): Promise<Job | undefined> {
   const listed = report.job;
   const owner = listed.owner;
-  if (owner !== undefined) {
-    let job: Job;
-    try {
-      job = await ctx.limit(() => withRetry(() => withFreshLease(kube, listed, owner)));
-    } catch (error) {
-      // Without a fresh look at its Lease, the job is not touched.
-      fail(error);
-      report.result = 'failed';
-      return;
-    }
-    const decision = decideState(job, ctx.now(), ctx.graceSeconds, { host: hostname(), isAlive: ctx.isAlive });
-    if (decision.state !== 'orphaned') {
-      report.decision = decision;
+  if (owner === undefined) return undefined; // a temp directory alone: nothing to ask the cluster
+  try {
+    if (listed.leftover) {
+      if (!(await ctx.limit(() => withRetry(() => ownerExists(kube, listed.namespace, owner))))) return listed;
+      // A job of that name is being made: the next run decides with its account and Lease in view.
+      report.decision = { state: 'pending', reason: 'its account or Lease exists again' };
       report.result = 'skipped';
-      return;
+      return undefined;
     }
-    const selector = deleteSelector(job);
-    for (const phase of deletionPhases(job)) {
-      const kinds = phase.filter((kind) => kind !== 'leases' || !report.errors?.length);
-      await Promise.all(kinds.map((kind) => ctx.limit(() => withRetry(() => kube.deleteCollection(kind, job.namespace, selector))).catch(fail)));
-    }
+    const job = await ctx.limit(() => withRetry(() => withFreshLease(kube, listed, owner)));
+    const decision = decideState(job, ctx.now(), ctx.graceSeconds, { host: hostname(), isAlive: ctx.isAlive });
+    if (decision.state === 'orphaned') return job;
+    report.decision = decision;
+    report.result = 'skipped';
+  } catch (error) {
+    // Without a fresh look at its Lease, the job is not touched.
+    fail(report, error);
+    report.result = 'failed';
   }
+  return undefined;
+}
 
-  const dir = listed.tempDir;
-  if (dir) {
-    try {
-      // Read the owner again: the directory is removed only if it still belongs to a dead process.
-      if (await readStaleDir(dir.path, ctx.isAlive)) await rm(dir.path, { recursive: true, force: true });
-    } catch (error) {
-      fail(new Error(`remove ${dir.path} failed: ${(error as Error).message}`));
-    }
-  }
-  report.result = report.errors?.length ? 'failed' : 'deleted';
+/** Whether the owner of a leftover has a ServiceAccount or a Lease again. */
+async function ownerExists(kube: Kube, namespace: string, owner: string): Promise<boolean> {
+  const [account, lease] = await Promise.all([kube.getServiceAccount(namespace, owner), kube.getLease(namespace, owner)]);
+  return Boolean(account || lease);
 }
 
 /** The job with its Lease as the server has it now (none if it is gone or no longer the job's). */

@@ -101,6 +101,7 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
   let attacker: JobPlan;
   let dead: JobPlan;
   let forged: string[];
+  let ghostLeftovers: string[];
   let ownedByVictim: string;
   let config: { path: string };
 
@@ -153,6 +154,8 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
     ownedByVictim = `${volume}-2`;
     await core.createNamespacedPersistentVolumeClaim({ namespace: team, body: claim(ownedByVictim, { ...victimLabels, [OWNER_LABEL]: victimBase }) });
     forged = [`persistentvolumeclaims ${volume}-0`, `persistentvolumeclaims ${volume}-1`, `pods ${attacker.baseName}-exec-2`, `persistentvolumeclaims ${ownedByVictim}`];
+    // Labelled as the ghost's own (an owner with no account): leftovers, deleted for what they say they are.
+    ghostLeftovers = [`persistentvolumeclaims ${volume}-1`, `pods ${attacker.baseName}-exec-2`];
     // Cron runs cleanup long after such objects were made: --older-than 1s stands in for the grace hour.
     await new Promise((r) => setTimeout(r, 1500));
   });
@@ -171,7 +174,7 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
     const result = await runCli(['cleanup', '--orphans', '--yes', '-n', team, '--older-than', '1s', '-o', 'json', '--config', config.path]);
 
     // Soft: each property is reported on its own, so that a failure shows all the damage.
-    const deadObjects = [...jobObjects(dead.baseName), `pods ${dead.baseName}-exec-1`, `persistentvolumeclaims ${dead.baseName}-exec-1-spark-local`];
+    const deadObjects = [...jobObjects(dead.baseName), `pods ${dead.baseName}-exec-1`, `persistentvolumeclaims ${dead.baseName}-exec-1-spark-local`, ...ghostLeftovers];
     expect.soft(await everything(team), 'what is left after cleanup').toEqual(before.filter((o) => !deadObjects.includes(o)));
     // The apiserver caches a token authentication for up to 10 s: the victim's token must work past that.
     const asVictim = tokenKube(victimToken);
@@ -183,11 +186,20 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
 
     expect(result.exitCode, result.stderr).toBe(0);
     const jobs = JSON.parse(result.stdout) as JsonJob[];
-    expect(jobs.map((j) => [j.jobId, j.user, j.state, j.result ?? '-']).sort()).toEqual(
+    expect(jobs.map((j) => [j.jobId, j.state, j.result ?? '-']).sort()).toEqual(
       [
-        [dead.jobId, 'bob', 'orphaned', 'deleted'],
-        [victimId, alice.name, 'live', '-'],
-        [attacker.jobId, 'mallory', 'live', '-'],
+        [dead.jobId, 'orphaned', 'deleted'],
+        [victimId, 'live', '-'],
+        [attacker.jobId, 'live', '-'],
+        // The ghost's leftovers: no job id taken from what its token wrote.
+        ['', 'orphaned', 'deleted'],
+      ].sort(),
+    );
+    expect(jobs.filter((j) => j.jobId !== '').map((j) => [j.jobId, j.user]).sort()).toEqual(
+      [
+        [dead.jobId, 'bob'],
+        [victimId, alice.name],
+        [attacker.jobId, 'mallory'],
       ].sort(),
     );
     // The claim with the victim's owner label counts as the victim's; the others belong to no job.
@@ -204,7 +216,7 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
       ].sort(),
     );
     const left = await everything(team);
-    for (const o of forged) expect(left).toContain(o);
+    for (const o of forged.filter((f) => !ghostLeftovers.includes(f))) expect(left).toContain(o);
   });
 });
 
@@ -263,5 +275,43 @@ describe('cleanup --orphans --yes with a namespace whose lists fail (finding 14)
 
     expect(await everything(open)).toEqual(before.open.filter((o) => !jobObjects(inOpen.baseName).includes(o)));
     expect(await everything(closed)).toEqual(before.closed);
+  });
+});
+
+describe('cleanup --orphans --yes and what a token made after its job was torn down (red team 2, H1)', () => {
+  const ns = uniqueName('dss-team-leftover');
+  let config: { path: string };
+
+  beforeAll(async () => {
+    await createManagedNamespace(ns);
+    config = writeConfig({ targetNamespace: '${adminProperty:k8sNS}', autoCreateNamespace: false });
+  });
+  afterAll(() => adminCore().deleteNamespace({ name: ns }));
+
+  it("deletes the pods of an owner whose account, binding and Lease are gone, and nothing of a live job", async () => {
+    const gone = plan(uniqueJobId('gone'), 'alice', ns, MINUTE, { leaseRenewSeconds: 600 });
+    const live = plan(uniqueJobId('live'), 'bob', ns, MINUTE, { leaseRenewSeconds: 600 });
+    const goneToken = await provision(gone);
+    const liveToken = await provision(live);
+    // Each job's token makes a pod, as a driver (or a child that kept the token) would.
+    for (const [p, token] of [[gone, goneToken], [live, liveToken]] as const) {
+      const core = tokenKubeConfig(token).makeApiClient(CoreV1Api);
+      await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: `${p.baseName}-exec-1`, labels: { ...p.labels } }, spec: { ...p.executorPodTemplate.spec!, containers: [{ ...p.executorPodTemplate.spec!.containers[0]!, image: 'spark:4.0.0' }] } } });
+    }
+    // The gone job's teardown took its account, binding, anchor and Lease, but not that pod.
+    const dssuser = dssuserKube();
+    try {
+      for (const kind of ['rolebindings', 'secrets', 'serviceaccounts', 'leases'] as const) await dssuser.deleteCollection(kind, ns, `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${gone.baseName}`);
+    } finally {
+      await dssuser.close();
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const result = await runCli(['cleanup', '--orphans', '--yes', '-n', ns, '--older-than', '1s', '-o', 'json', '--config', config.path]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const jobs = JSON.parse(result.stdout) as JsonJob[];
+    expect(jobs.map((j) => [j.jobId, j.state, j.result ?? '-']).sort()).toEqual([['', 'orphaned', 'deleted'], [live.jobId, 'live', '-']].sort());
+    const left = (await everything(ns)).filter((o) => o.startsWith('pods '));
+    expect(left).toEqual([`pods ${live.baseName}-exec-1`]);
   });
 });

@@ -14,6 +14,7 @@ import {
   deleteJob,
   deleteSelector,
   deletionPhases,
+  REVOCATION_SETTLE_MS,
   findStaleDirs,
   forEachLimited,
   formatAge,
@@ -133,7 +134,7 @@ describe('addObject: a job is made only of what dssuser alone writes', () => {
     });
   });
 
-  it('never makes a job of pods or PVCs, whatever their labels say (finding 1)', () => {
+  it('never makes a job of pods or PVCs, whatever their labels say: at most a leftover of the owner they name (finding 1)', () => {
     const victim = { jobId: 'victim' };
     const jobs = group([
       // What the ephemeral-volume controller made for a hostile pod: managed-by, the victim's job id, and no owner or a made-up one.
@@ -142,12 +143,15 @@ describe('addObject: a job is made only of what dssuser alone writes', () => {
       // A pod that names an owner with no ServiceAccount, RoleBinding or Lease.
       ['pods', object({ name: 'x-3', owner: ownerOf('ghost'), annotations: jobAnnotations(99_999, -99_000) })],
     ]);
-    expect(jobs.size).toBe(0);
+    // Only the ghost's own objects, as a leftover: nothing read from their annotations, no Lease, no process.
+    expect([...jobs.values()].map((j) => [j.owner, j.leftover, j.objects, j.lease, j.process, j.login, j.expiresAt])).toEqual([
+      [ownerOf('ghost'), true, { persistentvolumeclaims: ['x-2'], pods: ['x-3'] }, undefined, undefined, undefined, undefined],
+    ]);
   });
 
-  it('counts a pod only for a job already known: the trusted kinds are listed first', () => {
+  it('counts a pod listed before its job\'s trusted objects for that job all the same', () => {
     const jobs = group([['pods', object({ name: 'exec-0' })], ...trusted(), ['pods', object({ name: 'exec-1' })]]);
-    expect([...jobs.values()].map((j) => j.objects.pods)).toEqual([['exec-1']]);
+    expect([...jobs.values()].map((j) => [j.objects.pods, j.leftover])).toEqual([[['exec-0', 'exec-1'], undefined]]);
   });
 
   it('ignores trusted objects not named after their owner label, or without a job id, or with another job id', () => {
@@ -318,14 +322,15 @@ describe('matchesFilters', () => {
 });
 
 describe('deletionPhases and deleteSelector', () => {
-  it('deletes what drivers made, the anchors and the binding together, then the accounts, and the Lease last', () => {
+  it('revokes first (anchors, binding, accounts), then deletes what the token made, and the Lease last', () => {
     const job = onlyJob([...trusted({}, lease(600)), ['pods', object({ name: 'exec-1' })]]);
-    expect(deletionPhases(job)).toEqual([['pods', 'persistentvolumeclaims', 'secrets', 'rolebindings'], ['serviceaccounts'], ['leases']]);
+    expect(deletionPhases(job)).toEqual([['secrets', 'rolebindings', 'serviceaccounts'], ['pods', 'persistentvolumeclaims'], ['leases']]);
   });
 
-  it('deletes only the trusted kinds the job has, and nothing at all for a temp directory alone', () => {
-    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual([['pods', 'persistentvolumeclaims', 'secrets'], ['serviceaccounts']]);
-    expect(deletionPhases({ jobId: 'j', namespace: 'n', objects: {} })).toEqual([]);
+  it('deletes only the trusted kinds the job has, only what the token made for a leftover, and nothing for a temp directory alone', () => {
+    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual([['secrets', 'serviceaccounts'], ['pods', 'persistentvolumeclaims'], []]);
+    expect(deletionPhases(onlyJob([['pods', object({ name: 'exec-1' })]]))).toEqual([[], ['pods', 'persistentvolumeclaims'], []]);
+    expect(deletionPhases({ jobId: 'j', namespace: 'n', objects: {} })).toEqual([[], [], []]);
   });
 
   it('selects by one owner and the managed-by label, never without an owner', () => {
@@ -350,6 +355,10 @@ function fakeKube(options: { failOn?: string[]; leases?: ListedObject[]; listFai
       if (status) throw new KubernetesError(`list ${kind} in ${namespace ?? '*'} failed (${status}): no`, status);
       return { items: [] };
     },
+    getServiceAccount: async (namespace: string, name: string) => {
+      calls.push(`get serviceaccount ${namespace}/${name}`);
+      return undefined;
+    },
     getLease: async (namespace: string, name: string) => {
       calls.push(`get lease ${namespace}/${name}`);
       return options.leases?.find((l) => l.metadata?.namespace === namespace && l.metadata?.name === name);
@@ -361,7 +370,8 @@ function fakeKube(options: { failOn?: string[]; leases?: ListedObject[]; listFai
 }
 
 describe('deleteJob', () => {
-  const ctx = { limit: limiter(4), now: () => now, graceSeconds: 3600, isAlive: () => false };
+  const pauses: number[] = [];
+  const ctx = { limit: limiter(4), now: () => now, graceSeconds: 3600, isAlive: () => false, sleep: async (ms: number) => void pauses.push(ms) };
   const selectorOf = (jobId: string, user = 'alice') => ownerSelector(ownerOf(jobId, user));
   const reportOf = (objects: [CleanupKind, ListedObject][]): JobReport => {
     const job = onlyJob(objects);
@@ -372,16 +382,19 @@ describe('deleteJob', () => {
   it('reads the Lease again, then deletes in order, each kind by the one owner selector', async () => {
     const { kube, calls } = fakeKube({ leases: [lease(600)] });
     const report = deadJob();
+    pauses.length = 0;
     await deleteJob(kube, report, ctx);
     expect(calls).toEqual([
       `get lease dss-ns-alice/${ownerOf('job1')}`,
-      `collection pods dss-ns-alice ${selectorOf('job1')}`,
-      `collection persistentvolumeclaims dss-ns-alice ${selectorOf('job1')}`,
       `collection secrets dss-ns-alice ${selectorOf('job1')}`,
       `collection rolebindings dss-ns-alice ${selectorOf('job1')}`,
       `collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`,
+      `collection pods dss-ns-alice ${selectorOf('job1')}`,
+      `collection persistentvolumeclaims dss-ns-alice ${selectorOf('job1')}`,
       `collection leases dss-ns-alice ${selectorOf('job1')}`,
     ]);
+    // The revocation is given time to hold before the pods go.
+    expect(pauses).toEqual([REVOCATION_SETTLE_MS]);
     expect([report.result, report.errors]).toEqual(['deleted', undefined]);
   });
 
@@ -404,7 +417,7 @@ describe('deleteJob', () => {
     await deleteJob(kube, report, ctx);
     // Without a Lease of its own, its expires-at decides; and no Lease is deleted.
     expect(report).toMatchObject({ result: 'deleted', decision: { state: 'orphaned' } });
-    expect(calls.at(-1)).toBe(`collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`);
+    expect(calls.at(-1)).toBe(`collection persistentvolumeclaims dss-ns-alice ${selectorOf('job1')}`);
   });
 
   it('touches nothing of a job whose Lease cannot be read again, and reports it as failed', async () => {
@@ -423,7 +436,7 @@ describe('deleteJob', () => {
     const report = deadJob();
     await deleteJob(kube, report, ctx);
     expect(report.result).toBe('failed');
-    expect(report.errors).toEqual([`${pods} failed (403 Forbidden): denied`, `${bindings} failed (403 Forbidden): denied`]);
+    expect(report.errors).toEqual([`${bindings} failed (403 Forbidden): denied`, `${pods} failed (403 Forbidden): denied`]);
     expect(calls).toContain(`collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`);
     expect(calls.filter((call) => call.includes('leases'))).toEqual([]);
   });
@@ -443,21 +456,30 @@ describe('the forged-label attack of finding 1, replayed on the model', () => {
     ['persistentvolumeclaims', object({ ...victim, name: 'evil-4' })],
   ];
 
-  it('finds only the two real jobs; the objects carrying the victim\'s owner label count as the victim\'s', () => {
+  it('finds the two real jobs and a leftover of the ghost; the objects carrying the victim\'s owner label count as the victim\'s', () => {
     const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
-    expect(reports.map((r) => [r.job.jobId, r.decision.state, r.job.objects.persistentvolumeclaims ?? []])).toEqual([
-      ['dead', 'orphaned', []],
-      ['victim', 'live', ['evil-4']],
+    expect(reports.map((r) => [r.job.jobId, r.job.owner, r.decision.state, r.job.objects.persistentvolumeclaims ?? []])).toEqual([
+      // What the ghost's own token labelled as its own: a leftover, whatever job id it claims.
+      ['', ownerOf('ghost'), 'orphaned', ['evil-2']],
+      ['dead', ownerOf('dead', 'bob'), 'orphaned', []],
+      ['victim', ownerOf('victim'), 'live', ['evil-4']],
     ]);
   });
 
-  it('with --yes, every delete request names the dead job\'s owner and no other', async () => {
+  it('with --yes, every delete request names the dead job\'s owner or the ghost\'s, never the victim\'s', async () => {
     const { kube, calls } = fakeKube({ leases: [lease(900, 120, dead), lease(5, 120, victim)] });
     const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
-    for (const report of reports.filter((r) => r.decision.state === 'orphaned')) await deleteJob(kube, report, { limit: limiter(4), now: () => now, graceSeconds: 2, isAlive: () => false });
+    for (const report of reports.filter((r) => r.decision.state === 'orphaned')) await deleteJob(kube, report, { limit: limiter(4), now: () => now, graceSeconds: 2, isAlive: () => false, sleep: async () => {} });
     const deletes = calls.filter((c) => c.startsWith('collection'));
-    expect(deletes).toHaveLength(6);
-    for (const call of deletes) expect(call.endsWith(` ${ownerSelector(ownerOf('dead', 'bob'))}`)).toBe(true);
+    expect(deletes.filter((c) => c.endsWith(` ${ownerSelector(ownerOf('dead', 'bob'))}`))).toHaveLength(6);
+    // The leftover: its owner checked for an account or Lease first, then only pods and claims.
+    expect(calls.filter((c) => c.includes(ownerOf('ghost')))).toEqual([
+      `get serviceaccount dss-team/${ownerOf('ghost')}`,
+      `get lease dss-team/${ownerOf('ghost')}`,
+      `collection pods dss-team ${ownerSelector(ownerOf('ghost'))}`,
+      `collection persistentvolumeclaims dss-team ${ownerSelector(ownerOf('ghost'))}`,
+    ]);
+    expect(deletes).toHaveLength(8);
     expect(calls.some((c) => c.includes('victim') || c.includes(JOB_LABEL))).toBe(false);
   });
 });
@@ -517,10 +539,10 @@ describe('cleanupCommand with a namespace whose lists fail', () => {
     writeFileSync(config, JSON.stringify({ profiles: { default: { sparkSubmit: '/bin/true', tempDir: work } } }));
     const run = cleanupCommand(
       { orphans: true, namespace: ['dss-b', 'dss-a'], yes: true, output: 'json', config },
-      { kube, stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) }, env: {}, now: () => now, isAlive: () => false },
+      { kube, stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) }, env: {}, now: () => now, isAlive: () => false, sleep: async () => {} },
     );
     await expect(run).rejects.toMatchObject({ exitCode: 69, message: 'could not list everything in dss-b (reasons above); what could not be seen was left alone; run cleanup --orphans again' });
-    expect(calls).toEqual(['pods', 'persistentvolumeclaims', 'secrets', 'serviceaccounts'].map((kind) => `${kind} dss-a ${ownerSelector(ownerOf('dead'))}`));
+    expect(calls).toEqual(['secrets', 'serviceaccounts', 'pods', 'persistentvolumeclaims'].map((kind) => `${kind} dss-a ${ownerSelector(ownerOf('dead'))}`));
     expect(JSON.parse(stdout).map((j: { jobId: string; result: string }) => [j.jobId, j.result])).toEqual([['dead', 'deleted']]);
     expect(stderr).toMatch(/^dss-spark-k8s: list \w+ in dss-b failed \(403 Forbidden\): denied; the jobs in dss-b are left alone$/m);
     rmSync(work, { recursive: true });
