@@ -492,7 +492,7 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
         expect((review.body.status as { userInfo: { username: string } }).userInfo.username).toBe(`system:serviceaccount:${job.namespace}:${job.base}`);
         expect(job.created.map((o) => o.kind).sort()).toEqual(['leases', 'rolebindings', 'secrets', 'serviceaccounts', 'serviceaccounts']);
         const dssuser = dssuserKube();
-        const result = await teardown(dssuser, job.namespace, { jobId: job.plan.jobId, baseName: job.base }, job.created, true).finally(() => dssuser.close());
+        const result = await teardown(dssuser, job.namespace, { jobId: job.plan.jobId, baseName: job.base }, job.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
         expect(result.left).toEqual([]);
         for (const object of job.created) expect((await admin.get(object.kind, object.namespace, object.name)).status, `${object.kind} ${object.name}`).toBe(404);
       });
