@@ -42,6 +42,9 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
     throw new CliError(`cannot create the job directory in ${tempDir ?? tmpdir()}: ${(error as Error).message}; set tempDir in the profile to a writable directory`, ExitCode.internal);
   }
   try {
+    // A tempDir with a default ACL would hand its entries to the directory and to every file in it (and the
+    // end user's grant below would make them effective): strip them before anything is written.
+    await stripAcl(dir);
     await writeFile(join(dir, OWNER_FILE), `${JSON.stringify(owner)}\n`, { mode: 0o600 });
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
@@ -93,6 +96,15 @@ async function writePrivate(dir: string, files: { path: string; content: string 
   // rX: read and enter the directory, read the files (X adds execute to directories only).
   await grant(endUserUid, 'rX', dir, ...staged);
   await Promise.all(files.map(({ path }, i) => rename(staged[i]!, path)));
+}
+
+async function stripAcl(dir: string) {
+  try {
+    await run('setfacl', ['-b', '-k', dir]);
+  } catch (error) {
+    const reason = (error as { code?: string; stderr?: string }).code === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : String((error as { stderr?: string }).stderr ?? error).trim().split('\n')[0];
+    throw new CliError(`cannot make the job directory ${dir} private: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
+  }
 }
 
 async function grant(uid: number, permissions: string, ...paths: string[]) {

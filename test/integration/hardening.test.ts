@@ -90,3 +90,37 @@ describe('--events FILE', () => {
     }
   });
 });
+
+describe('a tempDir with a default ACL (red team 2, M1)', () => {
+  it("gives nobody but the end user (and dssuser) access to the job's kubeconfig, whatever the directory hands down", async () => {
+    const config = writeConfig({});
+    // An administrator's share: every new file in it grants the outsider rwx.
+    execFileSync('setfacl', ['-m', `d:u:${unix.outsider.uid}:rwx`, config.tempDir]);
+    const jobId = uniqueJobId('acl');
+    const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'marker', 'ready', 'sleep', '5']);
+    try {
+      await cli.waitForEvent('marker');
+      const [dir] = dirEntries(config.tempDir);
+      const kubeconfig = join(config.tempDir, dir!, 'kubeconfig');
+      for (const path of [join(config.tempDir, dir!), kubeconfig]) {
+        const acl = execFileSync('getfacl', ['-c', '-n', '-p', path], { encoding: 'utf8' });
+        expect(acl, path).not.toContain(`user:${unix.outsider.uid}:`);
+        expect(acl, path).not.toContain('default:');
+      }
+      // The outsider cannot read it; the end user can.
+      const read = (user: string) => {
+        try {
+          execFileSync('sudo', ['-n', '-u', user, 'cat', kubeconfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+          return 'read';
+        } catch {
+          return 'denied';
+        }
+      };
+      expect([read(unix.outsider.name), read(alice.name)]).toEqual(['denied', 'read']);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.result;
+    }
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+});
