@@ -398,7 +398,7 @@ const dssuserRules = {
   secretShape: { policy: DSSUSER, rule: 'dssuser may only create empty Secrets of type Opaque' },
   token: { policy: DSSUSER, rule: 'dssuser may only request tokens for job accounts' },
   labelledDelete: { policy: DSSUSER, rule: 'dssuser may only delete objects labelled app.kubernetes.io/managed-by=dss-spark-k8s' },
-  quotaAndLimits: { policy: DSSUSER, rule: 'dssuser may only create the ResourceQuota and LimitRange named dss-spark-k8s' },
+  quotaAndLimits: { policy: DSSUSER, rule: 'dssuser may only create the ResourceQuota (without scopes) and LimitRange named dss-spark-k8s' },
 } as const;
 
 const jobRules = {

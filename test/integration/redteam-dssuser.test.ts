@@ -10,7 +10,7 @@ import { teardown } from '../../src/job/teardown.ts';
 import { buildNamespace } from '../../src/plan/objects.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { MANAGED_BY_LABEL, OWNER_LABEL } from '../../src/plan/types.ts';
-import { createManagedNamespace, dssuserKube, uniqueName } from '../support/kube.ts';
+import { adminCore, createManagedNamespace, dssuserKube, uniqueName } from '../support/kube.ts';
 import { profileWith } from '../support/profile.ts';
 import {
   adminApi,
@@ -38,6 +38,8 @@ const admin = adminApi();
 const teamProfile = profileWith({ targetNamespace: '${adminProperty:k8sNS}' });
 const perUserProfile = profileWith({ autoCreateNamespace: true });
 const team = uniqueName('dss-team-rt');
+/** A team namespace as an administrator makes it: labelled managed, not managed-by (the tool did not create it). */
+const adminTeam = uniqueName('dss-team-admin');
 const unmanagedVictim = uniqueName('dss-spark-rt-victim');
 let jobA: Job;
 let jobB: Job;
@@ -95,6 +97,9 @@ const NAMESPACE_ATTACKS: Attack[] = [
   namespaceAttack('namespace warning privileged', (labels) => (labels['pod-security.kubernetes.io/warn'] = 'privileged'), 'admitted'),
   namespaceAttack('namespace without the managed-by label', (labels) => delete labels[MANAGED_BY_LABEL], 'admitted'),
   namespaceAttack('namespace without the managed label', (labels) => delete labels['dss-spark-k8s.dataiku.io/managed'], 'refused'),
+  namespaceAttack('namespace with a finalizer (it would never finish deleting)', (_, ns) => {
+    (ns.metadata as { finalizers?: string[] }).finalizers = ['example.com/block'];
+  }, 'admitted'),
   namespaceAttack('namespace allowing its jobs to bind any PersistentVolume by name (an administrator\'s annotation)', (_, ns) => {
     (ns.metadata as { annotations?: Record<string, string> }).annotations = { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'other-teams-pv' };
   }, 'admitted'),
@@ -205,7 +210,9 @@ const CREATE_ATTACKS: Attack[] = [
   {
     name: 'RoleBinding to ClusterRole edit',
     attempt: (api) => api.create('rolebindings', team, binding([jobSubject()], { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' })),
-    ...policy, // before RBAC's escalation check, which refuses it too
+    // RBAC's escalation check runs before admission, and refuses it once the controller-manager has aggregated
+    // edit's rules (without one, edit is empty and only the policy refuses it).
+    ...rbac,
     pre13: 'refused',
   },
   {
@@ -318,6 +325,41 @@ const CREATE_ATTACKS: Attack[] = [
     pre13: 'admitted',
   },
   {
+    name: "the dss-spark-k8s ResourceQuota in a namespace an administrator made (pods: 0 starves the team)",
+    attempt: (api) => api.create('resourcequotas', adminTeam, { metadata: { name: 'dss-spark-k8s', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } }, spec: { hard: { pods: '0' } } }),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: 'the dss-spark-k8s ResourceQuota with a scope selector (it would unlock limited priority classes)',
+    attempt: (api) =>
+      api.create('resourcequotas', team, {
+        metadata: { name: 'dss-spark-k8s', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } },
+        spec: { hard: { pods: '10' }, scopeSelector: { matchExpressions: [{ scopeName: 'PriorityClass', operator: 'In', values: ['high'] }] } },
+      }),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: 'ServiceAccount carrying a cloud workload identity (eks.amazonaws.com/role-arn)',
+    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => (sa.metadata!.annotations = { ...sa.metadata!.annotations, 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/admin' }))),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: "RoleBinding granting the driver role to a job's executor account",
+    attempt: (api) =>
+      api.create('rolebindings', team, {
+        ...clone(planned.roleBinding, (rb) => {
+          rb.metadata!.name = `${planned.baseName}-exec`;
+          rb.metadata!.labels![OWNER_LABEL] = `${planned.baseName}-exec`;
+          rb.subjects = [{ kind: 'ServiceAccount', name: `${planned.baseName}-exec`, namespace: team }];
+        }),
+      }),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
     name: 'LimitRange of another name',
     attempt: (api) => api.create('limitranges', team, { metadata: { name: 'team-x', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } }, spec: { limits: [] } }),
     ...policy,
@@ -372,6 +414,7 @@ const ATTACKS = [...NAMESPACE_ATTACKS, ...TOKEN_ATTACKS, ...DELETE_ATTACKS, ...C
 
 beforeAll(async () => {
   await createManagedNamespace(team);
+  await adminCore().createNamespace({ body: { metadata: { name: adminTeam, labels: { 'dss-spark-k8s.dataiku.io/managed': 'true' } } } });
   const labelled = { [MANAGED_BY_LABEL]: 'dss-spark-k8s' };
   const real = { dryRun: false };
   const made = await Promise.all([
@@ -412,7 +455,7 @@ afterAll(async () => {
   await pre13?.remove();
   await admin.delete('serviceaccounts', 'default', unmanagedVictim, { dryRun: false });
   await admin.delete('secrets', 'default', `${unmanagedVictim}-t0`, { dryRun: false });
-  for (const namespace of [team, perUserJob?.namespace].filter(Boolean)) await admin.delete('namespaces', undefined, namespace!, { dryRun: false });
+  for (const namespace of [team, adminTeam, perUserJob?.namespace].filter(Boolean)) await admin.delete('namespaces', undefined, namespace!, { dryRun: false });
 });
 
 describe('dssuser, with exactly the rights of deploy/rbac', () => {
