@@ -45,7 +45,9 @@ export async function teardown(kube: Kube, namespace: string, job: { jobId: stri
 
   await deleteAll(created.filter((o) => revoking.includes(o.kind)));
   if (driverMayHaveRun) {
-    if (revoked) {
+    // Waiting is for a revocation that was sent: when a revoking delete failed (an unreachable apiserver),
+    // the token keeps its rights anyway and the Lease stays for cleanup --orphans.
+    if (revoked && left.length === 0) {
       for (const deadline = Date.now() + REVOCATION_WAIT_MS; !(await revoked().catch(() => false)) && Date.now() < deadline; ) await sleep(REVOCATION_POLL_MS);
     }
     // The isolation policy makes every object a job token creates carry both labels, and the owner label is
