@@ -14,7 +14,8 @@ node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo
 # (the `node` package) into the cache, once, and links it at .toolchain/node for bin/ and the scripts.
 ensure_node() {
   local system_node node_dir
-  system_node=$(command -v node || true)
+  # The machine's own node: the project's .toolchain left out of PATH (a caller may have put it first).
+  system_node=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$project_root/.toolchain" | paste -sd: -) command -v node || true)
   if [ -n "$system_node" ] && [ "$(node_major "$system_node")" -ge "$NODE_MAJOR_MIN" ]; then
     rm -f "$project_root/.toolchain/node"
     return

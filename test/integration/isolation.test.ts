@@ -405,7 +405,7 @@ describe('isolation of jobs sharing a team namespace', () => {
     // Spark's executor ConfigMap would need a right jobs do not have: the tool turns it off (a managed conf).
     expect(job.plan.sparkSubmitArgs).toContain('spark.kubernetes.executor.disableConfigMap=true');
 
-    // The driver creates its executor pods (they stay Pending: no kubelet) and deletes them at stop.
+    // The driver creates its executor pods (their image is not on the node: they never run) and deletes them at stop.
     const seen = new Set<string>();
     const watch = setInterval(async () => {
       const pods = await adminCore().listNamespacedPod({ namespace: restrictedNamespace, labelSelector: `${OWNER_LABEL}=${job.plan.baseName}` });

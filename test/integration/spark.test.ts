@@ -1,7 +1,7 @@
 // A real spark-submit (pyspark from PyPI, client mode) run through `dss-spark-k8s run` as DSS does it: the CLI
 // as the dssuser Unix account, spark-submit through sudo as the end user, the driver talking to the real
-// apiserver with the job's kubeconfig. Without a kubelet the executor pods stay Pending, which is enough: the
-// driver has created them with the job token. One Spark job costs ~15 s on an idle 2-core machine (JVM,
+// apiserver with the job's kubeconfig. Its executors use an image the node does not have, so they never run
+// (node-spark.test.ts runs real executors); that is enough here: the driver has created them with the job token. One Spark job costs ~15 s on an idle 2-core machine (JVM,
 // SparkContext; up to ~50 s when the machine is busy), so the file runs three.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ const JOB_LABEL = 'dss-spark-k8s.dataiku.io/job-id';
 
 /** The profile's Spark confs, as a DSS admin would write them. Only the image is required. */
 const SPARK_CONF = {
-  // Required (Spark refuses to request executors without it); never pulled here: there is no kubelet.
+  // Required (Spark refuses to request executors without it); never pulled: the node has no such image.
   'spark.kubernetes.container.image': 'dss-spark-k8s-test/spark:never-pulled',
   'spark.executor.instances': '1',
   // Without it, getOrCreate() waits spark.scheduler.maxRegisteredResourcesWaitingTime (30 s) for executors
