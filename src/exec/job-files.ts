@@ -99,19 +99,18 @@ async function writePrivate(dir: string, files: { path: string; content: string 
 }
 
 async function stripAcl(dir: string) {
-  try {
-    await run('setfacl', ['-b', '-k', dir]);
-  } catch (error) {
-    const reason = (error as { code?: string; stderr?: string }).code === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : String((error as { stderr?: string }).stderr ?? error).trim().split('\n')[0];
-    throw new CliError(`cannot make the job directory ${dir} private: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
-  }
+  await setfacl(['-b', '-k', dir], `make the job directory ${dir} private`);
 }
 
 async function grant(uid: number, permissions: string, ...paths: string[]) {
+  await setfacl(['-m', `u:${uid}:${permissions}`, ...paths], `share ${paths.join(', ')} with the end user`);
+}
+
+async function setfacl(args: string[], what: string) {
   try {
-    await run('setfacl', ['-m', `u:${uid}:${permissions}`, ...paths]);
+    await run('setfacl', args);
   } catch (error) {
     const reason = (error as { code?: string; stderr?: string }).code === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : String((error as { stderr?: string }).stderr ?? error).trim().split('\n')[0];
-    throw new CliError(`cannot share ${paths.join(', ')} with the end user: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
+    throw new CliError(`cannot ${what}: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
   }
 }

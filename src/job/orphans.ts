@@ -16,6 +16,7 @@
 // TEARDOWN_PHASES (revoke first, then what the token made, then the Lease).
 //
 // Pure functions first (grouping, state, filters, deletion order), then the ones that do I/O.
+import { setTimeout as delay } from 'node:timers/promises';
 import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
@@ -496,7 +497,7 @@ export const REVOCATION_SETTLE_MS = 2000;
  */
 export async function deleteJobs(kube: Kube, reports: JobReport[], ctx: DeleteContext & { jobsAtOnce?: number; onDone?: () => void }): Promise<void> {
   const jobsAtOnce = ctx.jobsAtOnce ?? 16;
-  const sleep = ctx.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = ctx.sleep ?? delay;
   const going: { report: JobReport; job: Job; phases: LabelledKind[][] }[] = [];
   await forEachLimited(reports, jobsAtOnce, async (report) => {
     const job = await lookAgain(kube, report, ctx);

@@ -6,6 +6,7 @@
 // 3. the Lease, last and only when all else is gone: left unrenewed, it makes cleanup --orphans find whatever
 //    failed.
 // NotFound counts as deleted; transient failures are retried; every failure is reported.
+import { setTimeout as delay } from 'node:timers/promises';
 import { KubernetesError } from '../errors.ts';
 import { DRIVER_CREATED_KINDS, type Kube, type LabelledKind } from '../k8s/client.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL } from '../plan/types.ts';
@@ -33,7 +34,7 @@ export interface TeardownOptions {
 }
 
 export async function teardown(kube: Kube, namespace: string, job: { jobId: string; baseName: string }, created: CreatedObject[], options: TeardownOptions): Promise<TeardownResult> {
-  const { driverMayHaveRun, revoked, sleep = (ms) => new Promise<void>((r) => setTimeout(r, ms)) } = options;
+  const { driverMayHaveRun, revoked, sleep = delay } = options;
   const left: string[] = [];
   const attempt = (what: string, call: () => Promise<void>) =>
     withRetry(call).catch((error: Error) => {
