@@ -44,10 +44,14 @@ export class ConfigError extends CliError {
 }
 
 export class KubernetesError extends CliError {
+  /** The HTTP status; undefined when no answer came (network, timeout). */
   readonly status?: number;
-  constructor(message: string, status?: number) {
+  /** Seconds the apiserver asked to wait before retrying (Retry-After). */
+  readonly retryAfterSeconds?: number;
+  constructor(message: string, status?: number, retryAfterSeconds?: number) {
     super(message, ExitCode.kubernetes);
     this.status = status;
+    if (retryAfterSeconds !== undefined) this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -3,7 +3,7 @@
 // Data on stdout (a table, or JSON with -o json), logs on stderr.
 //
 // A job is what only dssuser can write: its ServiceAccounts, RoleBinding and Lease, with the managed-by and
-// owner labels (src/job/orphans.ts). Pods and PVCs, which a job's token (or a controller for it) labels as it
+// owner labels (src/cleanup/model.ts). Pods and PVCs, which a job's token (or a controller for it) labels as it
 // likes, only count as objects of such a job. A job is live while its Lease is renewed; orphaned when its
 // Lease has not been renewed for the Lease's duration, or when it has no Lease and its expires-at annotation
 // has passed, or when it has neither and was created longer ago than the grace period (--older-than when
@@ -42,28 +42,15 @@
 //   78  the configuration file or the kubeconfig is invalid.
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
+import { deleteJobs } from '../cleanup/delete.ts';
+import { findStaleDirs } from '../cleanup/job-dirs.ts';
+import { listJobs, type ListClient, type ListFailure } from '../cleanup/list.ts';
+import { addStaleDirs, DEFAULT_GRACE_SECONDS, objectCount, selectJobs, type JobProcess, type JobReport } from '../cleanup/model.ts';
+import { progressLine, renderJson, renderTable, type Output } from '../cleanup/render.ts';
 import { CONFIG_ENV_VAR, loadConfig, parseDuration, resolveConfigPath, selectProfile } from '../config/load.ts';
 import { KubernetesError, TeardownError, UsageError } from '../errors.ts';
 import { isProcessAlive } from '../exec/process-identity.ts';
-import { Kube } from '../k8s/client.ts';
-import {
-  addStaleDirs,
-  decideState,
-  DEFAULT_GRACE_SECONDS,
-  deleteJobs,
-  findStaleDirs,
-  forEachLimited,
-  formatAge,
-  type Job,
-  type JobProcess,
-  type JobReport,
-  type ListFailure,
-  type Liveness,
-  limiter,
-  listJobs,
-  matchesFilters,
-  objectCount,
-} from '../job/orphans.ts';
+import { Kube, type KubeClient } from '../k8s/client.ts';
 import { isDnsLabel } from '../plan/names.ts';
 
 export interface CleanupOptions {
@@ -79,10 +66,7 @@ export interface CleanupOptions {
   context?: string;
 }
 
-export interface Output {
-  write(text: string): unknown;
-  isTTY?: boolean;
-}
+export type CleanupClient = ListClient & Pick<KubeClient, 'deleteCollection' | 'getLease' | 'getServiceAccount' | 'close'>;
 
 export interface CleanupDeps {
   stdout: Output;
@@ -90,7 +74,7 @@ export interface CleanupDeps {
   now: () => Date;
   env: NodeJS.ProcessEnv;
   /** A client to use instead of loading one from the kubeconfig (it is not closed). */
-  kube?: Kube;
+  kube?: CleanupClient;
   /** Objects per list request. */
   pageSize: number;
   /** Requests in flight at most. */
@@ -100,6 +84,7 @@ export interface CleanupDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** What validate makes of the flags. */
 interface Request {
   namespaces: string[];
   user?: string;
@@ -107,6 +92,14 @@ interface Request {
   graceSeconds: number;
   yes: boolean;
   output: 'table' | 'json';
+}
+
+/** What complete reads: dssuser's credentials and the temp directory. */
+interface Settings {
+  kubeconfig?: string;
+  context?: string;
+  timeoutSeconds: number;
+  tempDir: string;
 }
 
 /**
@@ -128,54 +121,11 @@ const defaultDeps: CleanupDeps = {
 export async function cleanupCommand(options: CleanupOptions, overrides: Partial<CleanupDeps> = {}): Promise<number> {
   const deps = { ...defaultDeps, ...overrides };
   const request = validate(options);
-  const settings = resolveSettings(options, deps.env);
-  const log = (message: string) => deps.stderr.write(`dss-spark-k8s: ${message}\n`);
-  const progress = progressLine(deps.stderr);
+  const settings = complete(options, deps.env);
   const kube = deps.kube ?? Kube.load({ kubeconfig: settings.kubeconfig, context: settings.context, timeoutSeconds: settings.timeoutSeconds });
   try {
-    const now = deps.now();
-    const listing = await listJobs(kube, {
-      namespaces: request.namespaces,
-      pageSize: deps.pageSize,
-      concurrency: LIST_CONCURRENCY,
-      onProgress: (objects) => progress.update(`listing: ${objects} objects`),
-      warn: (message) => {
-        progress.done();
-        log(message);
-      },
-    }).catch((error: unknown) => {
-      // With the team-namespace rights, dssuser may list only inside the team namespaces.
-      if (error instanceof KubernetesError && error.status === 403 && request.namespaces.length === 0) {
-        throw new KubernetesError(`${error.message}; to search only some namespaces, pass -n <namespace> for each`, 403);
-      }
-      throw error;
-    });
-    const jobs = listing.jobs;
-    const inScope = (namespace: string) => (request.namespaces.length === 0 || request.namespaces.includes(namespace)) && !listing.unknown.has(namespace);
-    addStaleDirs(jobs, await findStaleDirs(settings.tempDir, deps.isAlive, log), inScope, log);
-    progress.done();
-    const reports = selectJobs(jobs, request, now, { host: hostname(), isAlive: deps.isAlive });
-
-    const orphans = reports.filter((r) => r.decision.state === 'orphaned');
-    if (request.yes && orphans.length > 0) {
-      let done = 0;
-      await deleteJobs(kube, orphans, {
-        limit: limiter(deps.concurrency),
-        now: deps.now,
-        graceSeconds: request.graceSeconds,
-        isAlive: deps.isAlive,
-        ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        // As many jobs at a time as requests may be in flight: a job waits on one request at times.
-        jobsAtOnce: deps.concurrency,
-        onDone: () => progress.update(`deleting: ${++done}/${orphans.length} jobs`),
-      });
-      progress.done();
-    }
-
-    deps.stdout.write(request.output === 'json' ? renderJson(reports, now) : renderTable(reports, now, request.yes));
-    return finish(reports, request.yes, listing.failures, log);
+    return await run(request, settings, { ...deps, kube });
   } finally {
-    progress.done();
     if (!deps.kube) await kube.close();
   }
 }
@@ -206,11 +156,11 @@ function validate(options: CleanupOptions): Request {
 }
 
 /**
- * dssuser's credentials and the temp directory: --kubeconfig/--context, else the profile's. The configuration
- * file is optional here: without --config, --profile or $DSS_SPARK_K8S_CONFIG, a missing default file means
- * the usual kubeconfig loading rules and the OS temp directory.
+ * --kubeconfig/--context, else the profile's. The configuration file is optional here: without --config,
+ * --profile or $DSS_SPARK_K8S_CONFIG, a missing default file means the usual kubeconfig loading rules and the
+ * OS temp directory.
  */
-function resolveSettings(options: CleanupOptions, env: NodeJS.ProcessEnv) {
+function complete(options: CleanupOptions, env: NodeJS.ProcessEnv): Settings {
   const path = resolveConfigPath(options.config, env);
   const explicit = Boolean(options.config || options.profile || env[CONFIG_ENV_VAR]);
   const profile = explicit || existsSync(path) ? selectProfile(loadConfig(path), options.profile) : undefined;
@@ -222,16 +172,53 @@ function resolveSettings(options: CleanupOptions, env: NodeJS.ProcessEnv) {
   };
 }
 
-/** The jobs the filters keep, with their state, sorted by namespace and job id. */
-export function selectJobs(jobs: Map<string, Job>, request: Pick<Request, 'user' | 'olderThanSeconds' | 'graceSeconds'>, now: Date, liveness?: Liveness): JobReport[] {
-  const reports: JobReport[] = [];
-  for (const job of jobs.values()) {
-    // A temp directory alone names no user: it cannot match --user.
-    if (request.user !== undefined && job.owner === undefined) continue;
-    if (!matchesFilters(job, request, now)) continue;
-    reports.push({ job, decision: decideState(job, now, request.graceSeconds, liveness) });
+async function run(request: Request, settings: Settings, deps: CleanupDeps & { kube: CleanupClient }): Promise<number> {
+  const { kube } = deps;
+  const log = (message: string) => deps.stderr.write(`dss-spark-k8s: ${message}\n`);
+  const progress = progressLine(deps.stderr);
+  try {
+    const now = deps.now();
+    const listing = await listJobs(kube, {
+      namespaces: request.namespaces,
+      pageSize: deps.pageSize,
+      concurrency: LIST_CONCURRENCY,
+      onProgress: (objects) => progress.update(`listing: ${objects} objects`),
+      warn: (message) => {
+        progress.done();
+        log(message);
+      },
+    }).catch((error: unknown) => {
+      // With the team-namespace rights, dssuser may list only inside the team namespaces.
+      if (error instanceof KubernetesError && error.status === 403 && request.namespaces.length === 0) {
+        throw new KubernetesError(`${error.message}; to search only some namespaces, pass -n <namespace> for each`, 403);
+      }
+      throw error;
+    });
+    const jobs = listing.jobs;
+    const inScope = (namespace: string) => (request.namespaces.length === 0 || request.namespaces.includes(namespace)) && !listing.unknown.has(namespace);
+    addStaleDirs(jobs, await findStaleDirs(settings.tempDir, deps.isAlive, log), inScope, log);
+    progress.done();
+    const reports = selectJobs(jobs, request, now, { host: hostname(), isAlive: deps.isAlive });
+
+    const orphans = reports.filter((r) => r.decision.state === 'orphaned');
+    if (request.yes && orphans.length > 0) {
+      let done = 0;
+      await deleteJobs(kube, orphans, {
+        concurrency: deps.concurrency,
+        now: deps.now,
+        graceSeconds: request.graceSeconds,
+        isAlive: deps.isAlive,
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        onDone: () => progress.update(`deleting: ${++done}/${orphans.length} jobs`),
+      });
+      progress.done();
+    }
+
+    deps.stdout.write(request.output === 'json' ? renderJson(reports, now) : renderTable(reports, now, request.yes));
+    return finish(reports, request.yes, listing.failures, log);
+  } finally {
+    progress.done();
   }
-  return reports.sort((a, b) => compare(a.job.namespace, b.job.namespace) || compare(a.job.jobId, b.job.jobId));
 }
 
 /** The summary on stderr; throws for exit 69 (a list failed) or 75 (a delete failed). */
@@ -260,60 +247,4 @@ function finish(reports: JobReport[], yes: boolean, listFailures: readonly ListF
     throw new TeardownError(`could not delete everything of ${failed.length} orphaned job(s) (reasons above); run cleanup --orphans --yes again or delete them by hand`);
   }
   return 0;
-}
-
-export function renderTable(reports: JobReport[], now: Date, withResult: boolean): string {
-  const header = ['JOB', 'USER', 'NAMESPACE', 'AGE', 'STATE', 'REASON', 'OBJECTS', ...(withResult ? ['RESULT'] : [])];
-  const rows = reports.map((r) => {
-    const job = r.job;
-    const objects = `${objectCount(job)}${job.tempDir ? ' +dir' : ''}`;
-    const row = [job.jobId, job.login ?? job.userSlug ?? '-', job.namespace, age(job, now), r.decision.state, r.decision.reason, objects];
-    return withResult ? [...row, r.result ?? '-'] : row;
-  });
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `${cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`;
-  return [header, ...rows].map(line).join('');
-}
-
-export function renderJson(reports: JobReport[], now: Date): string {
-  const jobs = reports.map(({ job, decision, result, errors }) => ({
-    jobId: job.jobId,
-    namespace: job.namespace,
-    user: job.login ?? job.userSlug ?? null,
-    createdAt: job.createdAt?.toISOString() ?? null,
-    ageSeconds: job.createdAt ? Math.floor((now.getTime() - job.createdAt.getTime()) / 1000) : null,
-    state: decision.state,
-    reason: decision.reason,
-    objects: Object.entries(job.objects).flatMap(([kind, names]) => names.map((name) => ({ kind, name }))),
-    tempDir: job.tempDir?.path ?? null,
-    ...(result ? { result } : {}),
-    ...(errors ? { errors } : {}),
-  }));
-  return `${JSON.stringify(jobs, null, 2)}\n`;
-}
-
-function age(job: Job, now: Date): string {
-  return job.createdAt ? formatAge(now.getTime() - job.createdAt.getTime()) : '-';
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** One self-overwriting status line on stderr, only when stderr is a terminal. */
-function progressLine(stderr: Output) {
-  let shown = false;
-  let last = 0;
-  return {
-    update(text: string) {
-      if (!stderr.isTTY || Date.now() - last < 100) return;
-      last = Date.now();
-      shown = true;
-      stderr.write(`\r\x1b[K${text}`);
-    },
-    done() {
-      if (shown) stderr.write('\r\x1b[K');
-      shown = false;
-    },
-  };
 }

@@ -1,7 +1,6 @@
 // `dss-spark-k8s policy apply | show` (administrators): the job-isolation ValidatingAdmissionPolicy of
 // src/plan/policy.ts. `apply` creates or replaces the policy and its binding; `show` prints them on stdout
 // and says on stderr whether the cluster has them, as printed.
-import type { V1Pod } from '@kubernetes/client-node';
 import { dump } from 'js-yaml';
 import { CliError, KubernetesError } from '../errors.ts';
 import { Kube, type ClusterKind } from '../k8s/client.ts';
@@ -141,38 +140,4 @@ function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null) return true;
   if (Array.isArray(value)) return value.length === 0;
   return typeof value === 'object' && Object.keys(value).length === 0;
-}
-
-/**
- * Whether the policy protects `namespace`, asked with a job's own credentials (no cluster-wide read needed): a
- * server-side dry run of a pod without the owner label is denied by the policy only when it is installed, bound
- * and the namespace is labelled managed. Nothing is created either way. The pod passes Pod Security "restricted",
- * so that PSA (which admits before the policy) cannot hide the policy's answer; any other denial (a quota...)
- * means the policy did not deny it.
- */
-export async function isolationEnforced(jobKube: Kube, namespace: string, executorServiceAccount: string): Promise<boolean> {
-  const probe: V1Pod = {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'isolation-probe', namespace },
-    spec: {
-      serviceAccountName: executorServiceAccount,
-      automountServiceAccountToken: false,
-      securityContext: { runAsNonRoot: true, runAsUser: 65534, seccompProfile: { type: 'RuntimeDefault' } },
-      containers: [
-        {
-          name: 'probe',
-          image: 'probe',
-          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
-        },
-      ],
-    },
-  };
-  try {
-    await jobKube.dryRunPod(probe);
-    return false;
-  } catch (error) {
-    if (!(error instanceof KubernetesError) || (error.status !== 403 && error.status !== 422)) throw error;
-    return error.status === 403 && error.message.includes(`'${ISOLATION_POLICY_NAME}'`);
-  }
 }

@@ -18,6 +18,7 @@ import type {
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { firstLine, KubernetesError } from '../errors.ts';
+import type { LabelledKind, ListableKind } from '../plan/kinds.ts';
 import { loadCredentials, type ClusterEndpoint, type Credentials, type KubeconfigOptions } from './kubeconfig.ts';
 import { rootCode, Transport, type Answer } from './transport.ts';
 
@@ -26,20 +27,8 @@ export type { ClusterEndpoint } from './kubeconfig.ts';
 const PARTIAL_METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 export type DryRun = 'server' | undefined;
 
-/** Kinds Spark's driver creates in the job namespace (DRIVER_RULES); teardown deletes them by the owner label. */
-export const DRIVER_CREATED_KINDS = ['pods', 'persistentvolumeclaims'] as const;
-export type DriverCreatedKind = (typeof DRIVER_CREATED_KINDS)[number];
-
-/** Kinds the tool creates itself and can list (dssuser may not list or read secrets). */
-export const JOB_KINDS = ['leases', 'rolebindings', 'serviceaccounts'] as const;
-/**
- * Empty Secrets that anchor the job's tokens (TokenRequest boundObjectRef): deleting one revokes its token
- * at once, which is how a rotated token dies. dssuser may create and delete them, never read or list.
- */
-export const TOKEN_ANCHOR_KIND = 'secrets';
-export type JobKind = (typeof JOB_KINDS)[number] | typeof TOKEN_ANCHOR_KIND;
-export type ListableKind = DriverCreatedKind | (typeof JOB_KINDS)[number];
-export type LabelledKind = DriverCreatedKind | JobKind;
+// doctor reads the driver's kinds from here until it imports them from the plan.
+export { DRIVER_CREATED_KINDS } from '../plan/kinds.ts';
 type NamespacedKind = LabelledKind | 'resourcequotas' | 'limitranges';
 /** Cluster-scoped kinds the tool reads or writes (policy apply, doctor). */
 export type ClusterKind = 'namespaces' | 'clusterroles' | 'validatingadmissionpolicies' | 'validatingadmissionpolicybindings';
@@ -88,9 +77,55 @@ export interface KubeOptions extends KubeconfigOptions {
   timeoutSeconds: number;
 }
 
+/**
+ * The calls the tool makes, one method each. Code that talks to the cluster takes the part it needs
+ * (`Pick<KubeClient, ...>`), so that a unit test's fake implements just that part, without casts.
+ */
+export interface KubeClient {
+  readonly endpoint: ClusterEndpoint;
+  close(): Promise<void>;
+  serverVersion(): Promise<string>;
+  getNamespace(name: string): Promise<V1Namespace | undefined>;
+  createNamespace(body: V1Namespace, dryRun?: DryRun): Promise<V1Namespace>;
+  createResourceQuota(body: V1ResourceQuota, dryRun?: DryRun): Promise<V1ResourceQuota>;
+  createLimitRange(body: V1LimitRange, dryRun?: DryRun): Promise<V1LimitRange>;
+  createServiceAccount(body: V1ServiceAccount, dryRun?: DryRun): Promise<V1ServiceAccount>;
+  createRoleBinding(body: V1RoleBinding, dryRun?: DryRun): Promise<V1RoleBinding>;
+  createSecret(body: V1Secret, dryRun?: DryRun): Promise<V1Secret>;
+  createLease<T extends ObjectWithMeta>(body: T, dryRun?: DryRun): Promise<T>;
+  dryRunPod<T extends ObjectWithMeta>(body: T): Promise<T>;
+  replaceLease<T extends ObjectWithMeta>(body: T): Promise<T>;
+  requestToken(namespace: string, serviceAccount: string, body: AuthenticationV1TokenRequest, dryRun?: DryRun): Promise<IssuedToken>;
+  deleteNamespaced(kind: LabelledKind, namespace: string, name: string): Promise<void>;
+  deleteCollection(kind: LabelledKind, namespace: string, labelSelector: string): Promise<void>;
+  list(kind: ListableKind, namespace: string | undefined, labelSelector: string, limit?: number, continueToken?: string, metadataOnly?: boolean): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>>;
+  getLease<T extends ObjectWithMeta>(namespace: string, name: string): Promise<T | undefined>;
+  getServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined>;
+  getClusterObject<T>(kind: ClusterKind, name: string): Promise<T | undefined>;
+  createClusterObject<T extends ObjectWithMeta>(kind: ClusterKind, body: T): Promise<T>;
+  replaceClusterObject<T extends ObjectWithMeta>(kind: ClusterKind, body: T): Promise<T>;
+  getClusterRoleRules(name: string): Promise<V1PolicyRule[] | undefined>;
+  canI(attributes: AccessAttributes): Promise<boolean>;
+  whoAmI(): Promise<{ username: string; groups: string[] }>;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresAt: Date;
+}
+
+export interface AccessAttributes {
+  verb: string;
+  group?: string;
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}
+
 type Query = Record<string, string | number | undefined>;
 
-export class Kube {
+export class Kube implements KubeClient {
   readonly endpoint: ClusterEndpoint;
   private readonly credentials: Credentials;
   private readonly transport: Transport;
@@ -149,7 +184,7 @@ export class Kube {
     } catch (error) {
       throw networkError(action, error as Error);
     }
-    if (answer.status < 200 || answer.status >= 300) throw statusError(action, answer.status, answer.body);
+    if (answer.status < 200 || answer.status >= 300) throw statusError(action, answer);
     try {
       return (answer.body ? JSON.parse(answer.body) : {}) as T;
     } catch {
@@ -228,7 +263,7 @@ export class Kube {
   }
 
   /** A TokenRequest for a service account; the token is returned, never logged. */
-  async requestToken(namespace: string, serviceAccount: string, body: AuthenticationV1TokenRequest, dryRun?: DryRun) {
+  async requestToken(namespace: string, serviceAccount: string, body: AuthenticationV1TokenRequest, dryRun?: DryRun): Promise<IssuedToken> {
     const response = await this.request<AuthenticationV1TokenRequest>(
       `request a token for ServiceAccount ${namespace}/${serviceAccount}`,
       'POST',
@@ -307,7 +342,7 @@ export class Kube {
   }
 
   /** Whether dssuser may do something (SelfSubjectAccessReview). */
-  async canI(attributes: { verb: string; group?: string; resource: string; subresource?: string; namespace?: string; name?: string }): Promise<boolean> {
+  async canI(attributes: AccessAttributes): Promise<boolean> {
     const review = await this.request<{ status?: { allowed?: boolean } }>(
       `check access ${attributes.verb} ${attributes.resource}`,
       'POST',
@@ -357,7 +392,7 @@ function dryRunParam(dryRun: DryRun): string | undefined {
 }
 
 /** The apiserver's Status message, in one line; never the raw body of something that is not a Status. */
-function statusError(action: string, status: number, text: string): KubernetesError {
+function statusError(action: string, { status, body: text, retryAfter }: Answer): KubernetesError {
   let body: { kind?: string; message?: string; reason?: string } | undefined;
   try {
     body = JSON.parse(text);
@@ -366,7 +401,9 @@ function statusError(action: string, status: number, text: string): KubernetesEr
   }
   const message = body?.kind === 'Status' && typeof body.message === 'string' ? oneLine(body.message) : `HTTP ${status}`;
   const reason = body?.kind === 'Status' && typeof body.reason === 'string' && body.reason ? ` ${body.reason}` : '';
-  return new KubernetesError(`${action} failed (${status}${reason}): ${message}`, status);
+  const seconds = retryAfter === undefined ? undefined : Number(retryAfter);
+  const retryAfterSeconds = seconds !== undefined && Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+  return new KubernetesError(`${action} failed (${status}${reason}): ${message}`, status, retryAfterSeconds);
 }
 
 function networkError(action: string, error: Error): KubernetesError {

@@ -17,6 +17,8 @@ export interface TlsOptions {
 export interface Answer {
   status: number;
   body: string;
+  /** The Retry-After header (seconds), which the apiserver sends with 429 and some 5xx. */
+  retryAfter?: string;
 }
 
 /** How a server that does not speak HTTP/2 answers an HTTP/2-only TLS handshake (ALPN). */
@@ -94,10 +96,12 @@ export class Transport {
         { endStream: payload === undefined, signal: AbortSignal.timeout(timeoutMs) },
       );
       let status = 0;
+      let retryAfter: string | undefined;
       let ended = false;
       let body = '';
       stream.on('response', (responseHeaders) => {
         status = Number(responseHeaders[':status']);
+        retryAfter = headerValue(responseHeaders['retry-after']);
       });
       // Decoded as it arrives: no copy of the whole answer in off-heap Buffers (cleanup lists thousands).
       stream.setEncoding('utf8');
@@ -106,7 +110,7 @@ export class Transport {
       });
       stream.on('end', () => {
         ended = status > 0;
-        if (ended) resolve({ status, body });
+        if (ended) resolve({ status, body, ...(retryAfter ? { retryAfter } : {}) });
       });
       stream.on('error', reject);
       // A stream closed without a whole answer (its connection reset or refused) failed like a reset socket.
@@ -134,7 +138,8 @@ export class Transport {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('error', reject);
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          const retryAfter = headerValue(response.headers['retry-after']);
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ...(retryAfter ? { retryAfter } : {}) }));
         },
       );
       request.on('error', reject);
@@ -147,4 +152,8 @@ export class Transport {
 export function rootCode(error: unknown): string | undefined {
   const { code, cause } = (error ?? {}) as { code?: string; cause?: unknown };
   return (cause ? rootCode(cause) : undefined) ?? code;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

@@ -30,7 +30,7 @@ const RUN = Math.random().toString(36).slice(2, 6);
 const API_TIMEOUT_S = 2;
 const LEASE_RENEW_S = 1; // Lease duration = 4 × 1 s: a dead job's Lease expires 4 s after its last renewal
 const KILL_GRACE_S = 2;
-// The teardown's retry policy (src/job/retry.ts): 4 attempts, backoff 0.2 s, 0.6 s, 1.8 s.
+// The teardown's retry policy (src/k8s/retry.ts): 4 attempts, backoff 0.2 s, 0.6 s, 1.8 s.
 const RETRY_ATTEMPTS = 4;
 const RETRY_BACKOFF_S = 0.2 + 0.6 + 1.8;
 /** Start-up, sudo, id, node: allowance on a loaded 2-core machine on top of the configured timeouts. */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { thisProcess } from '../../src/exec/process-identity.ts';
 import { Kube } from '../../src/k8s/client.ts';
 import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
-import { startLeaseRenewal } from '../../src/job/lease.ts';
+import { startLeaseRenewal } from '../../src/apply/lease.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import type { JobLease, JobPlan } from '../../src/plan/types.ts';
 import { dirEntries, dssuserDir, jobObjects, startCli, uniqueJobId, writeConfig } from '../support/cli.ts';

@@ -6,7 +6,7 @@
 // names to a scratch account), to show which ones got through. Every attack is a server-side dry run: admission
 // policies run on dry runs, and the pre-issue-13 identity really holds the rights it is tried with.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { teardown } from '../../src/job/teardown.ts';
+import { teardown } from '../../src/teardown/teardown.ts';
 import { buildNamespace } from '../../src/plan/objects.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { MANAGED_BY_LABEL, OWNER_LABEL } from '../../src/plan/types.ts';
@@ -536,7 +536,7 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
         expect((review.body.status as { userInfo: { username: string } }).userInfo.username).toBe(`system:serviceaccount:${job.namespace}:${job.base}`);
         expect(job.created.map((o) => o.kind).sort()).toEqual(['leases', 'rolebindings', 'secrets', 'serviceaccounts', 'serviceaccounts']);
         const dssuser = dssuserKube();
-        const result = await teardown(dssuser, job.namespace, { jobId: job.plan.jobId, baseName: job.base }, job.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
+        const result = await teardown(dssuser, job.namespace, { baseName: job.base }, job.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
         expect(result.left).toEqual([]);
         for (const object of job.created) expect((await admin.get(object.kind, object.namespace, object.name)).status, `${object.kind} ${object.name}`).toBe(404);
       });

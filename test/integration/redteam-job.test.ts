@@ -7,7 +7,7 @@
 // Creates are server-side dry runs unless the object is needed: admission (policies, Pod Security) runs on them.
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { teardown, tokenRevoked } from '../../src/job/teardown.ts';
+import { teardown, tokenRevoked } from '../../src/teardown/teardown.ts';
 import { ALLOWED_PULL_SECRETS_ANNOTATION, ALLOWED_VOLUMES_ANNOTATION, JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL } from '../../src/plan/types.ts';
 import { createManagedNamespace, dssuserKube, tokenKube, uniqueName } from '../support/kube.ts';
 import { profileWith } from '../support/profile.ts';
@@ -650,7 +650,7 @@ describe('teardown leaves nothing that the job token created (finding 7)', () =>
       expect((await a.api.create('persistentvolumeclaims', a.namespace, claim, { dryRun: false })).status).toBe(201);
       await realPod(a);
       const dssuser = dssuserKube();
-      const result = await teardown(dssuser, a.namespace, { jobId: a.plan.jobId, baseName: a.base }, a.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
+      const result = await teardown(dssuser, a.namespace, { baseName: a.base }, a.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
       expect(result.left).toEqual([]);
 
       const pods = ((await admin.list('pods', a.namespace)).body.items as V1Pod[]).filter((p) => !p.metadata!.deletionTimestamp);
@@ -682,7 +682,7 @@ describe('teardown while a process that kept the token goes on creating pods (re
       while (made < 20) await new Promise((r) => setTimeout(r, 20));
       const dssuser = dssuserKube();
       const jobKube = tokenKube(job.token);
-      const result = await teardown(dssuser, job.namespace, { jobId: job.plan.jobId, baseName: job.base }, job.created, {
+      const result = await teardown(dssuser, job.namespace, { baseName: job.base }, job.created, {
         driverMayHaveRun: true,
         revoked: () => tokenRevoked(jobKube, job.namespace),
       }).finally(() => Promise.all([dssuser.close(), jobKube.close()]));

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthenticationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { JobFiles } from '../../src/exec/job-files.ts';
+import { writeJobKubeconfig, type JobFiles } from '../../src/exec/job-dir.ts';
 import { thisProcess } from '../../src/exec/process-identity.ts';
-import type { CreatedObject } from '../../src/job/apply.ts';
-import { startTokenRotation } from '../../src/job/rotation.ts';
+import type { CreatedObject } from '../../src/apply/provision.ts';
+import { startTokenRotation } from '../../src/apply/rotation.ts';
 import { Kube } from '../../src/k8s/client.ts';
 import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
 import { boundTokenRequest, tokenAnchorName } from '../../src/plan/objects.ts';
@@ -65,7 +65,7 @@ async function rotateUntilSuccess(job: Job, client: Kube): Promise<{ failures: s
   const success = new Promise<number>((resolve) => (rotated = resolve));
   let stopping: Promise<void> | undefined;
   const stop = startTokenRotation(
-    { kube: client, plan: job.plan, files: job.files, endUserUid: process.getuid!(), endpoint: kube.endpoint, created: job.created },
+    { kube: client, plan: job.plan, writeToken: (token) => writeJobKubeconfig(job.files, process.getuid!(), kube.endpoint, job.plan.namespace, token), created: job.created },
     1,
     new Date(Date.now() + 3600_000),
     {

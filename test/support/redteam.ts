@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { KubeConfig, loadAllYaml, type V1Pod } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import type { Profile } from '../../src/config/types.ts';
-import { provision, type CreatedObject } from '../../src/job/apply.ts';
+import { provision, type CreatedObject } from '../../src/apply/provision.ts';
 import { buildExecutorPodTemplate } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, type JobPlan } from '../../src/plan/types.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
-import { renderKubeconfig } from '../../src/exec/job-files.ts';
+import { renderKubeconfig } from '../../src/exec/job-dir.ts';
 import { loadCredentials } from '../../src/k8s/kubeconfig.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-unit-'));

@@ -4,7 +4,7 @@
 import type { V1ServiceAccount } from '@kubernetes/client-node';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { KubernetesError } from '../../src/errors.ts';
-import { startLeaseRenewal, type LeaseClient, type Timers } from '../../src/job/lease.ts';
+import { startLeaseRenewal, type LeaseClient, type Timers } from '../../src/apply/lease.ts';
 import { buildLease, microTime } from '../../src/plan/objects.ts';
 import type { JobLease } from '../../src/plan/types.ts';
 

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import type { AuthenticationV1TokenRequest, V1Secret } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubernetesError } from '../../src/errors.ts';
-import type { JobFiles } from '../../src/exec/job-files.ts';
-import type { CreatedObject } from '../../src/job/apply.ts';
-import { ROTATION_RETRY_SECONDS, startTokenRotation, type RotationClient, type RotationTimers } from '../../src/job/rotation.ts';
+import { writeJobKubeconfig, type JobFiles } from '../../src/exec/job-dir.ts';
+import type { CreatedObject } from '../../src/apply/provision.ts';
+import { ROTATION_RETRY_SECONDS, startTokenRotation, type RotationClient, type RotationTimers } from '../../src/apply/rotation.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
@@ -153,7 +153,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function start() {
   return startTokenRotation(
-    { kube: server, plan, files, endUserUid: process.getuid!(), endpoint: { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, created },
+    { kube: server, plan, writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token), created },
     ROTATION_SECONDS,
     new Date('2026-01-01T01:00:00.000Z'),
     { rotated: (generation) => rotated.push(generation), failed: (message) => failures.push(message) },
@@ -285,7 +285,7 @@ describe('token rotation', () => {
       deleteNamespaced: (...args) => server.deleteNamespaced(...args),
     };
     const stop = startTokenRotation(
-      { kube: slow, plan, files, endUserUid: process.getuid!(), endpoint: { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, created },
+      { kube: slow, plan, writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token), created },
       ROTATION_SECONDS,
       new Date('2026-01-01T01:00:00.000Z'),
       { rotated: (generation) => rotated.push(generation), failed: (message) => failures.push(message) },
@@ -305,7 +305,7 @@ describe('token rotation', () => {
 
   it('takes the next rotation at 80 % of the granted lifetime when no interval is configured', async () => {
     const stop = startTokenRotation(
-      { kube: server, plan, files, endUserUid: process.getuid!(), endpoint: { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, created },
+      { kube: server, plan, writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token), created },
       undefined,
       new Date('2026-01-01T01:00:00.000Z'),
       { rotated: (generation) => rotated.push(generation), failed: (message) => failures.push(message) },

@@ -4,11 +4,11 @@
 // A job whose Lease or ServiceAccount disappears while it runs was torn down by someone else: that is
 // reported once, through `lost`, and renewal stops.
 import { KubernetesError } from '../errors.ts';
-import type { Kube } from '../k8s/client.ts';
+import type { KubeClient } from '../k8s/client.ts';
 import { microTime } from '../plan/objects.ts';
 import type { JobLease } from '../plan/types.ts';
 
-export type LeaseClient = Pick<Kube, 'replaceLease' | 'getLease' | 'getServiceAccount'>;
+export type LeaseClient = Pick<KubeClient, 'replaceLease' | 'getLease' | 'getServiceAccount'>;
 
 export interface LeaseReport {
   /** A renewal failed for a reason that may pass (the apiserver did not answer, a 5xx). */

@@ -2,32 +2,30 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanupCommand, renderJson, renderTable, selectJobs } from '../../src/commands/cleanup.ts';
+import { deleteJobs, REVOCATION_SETTLE_MS } from '../../src/cleanup/delete.ts';
+import { findStaleDirs } from '../../src/cleanup/job-dirs.ts';
+import { listJobs } from '../../src/cleanup/list.ts';
+import { renderJson, renderTable } from '../../src/cleanup/render.ts';
+import { cleanupCommand } from '../../src/commands/cleanup.ts';
 import { KubernetesError } from '../../src/errors.ts';
-import type { JobOwner } from '../../src/exec/job-files.ts';
+import { parseOwner, type JobOwner } from '../../src/exec/job-dir.ts';
 import type { Kube } from '../../src/k8s/client.ts';
 import {
   addObject,
   addStaleDirs,
   type CleanupKind,
   decideState,
-  deleteJob,
   deleteSelector,
   deletionPhases,
-  REVOCATION_SETTLE_MS,
-  findStaleDirs,
-  forEachLimited,
   formatAge,
   type Job,
   type JobReport,
-  limiter,
   type ListedObject,
-  listJobs,
   matchesFilters,
   ORPHAN_SELECTOR,
-  parseOwner,
-} from '../../src/job/orphans.ts';
-import { ownerSelector } from '../../src/job/teardown.ts';
+  selectJobs,
+} from '../../src/cleanup/model.ts';
+import { ownerSelector } from '../../src/teardown/order.ts';
 import { loginToSlug } from '../../src/plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 
@@ -324,13 +322,13 @@ describe('matchesFilters', () => {
 describe('deletionPhases and deleteSelector', () => {
   it('revokes first (anchors, binding, accounts), then deletes what the token made, and the Lease last', () => {
     const job = onlyJob([...trusted({}, lease(600)), ['pods', object({ name: 'exec-1' })]]);
-    expect(deletionPhases(job)).toEqual([['secrets', 'rolebindings', 'serviceaccounts'], ['pods', 'persistentvolumeclaims'], ['leases']]);
+    expect(deletionPhases(job)).toEqual({ revoke: ['secrets', 'rolebindings', 'serviceaccounts'], tokenMade: ['pods', 'persistentvolumeclaims'], last: ['leases'] });
   });
 
   it('deletes only the trusted kinds the job has, only what the token made for a leftover, and nothing for a temp directory alone', () => {
-    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual([['secrets', 'serviceaccounts'], ['pods', 'persistentvolumeclaims'], []]);
-    expect(deletionPhases(onlyJob([['pods', object({ name: 'exec-1' })]]))).toEqual([[], ['pods', 'persistentvolumeclaims'], []]);
-    expect(deletionPhases({ jobId: 'j', namespace: 'n', objects: {} })).toEqual([[], [], []]);
+    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual({ revoke: ['secrets', 'serviceaccounts'], tokenMade: ['pods', 'persistentvolumeclaims'], last: [] });
+    expect(deletionPhases(onlyJob([['pods', object({ name: 'exec-1' })]]))).toEqual({ revoke: [], tokenMade: ['pods', 'persistentvolumeclaims'], last: [] });
+    expect(deletionPhases({ jobId: 'j', namespace: 'n', objects: {} })).toEqual({ revoke: [], tokenMade: [], last: [] });
   });
 
   it('selects by one owner and the managed-by label, never without an owner', () => {
@@ -369,9 +367,9 @@ function fakeKube(options: { failOn?: string[]; leases?: ListedObject[]; listFai
   return { kube, calls };
 }
 
-describe('deleteJob', () => {
+describe('deleteJobs', () => {
   const pauses: number[] = [];
-  const ctx = { limit: limiter(4), now: () => now, graceSeconds: 3600, isAlive: () => false, sleep: async (ms: number) => void pauses.push(ms) };
+  const ctx = { concurrency: 4, now: () => now, graceSeconds: 3600, isAlive: () => false, sleep: async (ms: number) => void pauses.push(ms) };
   const selectorOf = (jobId: string, user = 'alice') => ownerSelector(ownerOf(jobId, user));
   const reportOf = (objects: [CleanupKind, ListedObject][]): JobReport => {
     const job = onlyJob(objects);
@@ -383,7 +381,7 @@ describe('deleteJob', () => {
     const { kube, calls } = fakeKube({ leases: [lease(600)] });
     const report = deadJob();
     pauses.length = 0;
-    await deleteJob(kube, report, ctx);
+    await deleteJobs(kube, [report], ctx);
     expect(calls).toEqual([
       `get lease dss-ns-alice/${ownerOf('job1')}`,
       `collection secrets dss-ns-alice ${selectorOf('job1')}`,
@@ -401,11 +399,11 @@ describe('deleteJob', () => {
   it('skips a job whose Lease was renewed since the listing, and one whose Lease appeared', async () => {
     const { kube, calls } = fakeKube({ leases: [lease(5)] });
     const renewed = deadJob();
-    await deleteJob(kube, renewed, ctx);
+    await deleteJobs(kube, [renewed], ctx);
     expect(renewed).toMatchObject({ result: 'skipped', decision: { state: 'live', reason: 'lease renewed 5s ago' } });
     const noLease = reportOf([['serviceaccounts', object({ annotations: jobAnnotations(7200, -60) })]]);
     expect(noLease.decision.state).toBe('orphaned');
-    await deleteJob(kube, noLease, ctx);
+    await deleteJobs(kube, [noLease], ctx);
     expect(noLease.result).toBe('skipped');
     expect(calls.filter((c) => !c.startsWith('get'))).toEqual([]);
   });
@@ -414,7 +412,7 @@ describe('deleteJob', () => {
     const { kube, calls } = fakeKube({ leases: [lease(5, 120, { jobId: 'other', owner: ownerOf('job1') })] });
     const expired = { annotations: jobAnnotations(9000, -3600) };
     const report = reportOf(trusted(expired, lease(600, 120, expired)));
-    await deleteJob(kube, report, ctx);
+    await deleteJobs(kube, [report], ctx);
     // Without a Lease of its own, its expires-at decides; and no Lease is deleted.
     expect(report).toMatchObject({ result: 'deleted', decision: { state: 'orphaned' } });
     expect(calls.at(-1)).toBe(`collection persistentvolumeclaims dss-ns-alice ${selectorOf('job1')}`);
@@ -424,7 +422,7 @@ describe('deleteJob', () => {
     const { kube, calls } = fakeKube();
     kube.getLease = () => Promise.reject(new KubernetesError('get Lease failed (403 Forbidden): no', 403));
     const report = deadJob();
-    await deleteJob(kube, report, ctx);
+    await deleteJobs(kube, [report], ctx);
     expect(calls).toEqual([]);
     expect([report.result, report.errors]).toEqual(['failed', ['get Lease failed (403 Forbidden): no']]);
   });
@@ -434,7 +432,7 @@ describe('deleteJob', () => {
     const bindings = `collection rolebindings dss-ns-alice ${selectorOf('job1')}`;
     const { kube, calls } = fakeKube({ failOn: [pods, bindings], leases: [lease(600)] });
     const report = deadJob();
-    await deleteJob(kube, report, ctx);
+    await deleteJobs(kube, [report], ctx);
     expect(report.result).toBe('failed');
     expect(report.errors).toEqual([`${bindings} failed (403 Forbidden): denied`, `${pods} failed (403 Forbidden): denied`]);
     expect(calls).toContain(`collection serviceaccounts dss-ns-alice ${selectorOf('job1')}`);
@@ -469,7 +467,7 @@ describe('the forged-label attack of finding 1, replayed on the model', () => {
   it('with --yes, every delete request names the dead job\'s owner or the ghost\'s, never the victim\'s', async () => {
     const { kube, calls } = fakeKube({ leases: [lease(900, 120, dead), lease(5, 120, victim)] });
     const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
-    for (const report of reports.filter((r) => r.decision.state === 'orphaned')) await deleteJob(kube, report, { limit: limiter(4), now: () => now, graceSeconds: 2, isAlive: () => false, sleep: async () => {} });
+    for (const report of reports.filter((r) => r.decision.state === 'orphaned')) await deleteJobs(kube, [report], { concurrency: 4, now: () => now, graceSeconds: 2, isAlive: () => false, sleep: async () => {} });
     const deletes = calls.filter((c) => c.startsWith('collection'));
     expect(deletes.filter((c) => c.endsWith(` ${ownerSelector(ownerOf('dead', 'bob'))}`))).toHaveLength(6);
     // The leftover: its owner checked for an account or Lease first, then only pods and claims.
@@ -597,11 +595,11 @@ describe('findStaleDirs', () => {
     const job = [...jobs.values()][0]!;
     const { kube, calls } = fakeKube();
     const report = (): JobReport => ({ job, decision: decideState(job, now) });
-    const ctx = (isAlive: boolean) => ({ limit: limiter(1), now: () => now, graceSeconds: 3600, isAlive: () => isAlive });
-    await deleteJob(kube, report(), ctx(true));
+    const ctx = (isAlive: boolean) => ({ concurrency: 1, now: () => now, graceSeconds: 3600, isAlive: () => isAlive });
+    await deleteJobs(kube, [report()], ctx(true));
     expect(await findStaleDirs(dir, () => false)).toHaveLength(1);
     const removed = report();
-    await deleteJob(kube, removed, ctx(false));
+    await deleteJobs(kube, [removed], ctx(false));
     expect(removed.result).toBe('deleted');
     expect(await findStaleDirs(dir, () => false)).toEqual([]);
     expect(() => rmSync(path)).toThrow(/ENOENT/);
@@ -615,54 +613,6 @@ describe('parseOwner', () => {
     expect(() => parseOwner('null')).toThrow(/lacks/);
     expect(() => parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"a,b"}')).toThrow('owner.json has a serviceAccount that is not a ServiceAccount name');
     expect(parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"dss-spark-a"}').serviceAccount).toBe('dss-spark-a');
-  });
-});
-
-describe('forEachLimited', () => {
-  it('keeps at most `limit` calls in flight and visits every item', async () => {
-    let inFlight = 0;
-    let most = 0;
-    const seen: number[] = [];
-    await forEachLimited(Array.from({ length: 50 }, (_, i) => i), 4, async (i) => {
-      most = Math.max(most, ++inFlight);
-      await new Promise((r) => setTimeout(r, 1));
-      seen.push(i);
-      inFlight--;
-    });
-    expect(most).toBe(4);
-    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
-  });
-
-  it('stops taking items after a failure and rejects', async () => {
-    const seen: number[] = [];
-    const run = forEachLimited([1, 2, 3, 4, 5, 6], 1, async (i) => {
-      seen.push(i);
-      if (i === 2) throw new Error('boom');
-    });
-    await expect(run).rejects.toThrow('boom');
-    expect(seen).toEqual([1, 2]);
-  });
-});
-
-describe('limiter', () => {
-  it('keeps at most `max` calls in flight', async () => {
-    const limit = limiter(3);
-    let inFlight = 0;
-    let most = 0;
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        limit(async () => {
-          most = Math.max(most, ++inFlight);
-          await new Promise((r) => setTimeout(r, 1));
-          inFlight--;
-          if (i === 5) throw new Error('five');
-          return i;
-        }).catch((e: Error) => e.message),
-      ),
-    );
-    expect(most).toBe(3);
-    expect(results[5]).toBe('five');
-    expect(results[19]).toBe(19);
   });
 });
 

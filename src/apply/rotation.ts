@@ -5,20 +5,18 @@
 // failure never blocks the next attempt nor leaves an anchor behind.
 import type { V1Secret } from '@kubernetes/client-node';
 import { KubernetesError } from '../errors.ts';
-import type { ClusterEndpoint, Kube } from '../k8s/client.ts';
-import { writeJobKubeconfig, type JobFiles } from '../exec/job-files.ts';
+import type { KubeClient } from '../k8s/client.ts';
 import { boundTokenRequest, tokenAnchorName } from '../plan/objects.ts';
 import type { JobPlan } from '../plan/types.ts';
-import type { CreatedObject } from './apply.ts';
+import type { CreatedObject } from '../teardown/teardown.ts';
 
-export type RotationClient = Pick<Kube, 'createSecret' | 'requestToken' | 'deleteNamespaced'>;
+export type RotationClient = Pick<KubeClient, 'createSecret' | 'requestToken' | 'deleteNamespaced'>;
 
 export interface RotationTarget {
   kube: RotationClient;
   plan: JobPlan;
-  files: JobFiles;
-  endUserUid: number;
-  endpoint: ClusterEndpoint;
+  /** Replaces the job kubeconfig's token (atomically: the driver never reads half a file). */
+  writeToken: (token: string) => Promise<void>;
   /** The job's record of what exists, kept current so that teardown deletes every anchor still there. */
   created: CreatedObject[];
 }
@@ -97,7 +95,7 @@ export function startTokenRotation(
 }
 
 async function rotateOnce(target: RotationTarget, generation: number): Promise<{ anchor: CreatedObject; expiresAt: Date }> {
-  const { kube, plan, files, endUserUid, endpoint, created } = target;
+  const { kube, plan, writeToken, created } = target;
   const name = tokenAnchorName(plan.baseName, generation);
   const record: CreatedObject = { kind: 'secrets', namespace: plan.namespace, name };
   let anchor: V1Secret;
@@ -116,7 +114,7 @@ async function rotateOnce(target: RotationTarget, generation: number): Promise<{
   created.push(record);
   try {
     const { token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name, uid: anchor.metadata!.uid! }));
-    await writeJobKubeconfig(files, endUserUid, endpoint, plan.namespace, token);
+    await writeToken(token);
     return { anchor: record, expiresAt };
   } catch (error) {
     // The driver still uses the previous token: this attempt's anchor goes (and with it any token it got).

@@ -1,14 +1,15 @@
 // The per-job directory: a kubeconfig (and the cluster CA) that only the end user (and root) can read,
-// besides dssuser who writes it. Directory 0700 and files 0600 owned by dssuser, plus POSIX ACL entries
+// besides dssuser who writes it, and owner.json, which tells cleanup --orphans whose it is. Directory 0700 and files 0600 owned by dssuser, plus POSIX ACL entries
 // for the end user alone (dssuser cannot chown a file to another user): read and enter the directory, read
 // the kubeconfig and the CA — owner.json stays dssuser's.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CliError, ExitCode } from '../errors.ts';
 import type { ClusterEndpoint } from '../k8s/client.ts';
+import { isDnsLabel } from '../plan/names.ts';
 
 const run = promisify(execFile);
 
@@ -23,6 +24,7 @@ export interface JobFiles {
   podTemplate: string;
 }
 
+/** owner.json: the process that runs the job, and the job. */
 export interface JobOwner {
   jobId: string;
   host: string;
@@ -86,6 +88,51 @@ export function renderKubeconfig(endpoint: ClusterEndpoint, namespace: string, t
 
 export async function removeJobDir(files: JobFiles): Promise<void> {
   await rm(files.dir, { recursive: true, force: true });
+}
+
+/** mkdtemp names a job directory `<prefix><jobId>-XXXXXX`. */
+export function isJobDirName(name: string): boolean {
+  return name.startsWith(JOB_DIR_PREFIX);
+}
+
+const OWNER_FILE_MAX_BYTES = 4096;
+
+/**
+ * The owner of a job directory made by this Unix account: undefined when `path` is not one (not a directory of
+ * ours, no regular owner.json of ours); throws when owner.json is malformed or names another job than the
+ * directory's name.
+ */
+export async function readJobOwner(path: string): Promise<{ owner: JobOwner; writtenAt: Date } | undefined> {
+  const dirStat = await lstat(path).catch(() => undefined);
+  if (!dirStat?.isDirectory() || dirStat.uid !== process.getuid?.()) return undefined;
+  const ownerPath = join(path, OWNER_FILE);
+  const ownerStat = await lstat(ownerPath).catch(() => undefined);
+  if (!ownerStat?.isFile() || ownerStat.uid !== dirStat.uid) return undefined;
+  if (ownerStat.size > OWNER_FILE_MAX_BYTES) throw new Error(`${OWNER_FILE} is larger than 4 KiB`);
+  const owner = parseOwner(await readFile(ownerPath, 'utf8'));
+  const expected = `${JOB_DIR_PREFIX}${owner.jobId}-`;
+  const base = basename(path);
+  if (!base.startsWith(expected) || !/^[A-Za-z0-9]+$/.test(base.slice(expected.length))) {
+    throw new Error(`${OWNER_FILE} names job "${owner.jobId}", not the job of the directory name`);
+  }
+  return { owner, writtenAt: ownerStat.mtime };
+}
+
+export function parseOwner(text: string): JobOwner {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`${OWNER_FILE} is not JSON`);
+  }
+  const { jobId, host, pid, processStart, namespace, serviceAccount } = value ?? {};
+  if (typeof jobId !== 'string' || jobId === '' || typeof host !== 'string' || typeof processStart !== 'string' || typeof namespace !== 'string' || !Number.isSafeInteger(pid)) {
+    throw new Error(`${OWNER_FILE} lacks jobId, host, pid, processStart or namespace`);
+  }
+  if (serviceAccount !== undefined && (typeof serviceAccount !== 'string' || !isDnsLabel(serviceAccount))) {
+    throw new Error(`${OWNER_FILE} has a serviceAccount that is not a ServiceAccount name`);
+  }
+  return { jobId, host, pid: pid as number, processStart, namespace, ...(serviceAccount !== undefined ? { serviceAccount } : {}) };
 }
 
 // The file is complete and already restricted before it takes its final name: the end user never

@@ -5,6 +5,12 @@ import { SignalledError } from '../errors.ts';
 
 const HANDLED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** Where signals come from: the process, or a test's emitter. */
+export interface SignalSource {
+  on(signal: NodeJS.Signals, handler: (signal: NodeJS.Signals) => void): unknown;
+  off(signal: NodeJS.Signals, handler: (signal: NodeJS.Signals) => void): unknown;
+}
+
 export class SignalWatcher {
   received: NodeJS.Signals | undefined;
   private forward: ((signal: NodeJS.Signals) => void) | undefined;
@@ -16,8 +22,11 @@ export class SignalWatcher {
     this.deliver();
   };
 
-  constructor() {
-    for (const signal of HANDLED) process.on(signal, this.handler);
+  private readonly source: SignalSource;
+
+  constructor(source: SignalSource = process) {
+    this.source = source;
+    for (const signal of HANDLED) source.on(signal, this.handler);
   }
 
   forwardTo(forward: (signal: NodeJS.Signals) => void, graceSeconds: number) {
@@ -31,7 +40,7 @@ export class SignalWatcher {
   }
 
   dispose() {
-    for (const signal of HANDLED) process.off(signal, this.handler);
+    for (const signal of HANDLED) this.source.off(signal, this.handler);
     clearTimeout(this.killTimer);
   }
 

@@ -1,15 +1,18 @@
 // Creates a job's objects as dssuser, recording each one so that a failure midway, and the teardown at
 // the end, delete exactly what this job created (never a pre-existing object).
 import { KubernetesError } from '../errors.ts';
-import type { DryRun, JobKind, Kube } from '../k8s/client.ts';
+import type { DryRun, KubeClient } from '../k8s/client.ts';
+import type { JobKind } from '../plan/kinds.ts';
 import { boundTokenRequest } from '../plan/objects.ts';
 import type { JobLease, JobPlan } from '../plan/types.ts';
+import type { CreatedObject } from '../teardown/teardown.ts';
 
-export interface CreatedObject {
-  kind: JobKind;
-  namespace: string;
-  name: string;
-}
+export type { CreatedObject } from '../teardown/teardown.ts';
+
+export type ProvisionClient = Pick<
+  KubeClient,
+  'getNamespace' | 'createNamespace' | 'createResourceQuota' | 'createLimitRange' | 'createServiceAccount' | 'createSecret' | 'createRoleBinding' | 'createLease' | 'requestToken'
+>;
 
 export interface Provisioned {
   /** Whether this job created the namespace (it is never deleted: other jobs share it). */
@@ -26,7 +29,7 @@ export interface Provisioned {
  * the namespace is new.
  */
 /** `beforeWrites` is awaited after the first read and before the first write (local checks run meanwhile). */
-export async function provision(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
+export async function provision(kube: ProvisionClient, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
   try {
     return await createAll(kube, plan, created, dryRun, beforeWrites);
   } catch (error) {
@@ -34,7 +37,7 @@ export async function provision(kube: Kube, plan: JobPlan, created: CreatedObjec
   }
 }
 
-async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
+async function createAll(kube: ProvisionClient, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
   const namespaceCreated = await ensureNamespace(kube, plan, dryRun, beforeWrites);
   if (dryRun && namespaceCreated) {
     // The namespace does not exist, so the server cannot dry-run objects inside it.
@@ -70,7 +73,7 @@ async function createAll(kube: Kube, plan: JobPlan, created: CreatedObject[], dr
   return { namespaceCreated, lease: lease as JobLease, token: token.token, tokenExpiresAt: token.expiresAt };
 }
 
-async function ensureNamespace(kube: Kube, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {
+async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {
   // not ours to create: a missing one fails the next create clearly
   const exists = !plan.namespaceObject || (await kube.getNamespace(plan.namespace)) !== undefined;
   await beforeWrites;
