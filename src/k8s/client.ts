@@ -18,7 +18,7 @@ import type {
   V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { firstLine, KubernetesError } from '../errors.ts';
-import type { LabelledKind, ListableKind } from '../plan/kinds.ts';
+import { API_PREFIX, KIND_NAME, type ClusterKind, type LabelledKind, type ListableKind, type NamespacedKind } from '../plan/kinds.ts';
 import { loadCredentials, type ClusterEndpoint, type Credentials, type KubeconfigOptions } from './kubeconfig.ts';
 import { rootCode, Transport, type Answer } from './transport.ts';
 
@@ -29,40 +29,7 @@ export type DryRun = 'server' | undefined;
 
 // doctor reads the driver's kinds from here until it imports them from the plan.
 export { DRIVER_CREATED_KINDS } from '../plan/kinds.ts';
-type NamespacedKind = LabelledKind | 'resourcequotas' | 'limitranges';
-/** Cluster-scoped kinds the tool reads or writes (policy apply, doctor). */
-export type ClusterKind = 'namespaces' | 'clusterroles' | 'validatingadmissionpolicies' | 'validatingadmissionpolicybindings';
-
-const API_PREFIX: Record<NamespacedKind | ClusterKind, string> = {
-  pods: '/api/v1',
-  persistentvolumeclaims: '/api/v1',
-  serviceaccounts: '/api/v1',
-  secrets: '/api/v1',
-  resourcequotas: '/api/v1',
-  limitranges: '/api/v1',
-  namespaces: '/api/v1',
-  leases: '/apis/coordination.k8s.io/v1',
-  rolebindings: '/apis/rbac.authorization.k8s.io/v1',
-  clusterroles: '/apis/rbac.authorization.k8s.io/v1',
-  validatingadmissionpolicies: '/apis/admissionregistration.k8s.io/v1',
-  validatingadmissionpolicybindings: '/apis/admissionregistration.k8s.io/v1',
-};
-
-/** The kind's name in messages, as kubectl and the apiserver say it. */
-const KIND_NAME: Record<NamespacedKind | ClusterKind, string> = {
-  pods: 'Pod',
-  persistentvolumeclaims: 'PersistentVolumeClaim',
-  serviceaccounts: 'ServiceAccount',
-  secrets: 'Secret',
-  resourcequotas: 'ResourceQuota',
-  limitranges: 'LimitRange',
-  namespaces: 'Namespace',
-  leases: 'Lease',
-  rolebindings: 'RoleBinding',
-  clusterroles: 'ClusterRole',
-  validatingadmissionpolicies: 'ValidatingAdmissionPolicy',
-  validatingadmissionpolicybindings: 'ValidatingAdmissionPolicyBinding',
-};
+export type { ClusterKind } from '../plan/kinds.ts';
 
 export interface ObjectWithMeta {
   metadata?: V1ObjectMeta;

@@ -1,6 +1,6 @@
-// The kinds of objects a job is made of, and the one order in which they are deleted (teardown and cleanup
-// --orphans both follow TEARDOWN_PHASES). A new kind the tool creates is added here, given a builder in
-// objects.ts and a place in plan.ts; the client (k8s/client.ts) maps each kind to its API path.
+// The kinds of objects the tool touches, their API paths and names, and the one order in which a job's are
+// deleted (teardown and cleanup --orphans both follow TEARDOWN_PHASES). A new kind is added here, given a
+// builder in objects.ts and a place in plan.ts.
 
 /** Kinds the tool creates itself and can list: they alone make a job (only dssuser may write them). */
 export const JOB_KINDS = ['leases', 'rolebindings', 'serviceaccounts'] as const;
@@ -34,3 +34,38 @@ export const TEARDOWN_PHASES = {
   tokenMade: DRIVER_CREATED_KINDS,
   last: ['leases'],
 } as const satisfies Record<string, readonly LabelledKind[]>;
+
+export type NamespacedKind = LabelledKind | 'resourcequotas' | 'limitranges';
+/** Cluster-scoped kinds the tool reads or writes (policy apply, doctor). */
+export type ClusterKind = 'namespaces' | 'clusterroles' | 'validatingadmissionpolicies' | 'validatingadmissionpolicybindings';
+
+export const API_PREFIX: Record<NamespacedKind | ClusterKind, string> = {
+  pods: '/api/v1',
+  persistentvolumeclaims: '/api/v1',
+  serviceaccounts: '/api/v1',
+  secrets: '/api/v1',
+  resourcequotas: '/api/v1',
+  limitranges: '/api/v1',
+  namespaces: '/api/v1',
+  leases: '/apis/coordination.k8s.io/v1',
+  rolebindings: '/apis/rbac.authorization.k8s.io/v1',
+  clusterroles: '/apis/rbac.authorization.k8s.io/v1',
+  validatingadmissionpolicies: '/apis/admissionregistration.k8s.io/v1',
+  validatingadmissionpolicybindings: '/apis/admissionregistration.k8s.io/v1',
+};
+
+/** The kind's name in messages, as kubectl and the apiserver say it. */
+export const KIND_NAME: Record<NamespacedKind | ClusterKind, string> = {
+  pods: 'Pod',
+  persistentvolumeclaims: 'PersistentVolumeClaim',
+  serviceaccounts: 'ServiceAccount',
+  secrets: 'Secret',
+  resourcequotas: 'ResourceQuota',
+  limitranges: 'LimitRange',
+  namespaces: 'Namespace',
+  leases: 'Lease',
+  rolebindings: 'RoleBinding',
+  clusterroles: 'ClusterRole',
+  validatingadmissionpolicies: 'ValidatingAdmissionPolicy',
+  validatingadmissionpolicybindings: 'ValidatingAdmissionPolicyBinding',
+};
