@@ -15,7 +15,7 @@ import { runJob, type JobFlowDeps } from '../job-flow.ts';
 import { Kube } from '../k8s/client.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { generateJobId, validateJobId } from '../plan/names.ts';
-import { planJob } from '../plan/plan.ts';
+import { planJob, planObjects } from '../plan/plan.ts';
 import type { JobContext, JobPlan } from '../plan/types.ts';
 import { createReporter, type Reporter } from '../output.ts';
 
@@ -122,12 +122,11 @@ async function run(options: RunOptions, { profile, jobId, kube, user }: Complete
 }
 
 function printPlan(plan: JobPlan, profile: Profile, kube: Kube, output: 'yaml' | 'json') {
-  const objects = [plan.namespaceObject, plan.namespaceQuota, plan.namespaceLimitRange, plan.serviceAccount, plan.executorServiceAccount, plan.roleBinding, plan.lease, plan.tokenAnchor, plan.tokenRequest].filter(Boolean);
   const document = {
     jobId: plan.jobId,
     user: plan.login,
     namespace: plan.namespace,
-    objects,
+    objects: planObjects(plan),
     executorPodTemplate: plan.executorPodTemplate,
     command: ['sudo', ...sudoArgs(plan.login, profile.sparkSubmit, plan.sparkSubmitArgs)],
     environment: { KUBECONFIG: '<job directory>/kubeconfig' },

@@ -96,3 +96,9 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     }),
   };
 }
+
+/** Every object of the plan, in the order they are created (what --dry-run prints). */
+export function planObjects(plan: JobPlan): object[] {
+  const objects = [plan.namespaceObject, plan.namespaceQuota, plan.namespaceLimitRange, plan.serviceAccount, plan.executorServiceAccount, plan.roleBinding, plan.lease, plan.tokenAnchor, plan.tokenRequest];
+  return objects.filter((object) => object !== undefined);
+}
