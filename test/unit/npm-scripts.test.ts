@@ -31,10 +31,9 @@ describe('npm scripts', () => {
       // A node_modules/.bin shim (#!/usr/bin/env node) finds node through the same PATH.
       expect(withNode('vitest', '--version').stdout).toMatch(/vitest\/\d+\.\d+\.\d+ .*node-v(2[2-9]|[3-9]\d)\./);
     } else {
-      // No project Node (the machine's own is new enough): an older one first on PATH is refused with the fix.
-      const refused = withNode('node', '--version');
-      expect(refused.status).toBe(1);
-      expect(refused.stderr).toMatch(/^with-node: Node\.js 22 or newer is needed .*run 'bash scripts\/setup\.sh'/);
+      // No project Node (the machine's own is new enough): an older one first on PATH makes it install Node 24
+      // (with-node-install.test.ts tests that in a scratch copy).
+      expect(Number(withNode('node', '-p', 'process.versions.node').stdout.trim().split('.')[0])).toBeGreaterThanOrEqual(22);
     }
   });
 });
