@@ -50,7 +50,10 @@ async function createAll(kube: ProvisionClient, plan: JobPlan, created: CreatedO
   // by name (NotFound is fine). A refusal (4xx, e.g. 409 for someone else's object) created nothing of ours.
   const create = <T>(kind: JobKind, object: { metadata?: { name?: string } }, request: Promise<T>): Promise<T> =>
     request.then(
-      (response) => (record(kind, object), response),
+      (response) => {
+        record(kind, object);
+        return response;
+      },
       (error: unknown) => {
         const status = error instanceof KubernetesError ? error.status : undefined;
         if (status === undefined || status >= 500) record(kind, object);

@@ -52,7 +52,7 @@ export async function deleteJobs(kube: DeleteClient, reports: JobReport[], ctx: 
     going.map((g) => g.deletions),
     { limit, awaitRevocation: () => (ctx.sleep ?? delay)(REVOCATION_SETTLE_MS).then(() => undefined), ...(ctx.retry ? { retry: ctx.retry } : {}) },
   );
-  for (const { report, deletions } of going) if (deletions.failures.length > 0) (report.errors ??= []).push(...deletions.failures);
+  for (const { report, deletions } of going) for (const failure of deletions.failures) fail(report, new Error(failure));
   await pMap(
     reports.filter((r) => r.result === undefined),
     async (report) => {
@@ -84,7 +84,7 @@ function deletionsOf(kube: DeleteClient, job: Job): JobDeletions {
 }
 
 function fail(report: JobReport, error: unknown) {
-  (report.errors ??= []).push((error as Error).message);
+  report.errors = [...(report.errors ?? []), (error as Error).message];
 }
 
 /** The job as it is now if it is still orphaned; else the report says why not (skipped, or failed to look). */

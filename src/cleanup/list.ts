@@ -84,7 +84,7 @@ export async function listJobs(kube: ListClient, options: ListOptions): Promise<
     } catch (error) {
       failures.push({ ...(namespace !== undefined ? { namespace } : {}), kind, message: (error as Error).message });
       warn(`${(error as Error).message}; the OBJECTS of the jobs${namespace ? ` in ${namespace}` : ''} leave out ${kind} (they are deleted all the same)`);
-      for (const job of jobs.values()) if (namespace === undefined || job.namespace === namespace) (job.uncounted ??= []).push(kind);
+      for (const job of jobs.values()) if (namespace === undefined || job.namespace === namespace) job.uncounted = [...(job.uncounted ?? []), kind];
     }
   }, { concurrency: options.concurrency });
   return { jobs, failures, unknown };

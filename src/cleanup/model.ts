@@ -146,29 +146,42 @@ export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: Lis
     if (!job) {
       // List the trusted kinds first: a job without any of them here is a leftover. Its job id and user labels
       // were written by its token, so they are not taken (--user never selects a leftover).
-      jobs.set(key, (job = { jobId: '', namespace, owner, objects: {}, leftover: true }));
+      job = { jobId: '', namespace, owner, objects: {}, leftover: true };
+      jobs.set(key, job);
     }
     if (job.leftover) {
       job.createdAt = earliest(job.createdAt, created);
       job.newestAt = latest(job.newestAt, created);
     }
-    (job.objects[kind] ??= []).push(name);
+    addName(job, kind, name);
     return;
   }
 
   const jobId = labels[JOB_LABEL];
   const ignore = (why: string) => warn(`ignoring ${kind} ${namespace}/${name}: ${why}`);
-  if (!expectedNames(kind, owner).includes(name)) return ignore(`its owner label is "${owner}", so its name should be ${expectedNames(kind, owner).map((n) => `"${n}"`).join(' or ')}`);
-  if (!jobId) return ignore('it has no job id label');
+  if (!expectedNames(kind, owner).includes(name)) {
+    ignore(`its owner label is "${owner}", so its name should be ${expectedNames(kind, owner).map((n) => `"${n}"`).join(' or ')}`);
+    return;
+  }
+  if (!jobId) {
+    ignore('it has no job id label');
+    return;
+  }
   if (job?.leftover) {
     // Its pods were listed first (listJobs lists the trusted kinds first; a caller may not): it is a job after all.
     const { leftover: _leftover, newestAt: _newest, ...rest } = job;
-    jobs.set(key, (job = { ...rest, jobId }));
+    job = { ...rest, jobId };
+    jobs.set(key, job);
   }
-  if (!job) jobs.set(key, (job = { jobId, namespace, owner, objects: {} }));
-  else if (job.jobId !== jobId) return ignore(`its job id "${jobId}" is not the job id "${job.jobId}" of the other objects of ${owner}`);
+  if (!job) {
+    job = { jobId, namespace, owner, objects: {} };
+    jobs.set(key, job);
+  } else if (job.jobId !== jobId) {
+    ignore(`its job id "${jobId}" is not the job id "${job.jobId}" of the other objects of ${owner}`);
+    return;
+  }
 
-  (job.objects[kind] ??= []).push(name);
+  addName(job, kind, name);
   job.userSlug ??= labels[USER_LABEL];
   job.createdAt = earliest(job.createdAt, toDate(metadata.creationTimestamp));
   const annotations = metadata.annotations ?? {};
@@ -178,6 +191,10 @@ export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: Lis
   const [host, processStart, pid] = [annotations[Annotation.host], annotations[Annotation.processStart], Number(annotations[Annotation.pid])];
   if (!job.process && host && processStart && Number.isSafeInteger(pid) && pid > 0) job.process = { host, pid, processStart };
   if (kind === 'leases') job.lease = leaseInfo(name, object.spec, toDate(metadata.creationTimestamp));
+}
+
+function addName(job: Job, kind: CleanupKind, name: string) {
+  job.objects[kind] = [...(job.objects[kind] ?? []), name];
 }
 
 function leaseInfo(name: string, spec: unknown, created: Date | undefined): LeaseInfo {

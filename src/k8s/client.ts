@@ -7,7 +7,6 @@
 // (credential plugins, see kubeconfig.ts), and its types describe every object.
 import type {
   AuthenticationV1TokenRequest,
-  V1Lease,
   V1LimitRange,
   V1Namespace,
   V1ObjectMeta,
