@@ -10,6 +10,8 @@
 # DIR defaults to /tmp/dss-spark-k8s-cluster. With --owner-pid everything stops by itself when that process
 # exits (vitest's global set-up passes its own pid, so a killed test run leaves nothing behind). There is one
 # node per machine: --no-node starts the control plane alone (a second cluster beside one with a node).
+# K8S_VERSION=v1.X.Y runs that Kubernetes version's control plane (built once by build-controlplane.sh);
+# the node runs the default version only, so another version needs --no-node.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -36,8 +38,8 @@ state_json() {
     node=$(printf '{"name":"%s","ip":"%s","kubeletPid":%s,"containerdPid":%s,"executorImage":"%s"}' \
       "$NODE_NAME" "$NODE_IP" "$KUBELET_PID" "$CONTAINERD_PID" "$EXECUTOR_IMAGE")
   fi
-  printf '{"server":"%s","caFile":"%s","adminKubeconfig":"%s","dssuserKubeconfig":"%s","kubectl":"%s","auditLog":"%s","dir":"%s","apiserverPid":%s,"etcdPid":%s,"controllerManagerPid":%s,"schedulerPid":%s,"node":%s}\n' \
-    "$SERVER" "$dir/ca.crt" "$dir/admin.kubeconfig" "$dir/dssuser.kubeconfig" "$BIN_DIR/kubectl" "$dir/audit.log" "$dir" \
+  printf '{"version":"%s","server":"%s","caFile":"%s","adminKubeconfig":"%s","dssuserKubeconfig":"%s","kubectl":"%s","auditLog":"%s","dir":"%s","apiserverPid":%s,"etcdPid":%s,"controllerManagerPid":%s,"schedulerPid":%s,"node":%s}\n' \
+    "${K8S_VERSION:-}" "$SERVER" "$dir/ca.crt" "$dir/admin.kubeconfig" "$dir/dssuser.kubeconfig" "$BIN_DIR/kubectl" "$dir/audit.log" "$dir" \
     "$APISERVER_PID" "$ETCD_PID" "${CONTROLLER_MANAGER_PID:-null}" "${SCHEDULER_PID:-null}" "$node"
 }
 
@@ -116,10 +118,23 @@ KCFG
 }
 
 up() {
-  if healthy; then state_json; return; fi
+  local wanted_version=${K8S_VERSION:-}
+  if healthy; then
+    if [ -n "$wanted_version" ] && [ "$wanted_version" != "${K8S_VERSION:-}" ]; then
+      echo "cluster: Kubernetes ${K8S_VERSION:-of an earlier set-up} already runs in $dir, not $wanted_version; stop it first (cluster.sh down --dir $dir) or use another --dir" >&2
+      return 1
+    fi
+    state_json; return
+  fi
   [ -e "$dir" ] && down
-  local bin_dir started executor_image="" executor_layout="" node_name
+  local bin_dir started executor_image="" executor_layout="" node_name version
+  export K8S_VERSION=$wanted_version
   bin_dir=$(bash "$here/build-controlplane.sh")
+  version=$("$bin_dir/kube-apiserver" --version | awk '{ print $2 }')
+  if [ "$with_node" = 1 ] && [ ! -x "$bin_dir/kubelet" ]; then
+    echo "cluster: the node runs only the default Kubernetes version; start $version with --no-node" >&2
+    return 1
+  fi
   if [ "$with_node" = 1 ]; then
     { read -r executor_image; read -r executor_layout; } < <(bash "$here/build-executor-image.sh")
     [ -n "$executor_layout" ] || { echo "cluster: the executor image could not be built" >&2; return 1; }
@@ -202,8 +217,16 @@ POLICY
   kubeconfig "$dir/kubelet.kubeconfig" "system:node:$node_name" "$(cat "$dir/kubelet.token")"
   kubeconfig "$dir/kube-scheduler.kubeconfig" system:kube-scheduler "$(cat "$dir/kube-scheduler.token")"
   kubeconfig "$dir/kube-controller-manager.kubeconfig" system:kube-controller-manager "$(cat "$dir/kube-controller-manager.token")"
-  # dssuser gets exactly the documented rights for per-user namespaces.
-  "$bin_dir/kubectl" --kubeconfig "$dir/admin.kubeconfig" apply -f "$here/../deploy/rbac/per-user-namespaces.yaml" >/dev/null
+  # dssuser gets exactly the documented rights for per-user namespaces. A version without
+  # ValidatingAdmissionPolicy v1 (before 1.30) gets the rest of the manifest: the tool refuses to run there,
+  # and the tests of that refusal need such a cluster.
+  if ! "$bin_dir/kubectl" --kubeconfig "$dir/admin.kubeconfig" apply -f "$here/../deploy/rbac/per-user-namespaces.yaml" >"$dir/rbac-apply.log" 2>&1; then
+    if "$bin_dir/kubectl" --kubeconfig "$dir/admin.kubeconfig" api-resources --api-group=admissionregistration.k8s.io -o name | grep -q '^validatingadmissionpolicies\.'; then
+      cat "$dir/rbac-apply.log" >&2
+      return 1
+    fi
+    echo "cluster: Kubernetes $version serves no ValidatingAdmissionPolicy v1: deploy/rbac applied without its admission policies" >&2
+  fi
 
   # No node IPAM (the bridge plugin allocates pod addresses); the tokens controller signs legacy token
   # Secrets with the cluster's key; no leader election, no serving port.
@@ -219,6 +242,7 @@ POLICY
   local scheduler_supervisor=$!
 
   cat >"$dir/state.env" <<STATE
+K8S_VERSION=$version
 SERVER=$server
 BIN_DIR=$bin_dir
 APISERVER_SUPERVISOR=$apiserver_supervisor

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs pyspark (spark-submit + the Kubernetes jars) into a version-keyed virtual environment
 # in the cache outside the repository, once. Prints the path of spark-submit on stdout.
+# PYSPARK_VERSION selects another release (the tests read it too): 3.5.9 is the newest Spark 3.5, what DSS ships.
 set -euo pipefail
 
-PYSPARK_VERSION=4.3.0
+PYSPARK_DEFAULT_VERSION=4.3.0
+PYSPARK_VERSION=${PYSPARK_VERSION:-$PYSPARK_DEFAULT_VERSION}
+if ! [[ $PYSPARK_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+  echo "install-pyspark: PYSPARK_VERSION must be a pyspark release such as 3.5.9, not '$PYSPARK_VERSION'" >&2
+  exit 64
+fi
 # The system interpreter: the end users who run spark-submit through sudo must be able to reach it.
 python=${PYTHON:-/usr/bin/python3}
 if ! command -v "$python" >/dev/null 2>&1; then
