@@ -2,7 +2,7 @@
 // whole run. Missing prerequisites fail the run with a message; nothing here is ever skipped.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { bundleFile } from '../../scripts/bundle.mjs';
 import type { TestProject } from 'vitest/node';
 import type { ClusterState, UnixFixture } from './env.ts';
@@ -25,6 +25,13 @@ function requireTool(name: string, why: string) {
 }
 
 function startCluster(): { state: Omit<ClusterState, 'dssuserKubeconfig' | 'dssuserName'>; stop: () => void } {
+  // A local cluster started beforehand (scripts/matrix.sh: another Kubernetes version, --no-node), reused as it is.
+  const clusterDir = process.env.TEST_CLUSTER_DIR;
+  if (clusterDir) {
+    const running = tryJson(() => sh('bash', [join(root, 'scripts/cluster.sh'), 'status', '--dir', clusterDir]));
+    if (!running) throw new Error(`test set-up: no cluster runs in TEST_CLUSTER_DIR=${clusterDir}; start it with 'bash scripts/cluster.sh up --no-node --dir ${clusterDir}'`);
+    return { state: { ...running, local: true, node: running.node && withSelectedSpark(running.node, running.kubectl) }, stop: () => {} };
+  }
   const external = process.env.TEST_KUBECONFIG;
   if (external) {
     return {
@@ -38,7 +45,7 @@ function startCluster(): { state: Omit<ClusterState, 'dssuserKubeconfig' | 'dssu
   }
   // A cluster left running in the shared directory is reused when it has a node (the executor tests need one).
   const cached = tryJson(() => sh('bash', [join(root, 'scripts/cluster.sh'), 'status', '--dir', sharedClusterDir]));
-  if (cached?.node) return { state: { ...cached, local: true }, stop: () => {} };
+  if (cached?.node) return { state: { ...cached, local: true, node: withSelectedSpark(cached.node, cached.kubectl) }, stop: () => {} };
   const dir = mkdtempSync('/tmp/dss-spark-k8s-test-cluster-');
   rmSync(dir, { recursive: true });
   const state = JSON.parse(sh('bash', [join(root, 'scripts/cluster.sh'), 'up', '--dir', dir, '--owner-pid', String(process.pid)]));
@@ -46,6 +53,25 @@ function startCluster(): { state: Omit<ClusterState, 'dssuserKubeconfig' | 'dssu
     state: { ...state, local: true },
     stop: () => sh('bash', [join(root, 'scripts/cluster.sh'), 'down', '--dir', dir]),
   };
+}
+
+/**
+ * With PYSPARK_VERSION (another Spark than the node's image was built from), the executor image of that Spark,
+ * built once by build-executor-image.sh and imported into the running node's containerd: executors must run
+ * the driver's Spark.
+ */
+function withSelectedSpark(node: NonNullable<ClusterState['node']>, kubectl: string): NonNullable<ClusterState['node']> {
+  if (!process.env.PYSPARK_VERSION) return node;
+  const [image, layout] = sh('bash', [join(root, 'scripts/build-executor-image.sh')]).trim().split('\n');
+  if (image === node.executorImage) return node;
+  const binDir = dirname(kubectl);
+  const ctr = join(binDir, readdirSync(binDir).find((name) => name.startsWith('containerd-'))!, 'ctr');
+  const socket = '/run/dss-spark-k8s-node/containerd.sock';
+  const imported = sh(ctr, ['--address', socket, '-n', 'k8s.io', 'images', 'ls', '-q']).split('\n');
+  if (!imported.includes(image!)) {
+    execFileSync('sh', ['-c', `tar -C "$1" -cf - oci-layout index.json blobs | "$2" --address "$3" -n k8s.io images import --local --discard-unpacked-layers - >/dev/null`, 'import', layout!, ctr, socket], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return { ...node, executorImage: image! };
 }
 
 function kubectlPath(): string {
