@@ -156,6 +156,7 @@ for name in $todo; do
     *) build "$name" "$bin_dir" -- env -C "$kube_module" GOFLAGS="-mod=mod -modcacherw" go build -trimpath -ldflags "$k8s_version_flags" -o "$staging/$name" "k8s.io/kubernetes/cmd/$name" ;;
   esac
 done
-rm -rf "$go_caches"
+# Several versions built in a row (scripts/matrix.sh) share the caches: most third-party packages are the same.
+[ "${KEEP_GO_CACHES:-0}" = 1 ] || rm -rf "$go_caches"
 echo "build-controlplane: cold build took $(( $(date +%s) - started )) s -> $bin_dir" >&2
 echo "$bin_dir"

@@ -6,16 +6,18 @@
 # Prints one line per file as it ends and, at the end, the table of COMPATIBILITY.md; the results (and each
 # file's vitest output) are kept in the directory named by the last line.
 #
-#   MATRIX_K8S_VERSIONS="v1.30.14 v1.37.2"  MATRIX_PYSPARK_VERSIONS="3.5.9"  MATRIX_FILES="run isolation"  scripts/matrix.sh
+#   MATRIX_K8S_VERSIONS="v1.30.14 v1.37.2" MATRIX_PYSPARK_VERSIONS="3.5.9" MATRIX_FILES="run isolation" scripts/matrix.sh
+#   (an empty list skips that part: MATRIX_K8S_VERSIONS= runs the Spark part alone)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$project_root"
 
-K8S_VERSIONS=${MATRIX_K8S_VERSIONS:-v1.30.14 v1.32.13 v1.34.4 v1.36.3 v1.37.2}
-PYSPARK_VERSIONS=${MATRIX_PYSPARK_VERSIONS:-4.3.0 3.5.9}
-# What depends on the apiserver: provisioning and run, the isolation policy in team mode, rotation, Lease loss,
-# cleanup, doctor, the red-team replays, a real Spark driver (client mode, rotation) with pods that stay Pending.
-K8S_FILES=${MATRIX_FILES:-control-plane run isolation rotation-recovery lease-loss cleanup cleanup-forgery doctor redteam-dssuser redteam-job spark}
+K8S_VERSIONS=${MATRIX_K8S_VERSIONS-v1.30.14 v1.32.13 v1.34.4 v1.36.3 v1.37.2}
+PYSPARK_VERSIONS=${MATRIX_PYSPARK_VERSIONS-4.3.0 3.5.9}
+# What depends on the apiserver: its capabilities, provisioning and run, the isolation policy in team mode,
+# rotation, Lease loss, cleanup, doctor, the red-team replays, a real Spark driver (client mode, rotation) with
+# pods that stay Pending. (control-plane.test.ts expects v1.34.4 by name.)
+K8S_FILES=${MATRIX_FILES:-server-capabilities run isolation rotation-recovery lease-loss cleanup cleanup-forgery doctor redteam-dssuser redteam-job spark}
 # What depends on Spark: the real driver without a node, real executors on the node (rotation under running
 # executors), doctor on the real pyspark (Spark and fabric8 versions).
 SPARK_FILES=${MATRIX_SPARK_FILES:-spark node-spark doctor}
@@ -56,7 +58,7 @@ for version in $K8S_VERSIONS; do
     continue
   fi
   echo "matrix: Kubernetes $version up in $(( $(date +%s) - t0 )) s ($(grep -o 'built in [0-9]* s\|cold build took [0-9]* s' "$results/cluster-$version.log" | tail -1 || echo cached))" >&2
-  for file in $K8S_FILES; do run_file "k8s-$version" "$file" TEST_CLUSTER_DIR="$dir"; done
+  for file in $K8S_FILES; do run_file "k8s-$version" "$file" TEST_CLUSTER_DIR="$dir" TEST_K8S_VERSION="$version"; done
   bash scripts/cluster.sh down --dir "$dir" >/dev/null 2>&1 || true
 done
 

@@ -11,7 +11,9 @@
     process.stderr.write(`dss-spark-k8s: Node.js ${process.version} is too old; Node.js 22 or newer is required\n`);
     process.exitCode = 78; // ExitCode.config of src/errors.ts, which Node 20 cannot load
   } else {
-    // (tsc also reads this file by its link's path, src/main.ts, from where the path does not resolve.)
+    // tsc also reads this file by its link's path, src/main.ts, from where the path does not resolve (from
+    // here it does: @ts-expect-error would fail on this path).
+    // biome-ignore lint/suspicious/noTsIgnore: resolves from one of the file's two paths only
     // @ts-ignore
     void import('../start.ts');
   }

@@ -40,7 +40,7 @@ export interface ServerCapabilities {
 export type Discovery = Record<string, string[] | undefined>;
 
 export const DISCOVERY_PATHS = {
-  'v1': '/api/v1',
+  v1: '/api/v1',
   'admissionregistration.k8s.io/v1': '/apis/admissionregistration.k8s.io/v1',
   'coordination.k8s.io/v1': '/apis/coordination.k8s.io/v1',
   'authentication.k8s.io/v1': '/apis/authentication.k8s.io/v1',
@@ -164,4 +164,18 @@ export async function requireServerCapabilities(kube: Requester & Pick<Kube, 'en
   const message = refusal(server, kube.endpoint.server);
   if (message) throw new CliError(message, ExitCode.kubernetes);
   return server;
+}
+
+/** doctor's verdict: fail on a missing required capability, warn on a missing optional one; the fixes, one a line. */
+export function capabilityVerdict(server: ServerCapabilities): { status: 'pass' | 'warn' | 'fail'; detail: string; fix?: string } {
+  const missing = missingCapabilities(server);
+  const version = `Kubernetes ${server.version.gitVersion}`;
+  if (missing.length === 0) return { status: 'pass', detail: `${version} has everything the tool uses (${server.capabilities.map((c) => c.name).join(', ')})` };
+  const required = missing.some((capability) => capability.required);
+  const fixes = [...new Set(missing.map((capability) => capability.fix))];
+  return {
+    status: required ? 'fail' : 'warn',
+    detail: `${version} lacks ${missing.map((capability) => `${capability.title}${capability.required ? '' : ' (optional)'}, for ${capability.usedFor}`).join('; ')}`,
+    fix: fixes.join('\n'),
+  };
 }

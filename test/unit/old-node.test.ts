@@ -14,10 +14,14 @@ function run(node: string, args: string[]) {
 describe('src/main.ts and the Node.js version', () => {
   it(`${oldNode}, older than 22, prints the friendly message and exits 78`, () => {
     const version = run(oldNode, ['--version']);
-    if (version.error || !/^v\d+\./.test(version.stdout)) throw new Error(`${oldNode} does not run (set OLD_NODE to a Node.js older than 22): ${version.error?.message ?? version.stderr}`);
+    if (version.error || !/^v\d+\./.test(version.stdout))
+      throw new Error(`${oldNode} does not run (set OLD_NODE to a Node.js older than 22): ${version.error?.message ?? version.stderr}`);
     const major = Number(version.stdout.slice(1).split('.')[0]);
     if (major >= 22) throw new Error(`${oldNode} is ${version.stdout.trim()}, not older than 22: set OLD_NODE to a Node.js older than 22`);
-    for (const args of [['src/main.ts', '--version'], ['src/main.ts', 'run', '--user', 'alice', '--', 'app.py']]) {
+    for (const args of [
+      ['src/main.ts', '--version'],
+      ['src/main.ts', 'run', '--user', 'alice', '--', 'app.py'],
+    ]) {
       const result = run(oldNode, args);
       expect(result.stderr).toBe(`dss-spark-k8s: Node.js ${version.stdout.trim()} is too old; Node.js 22 or newer is required\n`);
       expect(result.stdout).toBe('');

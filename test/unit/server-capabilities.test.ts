@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CliError, ExitCode, KubernetesError } from '../../src/errors.ts';
 import {
   capabilitiesOf,
+  capabilityVerdict,
   missingCapabilities,
   parseResourceList,
   parseServerVersion,
@@ -36,11 +37,14 @@ const DISCOVERY_134: Record<string, unknown> = {
 /** Kubernetes 1.29 serves admissionregistration.k8s.io/v1 without the policies (v1beta1 only, off by default). */
 const DISCOVERY_129: Record<string, unknown> = {
   ...DISCOVERY_134,
-  '/apis/admissionregistration.k8s.io/v1': resourceList('admissionregistration.k8s.io/v1', ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']),
+  '/apis/admissionregistration.k8s.io/v1': resourceList('admissionregistration.k8s.io/v1', [
+    'mutatingwebhookconfigurations',
+    'validatingwebhookconfigurations',
+  ]),
 };
 
 const discoveryOf = (answers: Record<string, unknown>): Discovery =>
-  Object.fromEntries(Object.entries(answers).map(([path, body]) => [(body as { groupVersion: string }).groupVersion, parseResourceList(body)]));
+  Object.fromEntries(Object.values(answers).map((body) => [(body as { groupVersion: string }).groupVersion, parseResourceList(body)]));
 
 /** A client answering from captured documents, 404 for anything else (as the apiserver does). */
 function answering(version: unknown, answers: Record<string, unknown>) {
@@ -79,7 +83,13 @@ describe('capabilitiesOf', () => {
   it('finds everything on Kubernetes 1.34', () => {
     const server = capabilitiesOf(parseServerVersion({ gitVersion: 'v1.34.4' }), discoveryOf(DISCOVERY_134));
     expect(missingCapabilities(server)).toEqual([]);
-    expect(server.capabilities.map((c) => c.name)).toEqual(['validating-admission-policy', 'token-request', 'leases', 'self-subject-review', 'token-credential-id']);
+    expect(server.capabilities.map((c) => c.name)).toEqual([
+      'validating-admission-policy',
+      'token-request',
+      'leases',
+      'self-subject-review',
+      'token-credential-id',
+    ]);
     expect(refusal(server, 'https://x')).toBeUndefined();
   });
 
@@ -125,13 +135,24 @@ describe('reading and requiring', () => {
     const { '/apis/authentication.k8s.io/v1': _, ...answers } = DISCOVERY_134;
     const kube = answering({ gitVersion: 'v1.34.4' }, answers);
     const server = await readServerCapabilities(kube);
-    expect(kube.asked.sort()).toEqual(['/api/v1', '/apis/admissionregistration.k8s.io/v1', '/apis/authentication.k8s.io/v1', '/apis/coordination.k8s.io/v1', '/version']);
+    expect(kube.asked.sort()).toEqual([
+      '/api/v1',
+      '/apis/admissionregistration.k8s.io/v1',
+      '/apis/authentication.k8s.io/v1',
+      '/apis/coordination.k8s.io/v1',
+      '/version',
+    ]);
     expect(missingCapabilities(server).map((c) => c.name)).toEqual(['self-subject-review']);
   });
 
   it('passes other errors on unchanged', async () => {
     const kube = answering({ gitVersion: 'v1.34.4' }, DISCOVERY_134);
-    const failing = { ...kube, request: async () => { throw new KubernetesError('discover v1 failed: 403 Forbidden', 403); } };
+    const failing = {
+      ...kube,
+      request: async () => {
+        throw new KubernetesError('discover v1 failed: 403 Forbidden', 403);
+      },
+    };
     await expect(readServerCapabilities(failing)).rejects.toThrow('discover v1 failed: 403 Forbidden');
   });
 
@@ -140,7 +161,33 @@ describe('reading and requiring', () => {
     const refused = await requireServerCapabilities(answering({ gitVersion: 'v1.29.6' }, DISCOVERY_129)).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(CliError);
     expect((refused as CliError).exitCode).toBe(ExitCode.kubernetes);
-    expect((refused as CliError).message).toMatch(/^Kubernetes v1\.29\.6 at https:\/\/k8s\.example\.com:6443 lacks ValidatingAdmissionPolicy .*: upgrade the cluster to Kubernetes 1\.30 or newer \(it runs v1\.29\.6\)$/);
+    expect((refused as CliError).message).toMatch(
+      /^Kubernetes v1\.29\.6 at https:\/\/k8s\.example\.com:6443 lacks ValidatingAdmissionPolicy .*: upgrade the cluster to Kubernetes 1\.30 or newer \(it runs v1\.29\.6\)$/,
+    );
     expect((refused as CliError).message).not.toContain('\n');
+  });
+});
+
+describe("doctor's verdict", () => {
+  it('passes on 1.34, warns on 1.30 (no credential id), fails on 1.29 with the upgrade as the fix', () => {
+    const on = (gitVersion: string, answers: Record<string, unknown>) =>
+      capabilityVerdict(capabilitiesOf(parseServerVersion({ gitVersion }), discoveryOf(answers)));
+    expect(on('v1.34.4', DISCOVERY_134)).toEqual({
+      status: 'pass',
+      detail: 'Kubernetes v1.34.4 has everything the tool uses (validating-admission-policy, token-request, leases, self-subject-review, token-credential-id)',
+    });
+    const v130 = on('v1.30.14', DISCOVERY_134);
+    expect(v130.status).toBe('warn');
+    expect(v130.detail).toMatch(/^Kubernetes v1\.30\.14 lacks tokens' credential id .* \(optional\), for telling one job token's requests/);
+    expect(v130.fix).toBe('upgrade the cluster to Kubernetes 1.32 or newer (it runs v1.30.14)');
+    const v129 = on('v1.29.6', DISCOVERY_129);
+    expect(v129.status).toBe('fail');
+    expect(v129.detail).toMatch(
+      /^Kubernetes v1\.29\.6 lacks ValidatingAdmissionPolicy .*, for the dssuser-scope and job-isolation policies .*; tokens' credential id/,
+    );
+    // One fix per distinct action: upgrading to 1.30 does not give the credential id, so both are listed.
+    expect(v129.fix).toBe(
+      'upgrade the cluster to Kubernetes 1.30 or newer (it runs v1.29.6)\nupgrade the cluster to Kubernetes 1.32 or newer (it runs v1.29.6)',
+    );
   });
 });

@@ -24,7 +24,11 @@ describe('with-node.sh without a project Node', () => {
     chmodSync(join(fakeBin, 'node'), 0o755);
     const npmDir = spawnSync('sh', ['-c', 'dirname "$(command -v npm)"'], { encoding: 'utf8' }).stdout.trim();
     const run = spawnSync('sh', [join(project, 'scripts/with-node.sh'), 'node', '-p', 'process.versions.node'], {
-      env: { PATH: `${fakeBin}:${npmDir}:/usr/bin:/bin`, HOME: process.env.HOME ?? '/root', ...(process.env.DSS_SPARK_K8S_CACHE ? { DSS_SPARK_K8S_CACHE: process.env.DSS_SPARK_K8S_CACHE } : {}) },
+      env: {
+        PATH: `${fakeBin}:${npmDir}:/usr/bin:/bin`,
+        HOME: process.env.HOME ?? '/root',
+        ...(process.env.DSS_SPARK_K8S_CACHE ? { DSS_SPARK_K8S_CACHE: process.env.DSS_SPARK_K8S_CACHE } : {}),
+      },
       encoding: 'utf8',
       timeout: 110_000,
     });
