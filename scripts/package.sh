@@ -104,6 +104,8 @@ install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debia
 chmod 0644 "$root/DEBIAN/md5sums"
 
 step "compressing the Debian package"
+# File dates no later than the changelog's (dpkg-deb of Debian 12 does not clamp them itself).
+find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" {} +
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 
 mkdir -p "$out"
