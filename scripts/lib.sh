@@ -10,12 +10,23 @@ export DSS_SPARK_K8S_CACHE=$cache_root
 
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
+machine_node() {
+  local dir project_node="$cache_root/node-$NODE_MAJOR_WANTED/node_modules/node/bin/node" IFS=:
+  for dir in $PATH; do
+    [ -x "$dir/node" ] || continue
+    [ "$dir/node" -ef "$project_root/.toolchain/node" ] || [ "$dir/node" -ef "$project_node" ] && continue
+    echo "$dir/node"
+    return
+  done
+}
+
 # Uses the machine's node when it is new enough; otherwise installs Node 24 from the npm registry
 # (the `node` package) into the cache, once, and links it at .toolchain/node for bin/ and the scripts.
 ensure_node() {
   local system_node node_dir
-  # The machine's own node: the project's .toolchain left out of PATH (a caller may have put it first).
-  system_node=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$project_root/.toolchain" | paste -sd: -) command -v node || true)
+  # The machine's own node: the first on PATH that is not the project's Node 24 (a caller may have put
+  # .toolchain first, under any spelling, or the cache's directory itself).
+  system_node=$(machine_node)
   if [ -n "$system_node" ] && [ "$(node_major "$system_node")" -ge "$NODE_MAJOR_MIN" ]; then
     rm -f "$project_root/.toolchain/node"
     return
