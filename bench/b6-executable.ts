@@ -18,7 +18,18 @@ import { formatMs, formatRatio, rotated, summarize, type Summary } from './lib/s
 const HEADING = '## The standalone executable (B6)';
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-type Key = 'node' | 'versionBundle' | 'versionExe' | 'dryBundle' | 'dryExe' | 'runBundle' | 'runExe' | 'runCpuBundle' | 'runCpuExe' | 'dryColdBundle' | 'dryColdExe';
+type Key =
+  | 'node'
+  | 'versionBundle'
+  | 'versionExe'
+  | 'dryBundle'
+  | 'dryExe'
+  | 'runBundle'
+  | 'runExe'
+  | 'runCpuBundle'
+  | 'runCpuExe'
+  | 'dryColdBundle'
+  | 'dryColdExe';
 
 interface B6Result {
   rounds: number;
@@ -44,7 +55,9 @@ async function benchB6(env: BenchEnv, rounds: number): Promise<B6Result> {
   const compileCache = join(as.home, '.cache', 'dss-spark-k8s');
   const dryArgs = ['run', '--user', env.user.name, '--config', env.config, '--job-id', 'b6-dry', '--dry-run=client', '-o', 'json'];
   const samples = Object.fromEntries(
-    (['node', 'versionBundle', 'versionExe', 'dryBundle', 'dryExe', 'runBundle', 'runExe', 'runCpuBundle', 'runCpuExe', 'dryColdBundle', 'dryColdExe'] as Key[]).map((k) => [k, [] as number[]]),
+    (
+      ['node', 'versionBundle', 'versionExe', 'dryBundle', 'dryExe', 'runBundle', 'runExe', 'runCpuBundle', 'runCpuExe', 'dryColdBundle', 'dryColdExe'] as Key[]
+    ).map((k) => [k, [] as number[]]),
   ) as Record<Key, number[]>;
   let job = 0;
   const once = async (key: Key, file: string, args: string[], record: boolean) => {
@@ -94,7 +107,8 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 function render(r: B6Result, env: BenchEnv, started: Date): string {
   const { s } = r;
-  const row = (measure: string, summary: Summary, ratio = '') => `| ${measure} | ${summary.n} | ${formatMs(summary.median)} | ${formatMs(summary.p95)} | ${ratio} |`;
+  const row = (measure: string, summary: Summary, ratio = '') =>
+    `| ${measure} | ${summary.n} | ${formatMs(summary.median)} | ${formatMs(summary.p95)} | ${ratio} |`;
   const vs = (a: Summary, b: Summary) => `exe / bundle = ${formatRatio(a.median / b.median)}`;
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   return [
@@ -149,8 +163,17 @@ async function main() {
   const write = process.argv.includes('--write');
   const rounds = Number(process.env.B6_RUNS ?? 20);
   if (!Number.isInteger(rounds) || rounds <= 0) throw new Error(`B6_RUNS=${process.env.B6_RUNS}: expected a positive integer`);
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-    process.on(signal, () => void stopRunningChildren('SIGTERM').finally(() => (cleanupAll(log), process.exit(code))));
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    process.on(signal, () => {
+      void stopRunningChildren('SIGTERM').finally(() => {
+        cleanupAll(log);
+        process.exit(code);
+      });
+    });
   }
   const started = new Date();
   let section: string;

@@ -86,7 +86,7 @@ function stripSymbols(file) {
     execFileSync('strip', ['--strip-all', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (error) {
     if (error.code !== 'ENOENT') throw error;
-    process.stderr.write('package: strip (binutils) is missing: the executable keeps Node\'s symbols (18 MB more)\n');
+    process.stderr.write("package: strip (binutils) is missing: the executable keeps Node's symbols (18 MB more)\n");
   }
 }
 

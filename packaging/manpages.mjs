@@ -19,8 +19,7 @@ const PAGES = [
   { name: 'dss-spark-k8s-policy', commands: [['policy'], ['policy', 'apply'], ['policy', 'show']] },
 ];
 
-const help = (command) =>
-  execFileSync(executable, [...command, '--help'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NO_COLOR: '1', COLUMNS: '80' } });
+const help = (command) => execFileSync(executable, [...command, '--help'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NO_COLOR: '1', COLUMNS: '80' } });
 const version = execFileSync(executable, ['--version'], { encoding: 'utf8' }).trim();
 
 /** Text as roff: backslashes escaped, no line read as a request. */

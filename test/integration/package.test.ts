@@ -26,12 +26,25 @@ const cacheRoot = process.env.DSS_SPARK_K8S_CACHE || '/var/cache/dss-spark-k8s';
 // The artifacts, built or taken from the cache
 
 /** Everything that goes into the artifacts. */
-const INPUTS = ['src', 'packaging', 'deploy/rbac', 'scripts/package.sh', 'scripts/bundle.mjs', 'scripts/lib.sh', 'package.json', 'package-lock.json', 'README.md', 'config.schema.json'];
+const INPUTS = [
+  'src',
+  'packaging',
+  'deploy/rbac',
+  'scripts/package.sh',
+  'scripts/bundle.mjs',
+  'scripts/lib.sh',
+  'package.json',
+  'package-lock.json',
+  'README.md',
+  'config.schema.json',
+];
 
 function files(path: string): string[] {
   if (!existsSync(path)) return [];
   if (!statSync(path).isDirectory()) return [path];
-  return readdirSync(path).sort().flatMap((name) => files(join(path, name)));
+  return readdirSync(path)
+    .sort()
+    .flatMap((name) => files(join(path, name)));
 }
 
 function inputsKey(): string {
@@ -59,7 +72,9 @@ function packagedArtifacts(): Artifacts {
   });
   if (build.status !== 0) throw new Error(`npm run package failed (exit ${build.status}):\n${build.stderr.split('\n').slice(-15).join('\n')}`);
   // Only the newest build is kept: each is ~140 MB.
-  for (const name of readdirSync(cacheRoot)) if (name.startsWith('package-')) rmSync(join(cacheRoot, name), { recursive: true, force: true });
+  for (const name of readdirSync(cacheRoot)) {
+    if (name.startsWith('package-') && join(cacheRoot, name) !== partial) rmSync(join(cacheRoot, name), { recursive: true, force: true });
+  }
   renameSync(partial, dir);
   chmodSync(dir, 0o755);
   return artifacts(true);
@@ -105,10 +120,13 @@ let noNode: string;
 beforeAll(() => {
   const installed = sh('dpkg-query', ['-W', '-f', '${Status}', PACKAGE]);
   if (installed.status === 0 && installed.stdout.trim() !== '') {
-    throw new Error(`${PACKAGE} is already installed on this machine (${installed.stdout.trim()}); remove it with 'dpkg -P ${PACKAGE}' before running this test`);
+    throw new Error(
+      `${PACKAGE} is already installed on this machine (${installed.stdout.trim()}); remove it with 'dpkg -P ${PACKAGE}' before running this test`,
+    );
   }
   for (const tool of ['dpkg', 'dpkg-deb', 'systemd-analyze', 'visudo']) {
-    if (sh('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`test set-up: '${tool}' is missing (Debian's dpkg, systemd and sudo packages); run 'bash scripts/setup.sh'`);
+    if (sh('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      throw new Error(`test set-up: '${tool}' is missing (Debian's dpkg, systemd and sudo packages); run 'bash scripts/setup.sh'`);
   }
   const started = Date.now();
   artifacts = packagedArtifacts();
@@ -141,7 +159,9 @@ describe('the standalone executable, with no Node.js on PATH', () => {
     const badFlag = await runAs(artifacts.executable, ['run', '--user', alice.name, '--no-such-flag'], { PATH: noNode });
     expect(badFlag.exitCode).toBe(64);
     expect(badFlag.stderr).toMatch(/^dss-spark-k8s: .*--no-such-flag.*\n$/);
-    const missing = await runAs(artifacts.executable, ['run', '--user', alice.name, '--config', '/nonexistent/config.yaml', '--dry-run=client'], { PATH: noNode });
+    const missing = await runAs(artifacts.executable, ['run', '--user', alice.name, '--config', '/nonexistent/config.yaml', '--dry-run=client'], {
+      PATH: noNode,
+    });
     expect(missing.exitCode).toBe(78);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
   });
@@ -149,7 +169,11 @@ describe('the standalone executable, with no Node.js on PATH', () => {
   it('plans a job with --dry-run=client', async () => {
     const config = writeConfig({});
     const jobId = uniqueJobId('pkg-dry');
-    const result = await runAs(artifacts.executable, ['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json'], { PATH: noNode });
+    const result = await runAs(
+      artifacts.executable,
+      ['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json'],
+      { PATH: noNode },
+    );
     expect(result.exitCode, result.stderr).toBe(0);
     const plan = JSON.parse(result.stdout) as Record<string, unknown>;
     expect(JSON.stringify(plan)).toContain(`dss-ns-${alice.name}`);
@@ -161,9 +185,16 @@ describe('the standalone executable, with no Node.js on PATH', () => {
   it('runs a real job as dssuser: the end user gets its namespace corner, and nothing is left after', async () => {
     const config = writeConfig({});
     const jobId = uniqueJobId('pkg-run');
-    const result = await runAs(artifacts.executable, ['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'probe', 'marker', 'done'], { PATH: noNode });
+    const result = await runAs(
+      artifacts.executable,
+      ['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'probe', 'marker', 'done'],
+      { PATH: noNode },
+    );
     expect(result.exitCode, result.stderr).toBe(0);
-    const events = result.stdout.split('\n').map(parseJson).filter((e) => e !== undefined);
+    const events = result.stdout
+      .split('\n')
+      .map(parseJson)
+      .filter((e) => e !== undefined);
     const probe = events.find((e) => e.event === 'probe');
     expect(probe).toMatchObject({ createPod: 200, listPodsOtherNamespace: 403, listSecrets: 403, createNamespace: 403 });
     expect(events.some((e) => e.event === 'marker')).toBe(true);
@@ -214,7 +245,13 @@ describe('the Debian package, installed with dpkg', () => {
     writeFileSync(path, uncommented);
     const all = loadConfig(path);
     expect(all.defaultProfile).toBe('default');
-    expect(all.profiles.default).toMatchObject({ minUid: 1000, tokenTtlSeconds: 3600, executorRunAsUser: 185, kubeconfig: '/home/dssuser/.kube/config', tempDir: '/tmp' });
+    expect(all.profiles.default).toMatchObject({
+      minUid: 1000,
+      tokenTtlSeconds: 3600,
+      executorRunAsUser: 185,
+      kubeconfig: '/home/dssuser/.kube/config',
+      tempDir: '/tmp',
+    });
     expect(all.profiles.default!.sparkConf).toEqual({ 'spark.kubernetes.container.image': 'registry.example.com/spark:4.0.1' });
   });
 
