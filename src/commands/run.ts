@@ -13,6 +13,7 @@ import { checkImpersonation, startSparkSubmit, sudoArgs } from '../exec/spark-su
 import { checkEndUser, lookupEndUser, type EndUser } from '../exec/unix-user.ts';
 import { runJob, type JobFlowDeps } from '../job-flow.ts';
 import { Kube } from '../k8s/client.ts';
+import { requireServerCapabilities } from '../k8s/server-capabilities.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { generateJobId, validateJobId } from '../plan/names.ts';
 import { planJob, planObjects } from '../plan/plan.ts';
@@ -100,8 +101,9 @@ async function run(options: RunOptions, { profile, jobId, kube, user }: Complete
     printPlan(draft, profile, kube, options.output);
     return 0;
   }
-  // Checked while the job directory is made and the namespace is read, before anything is written.
-  const impersonation = checkImpersonation(user.login, profile.sparkSubmit);
+  // Checked while the job directory is made and the namespace is read, before anything is written: sudo may
+  // run spark-submit as the user, and the cluster has what the tool relies on (five GETs at once).
+  const impersonation = Promise.all([checkImpersonation(user.login, profile.sparkSubmit), requireServerCapabilities(kube)]).then(() => undefined);
   impersonation.catch(() => {}); // awaited later; never an unhandled rejection meanwhile
   if (options.dryRun === 'server') {
     await impersonation;
