@@ -48,7 +48,8 @@ run_file() {
 }
 
 for version in $K8S_VERSIONS; do
-  dir="/tmp/dss-spark-k8s-matrix-${version//./-}"
+  # A directory of this run only: another run of the matrix stops its own clusters, not these.
+  dir="/tmp/dss-spark-k8s-matrix-$$-${version//./-}"
   clusters+=("$dir")
   t0=$(date +%s)
   if ! K8S_VERSION=$version bash scripts/cluster.sh up --no-node --dir "$dir" --owner-pid $$ >"$results/cluster-$version.json" 2>"$results/cluster-$version.log"; then

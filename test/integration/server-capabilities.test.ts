@@ -6,10 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CliError, ExitCode } from '../../src/errors.ts';
 import { Kube } from '../../src/k8s/client.ts';
 import { missingCapabilities, readServerCapabilities, requireServerCapabilities } from '../../src/k8s/server-capabilities.ts';
+import { dssuserDir, runCli, writeConfig } from '../support/cli.ts';
+import { writeTokenKubeconfig } from '../support/cluster.ts';
 import { dssuserKube } from '../support/kube.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -53,6 +55,25 @@ describe(`Kubernetes ${OLD_VERSION} (no ValidatingAdmissionPolicy v1)`, () => {
     );
     expect(resources).toContain('validatingwebhookconfigurations.admissionregistration.k8s.io');
     expect(resources).not.toContain('validatingadmissionpolicies');
+  });
+
+  it('run refuses it in one line before any write, exit code 69: dssuser has its RBAC rights there, nothing is created', async () => {
+    const unix = inject('unix');
+    const [alice] = unix.endUsers;
+    const kubeconfig = join(dssuserDir('dss-spark-k8s-test-old-k8s-'), 'dssuser.kubeconfig');
+    writeTokenKubeconfig(state.dssuserKubeconfig, kubeconfig, unix.dssuser);
+    const config = writeConfig({ kubeconfig });
+    const result = await runCli(['run', '--config', config.path, '--user', alice!.name, '--', 'app.py']);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^dss-spark-k8s: Kubernetes ${OLD_VERSION.replaceAll('.', '\\.')} at https://127\\.0\\.0\\.1:\\d+ lacks ValidatingAdmissionPolicy .*: upgrade the cluster to Kubernetes 1\\.30 or newer \\(it runs ${OLD_VERSION.replaceAll('.', '\\.')}\\)\n$`,
+      ),
+    );
+    expect(result.exitCode).toBe(69);
+    const namespaces = execFileSync(state.kubectl, ['--kubeconfig', state.adminKubeconfig, 'get', 'namespaces', '-o', 'name'], { encoding: 'utf8' });
+    expect(namespaces).not.toMatch(/namespace\/dss-/);
+    const accounts = execFileSync(state.kubectl, ['--kubeconfig', state.adminKubeconfig, 'get', 'serviceaccounts', '-A', '-o', 'name'], { encoding: 'utf8' });
+    expect(accounts).not.toContain('dss-spark-');
   });
 
   it('is found lacking ValidatingAdmissionPolicy only, and refused in one line with the fix (exit code 69)', async () => {
