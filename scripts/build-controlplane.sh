@@ -127,6 +127,13 @@ generate_kube_module() {
     sed -nE "s#^[[:space:]]*(k8s\.io/[a-z0-9-]+) => \./staging/src/k8s\.io/[a-z0-9-]+[[:space:]]*\$#\t\1 => \1 $staging_version#p" "$upstream"
     echo ")"
   } >"$kube_module/go.mod"
+  # K8S_STAGING_OVERRIDES="k8s.io/endpointslice=v0.32.12": a staging module at another version, for a proxy that
+  # does not serve one of them (this machine's refuses k8s.io/endpointslice v0.32.13); recorded in the go.mod.
+  local override
+  for override in ${K8S_STAGING_OVERRIDES:-}; do
+    sed -i -E "s#^(\t${override%%=*} => ${override%%=*}) v[^ ]+\$#\1 ${override#*=} // K8S_STAGING_OVERRIDES#" "$kube_module/go.mod"
+    grep -q "${override%%=*} ${override#*=} // K8S_STAGING_OVERRIDES" "$kube_module/go.mod" || { echo "build-controlplane: K8S_STAGING_OVERRIDES names ${override%%=*}, which $K8S_VERSION does not replace" >&2; return 1; }
+  done
   : >"$kube_module/go.sum"
   echo "build-controlplane: generated $kube_module/go.mod ($(grep -c ' => ' "$kube_module/go.mod") staging modules at $staging_version)" >&2
 }
