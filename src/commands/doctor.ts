@@ -6,25 +6,14 @@ import { userInfo } from 'node:os';
 import chalk, { Chalk } from 'chalk';
 import { resolveConfigPath } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
-import {
-  allOk,
-  checkCluster,
-  checkConfig,
-  checkNamespace,
-  checkPolicy,
-  checkRights,
-  checkDriverRole,
-  checkSpark,
-  checkSudo,
-  formatJson,
-  formatText,
-  isTeamMode,
-  result,
-  runProcess,
-  sampleNamespace,
-  type CheckResult,
-  type RunProcess,
-} from '../doctor/checks.ts';
+import { checkCluster } from '../doctor/cluster.ts';
+import { checkConfig, isTeamMode } from '../doctor/config.ts';
+import { checkPolicy } from '../doctor/policies.ts';
+import { runProcess, type RunProcess } from '../doctor/process.ts';
+import { allOk, type CheckResult, formatJson, formatText, result } from '../doctor/result.ts';
+import { checkDriverRole, checkNamespace, checkRights, sampleNamespace } from '../doctor/rights.ts';
+import { checkSpark } from '../doctor/spark.ts';
+import { checkSudo } from '../doctor/sudoers.ts';
 import { ExitCode } from '../errors.ts';
 import { Kube } from '../k8s/client.ts';
 import { parseAdminPropertyFlags } from '../plan/admin-properties.ts';

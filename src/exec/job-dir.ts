@@ -2,16 +2,17 @@
 // besides dssuser who writes it, and owner.json, which tells cleanup --orphans whose it is. Directory 0700 and files 0600 owned by dssuser, plus POSIX ACL entries
 // for the end user alone (dssuser cannot chown a file to another user): read and enter the directory, read
 // the kubeconfig and the CA — owner.json stays dssuser's.
-import { execFile } from 'node:child_process';
 import { lstat, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { promisify } from 'node:util';
 import { CliError, ExitCode } from '../errors.ts';
 import type { ClusterEndpoint } from '../k8s/client.ts';
 import { isDnsLabel } from '../plan/names.ts';
+import { runCommand } from './process.ts';
 
-const run = promisify(execFile);
+/** Where setfacl is looked for (nothing of the caller's PATH). */
+const SETFACL_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+const SETFACL_TIMEOUT_MS = 10_000;
 
 export const JOB_DIR_PREFIX = 'dss-spark-k8s-';
 export const OWNER_FILE = 'owner.json';
@@ -154,10 +155,8 @@ async function grant(uid: number, permissions: string, ...paths: string[]) {
 }
 
 async function setfacl(args: string[], what: string) {
-  try {
-    await run('setfacl', args);
-  } catch (error) {
-    const reason = (error as { code?: string; stderr?: string }).code === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : String((error as { stderr?: string }).stderr ?? error).trim().split('\n')[0];
-    throw new CliError(`cannot ${what}: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
-  }
+  const ran = await runCommand('setfacl', args, { env: SETFACL_ENV, timeoutMs: SETFACL_TIMEOUT_MS });
+  if (ran.code === 0) return;
+  const reason = ran.failure === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : (ran.failure ?? ran.stderr.trim().split('\n')[0]) || `exit ${ran.code}`;
+  throw new CliError(`cannot ${what}: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
 }

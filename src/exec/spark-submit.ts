@@ -2,14 +2,14 @@
 // job kubeconfig in KUBECONFIG (the sudoers rule keeps it) and its output streamed to ours unchanged.
 // sudo gets an environment of ours alone: whatever it is given and its keep list names (DISPLAY, XAUTHORITY,
 // KRB5CCNAME, LANG, TZ... on Debian) would reach the end user's driver, so none of dssuser's variables is given.
-import { execFile } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
-import type { ResultPromise } from 'execa';
 import { ImpersonationError } from '../errors.ts';
+import { preload, runCommand, startStreaming, type ProcessExit, type StreamingProcess } from './process.ts';
 
-// execa takes ~10 ms to load: loaded while the job is provisioned, off the path every job waits on.
-const execaLoaded = import('execa');
-execaLoaded.catch(() => {}); // awaited (and any failure reported) when spark-submit starts
+// Loaded while the job is provisioned, off the path every job waits on.
+preload();
+
+const SUDO_CHECK_TIMEOUT_MS = 10_000;
 
 /**
  * The driver's whole environment: KUBECONFIG, and what sudo (env_reset) sets: PATH (secure_path, else ours),
@@ -36,40 +36,20 @@ export async function checkImpersonation(login: string, sparkSubmit: string): Pr
   } catch {
     throw new ImpersonationError(`spark-submit ${sparkSubmit} does not exist or is not executable; fix sparkSubmit in the profile`);
   }
-  const refusal = await new Promise<{ code?: unknown; stderr: string } | undefined>((resolve) => {
-    const child = execFile('sudo', ['-n', '-l', '-u', login, '--', sparkSubmit], { env: sudoEnv() }, (error, _stdout, stderr) => resolve(error ? { code: (error as NodeJS.ErrnoException).code, stderr } : undefined));
-    child.stdin?.end();
-  });
-  if (refusal) {
-    const reason = refusal.code === 'ENOENT' ? 'sudo is not installed' : (refusal.stderr || 'not permitted').split('\n')[0];
+  const probe = await runCommand('sudo', ['-n', '-l', '-u', login, '--', sparkSubmit], { env: sudoEnv(), timeoutMs: SUDO_CHECK_TIMEOUT_MS });
+  if (probe.code !== 0) {
+    const reason = probe.failure === 'ENOENT' ? 'sudo is not installed' : (probe.failure ?? (probe.stderr || 'not permitted')).split('\n')[0];
     throw new ImpersonationError(
       `sudo refuses to run ${sparkSubmit} as "${login}" without a password (${reason}); add the sudoers rule of the README for this user`,
     );
   }
 }
 
-export interface SparkSubmitExit {
-  exitCode?: number;
-  signal?: string;
-}
+export type SparkSubmitExit = ProcessExit;
 
-export interface RunningSparkSubmit {
-  exited: Promise<SparkSubmitExit>;
-  /** Forwards a signal (sudo relays it to spark-submit). */
-  signal(signal: NodeJS.Signals): void;
-}
+/** spark-submit as it runs; signals go to sudo, which relays them. */
+export type RunningSparkSubmit = StreamingProcess;
 
-export async function startSparkSubmit(login: string, sparkSubmit: string, args: string[], kubeconfig: string): Promise<RunningSparkSubmit> {
-  const { execa } = await execaLoaded;
-  const child: ResultPromise = execa('sudo', sudoArgs(login, sparkSubmit, args), {
-    stdio: 'inherit',
-    reject: false,
-    extendEnv: false,
-    env: sudoEnv(kubeconfig),
-  });
-  const exited = child.then((result) => ({
-    exitCode: typeof result.exitCode === 'number' ? result.exitCode : undefined,
-    signal: result.signal ?? undefined,
-  }));
-  return { exited, signal: (signal) => child.kill(signal) };
+export function startSparkSubmit(login: string, sparkSubmit: string, args: string[], kubeconfig: string): Promise<RunningSparkSubmit> {
+  return startStreaming('sudo', sudoArgs(login, sparkSubmit, args), { env: sudoEnv(kubeconfig) });
 }

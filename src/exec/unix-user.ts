@@ -1,10 +1,9 @@
 // The end user: looked up through NSS (`id`), so LDAP/SSSD users count as they do for sudo.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Profile } from '../config/types.ts';
 import { RefusedError } from '../errors.ts';
+import { runCommand } from './process.ts';
 
-const run = promisify(execFile);
+const ID_TIMEOUT_MS = 10_000;
 
 export interface EndUser {
   login: string;
@@ -19,14 +18,10 @@ export async function lookupEndUser(login: string): Promise<EndUser> {
   if (!LOGIN_PATTERN.test(login)) {
     throw new RefusedError(`user "${login.slice(0, 64)}" is not a valid login (letters, digits, '.', '_', '@', '-'; not starting with '-'); pass the end user's Unix login to --user`);
   }
-  let stdout: string;
-  try {
-    // One process for the uid and every group (its output is parsed: C locale).
-    ({ stdout } = await run('id', ['--', login], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } }));
-  } catch {
-    throw new RefusedError(`user "${login}" does not exist on this host (id); check --user`);
-  }
-  return parseId(login, stdout);
+  // One process for the uid and every group (its output is parsed: C locale).
+  const id = await runCommand('id', ['--', login], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' }, timeoutMs: ID_TIMEOUT_MS });
+  if (id.code !== 0) throw new RefusedError(`user "${login}" does not exist on this host (id); check --user`);
+  return parseId(login, id.stdout);
 }
 
 /** `uid=1001(alice) gid=1001(alice) groups=1001(alice),27(sudo)`; a group without a name shows as its number. */

@@ -11,7 +11,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync
 import { dirname, join, resolve } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, RbacAuthorizationV1Api, loadAllYaml, loadYaml, type V1PolicyRule } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { requiredRights, rightName as docRightName } from '../../src/doctor/checks.ts';
+import { requiredRights, rightName as docRightName } from '../../src/doctor/rights.ts';
 import { kubectl } from '../support/cluster.ts';
 import { adminKubeConfig, tokenKube, tokenKubeConfig } from '../support/kube.ts';
 import { lookupUser, type UnixUser } from '../support/unix.ts';

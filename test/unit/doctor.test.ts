@@ -7,29 +7,12 @@ import { loadYaml } from '@kubernetes/client-node';
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { doctorCommand } from '../../src/commands/doctor.ts';
-import {
-  checkPolicy,
-  checkDriverRole,
-  checkRights,
-  checkSpark,
-  checkSudo,
-  fabric8Version,
-  formatJson,
-  formatText,
-  parseSparkVersion,
-  requiredRights,
-  result,
-  rightName,
-  rulesYaml,
-  sampleNamespace,
-  sparkHome,
-  sudoDefaults,
-  sudoEnvDefaults,
-  sudoersLines,
-  versionAtLeast,
-  type ProcessResult,
-  type RunProcess,
-} from '../../src/doctor/checks.ts';
+import { checkPolicy } from '../../src/doctor/policies.ts';
+import { type ProcessResult, type RunProcess } from '../../src/doctor/process.ts';
+import { formatJson, formatText, result } from '../../src/doctor/result.ts';
+import { checkDriverRole, checkRights, requiredRights, rightName, rulesYaml, sampleNamespace } from '../../src/doctor/rights.ts';
+import { checkSpark, fabric8Version, parseSparkVersion, sparkHome, versionAtLeast } from '../../src/doctor/spark.ts';
+import { checkSudo, sudoDefaults, sudoEnvDefaults, sudoersLines } from '../../src/doctor/sudoers.ts';
 import type { Profile } from '../../src/config/types.ts';
 import { profileWith } from '../support/profile.ts';
 import { ExitCode, KubernetesError, UsageError } from '../../src/errors.ts';
