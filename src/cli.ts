@@ -68,6 +68,19 @@ export async function runCli(argv: string[]): Promise<number> {
       exitCode = await doctorCommand(options);
     });
 
+  program
+    .command('audit')
+    .description("every API request of one job in the apiserver's audit log (administrators)")
+    .requiredOption('--job <id>', 'the job id (--job-id of run, or the jobId of its events)')
+    .requiredOption('--audit-log <file>', "the kube-apiserver's audit log (JSON lines)")
+    .option('--user <login>', "the job's end user: matches its accounts exactly (without it: any job account ending in -<id>)")
+    .option('--credential-id <jti>', 'a credentialId of the job\'s provisioned/rotated events (repeatable)', collect, [])
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (options) => {
+      const { auditCommand } = await import('./commands/audit.ts');
+      exitCode = await auditCommand(options);
+    });
+
   const policy = program.command('policy').description('the isolation policy for shared (team) namespaces (administrators)');
   for (const action of ['apply', 'show'] as const) {
     policy

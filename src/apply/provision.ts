@@ -3,6 +3,7 @@
 import { KubernetesError } from '../errors.ts';
 import type { DryRun, KubeClient } from '../k8s/client.ts';
 import type { JobKind } from '../plan/kinds.ts';
+import { tokenJti } from '../audit/credential-id.ts';
 import { boundTokenRequest } from '../plan/objects.ts';
 import type { JobLease, JobPlan } from '../plan/types.ts';
 import type { CreatedObject } from '../teardown/teardown.ts';
@@ -21,6 +22,8 @@ export interface Provisioned {
   lease?: JobLease;
   token: string;
   tokenExpiresAt: Date;
+  /** The token's jti: its credential id in audit events (undefined for a dry run or a token without one). */
+  credentialId?: string;
 }
 
 /**
@@ -73,7 +76,8 @@ async function createAll(kube: ProvisionClient, plan: JobPlan, created: CreatedO
   if (dryRun) return { namespaceCreated, token: '', tokenExpiresAt: new Date(0) };
   const anchorRef = { name: plan.tokenAnchor.metadata!.name!, uid: (anchor as { metadata?: { uid?: string } }).metadata?.uid ?? '' };
   const token = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, anchorRef));
-  return { namespaceCreated, lease: lease as JobLease, token: token.token, tokenExpiresAt: token.expiresAt };
+  const credentialId = tokenJti(token.token);
+  return { namespaceCreated, lease: lease as JobLease, token: token.token, tokenExpiresAt: token.expiresAt, ...(credentialId ? { credentialId } : {}) };
 }
 
 async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {

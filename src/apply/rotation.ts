@@ -6,6 +6,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { KubernetesError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { tokenJti } from '../audit/credential-id.ts';
 import { boundTokenRequest, tokenAnchorName } from '../plan/objects.ts';
 import type { JobPlan } from '../plan/types.ts';
 import type { CreatedObject } from '../teardown/teardown.ts';
@@ -22,7 +23,8 @@ export interface RotationTarget {
 }
 
 export interface RotationReport {
-  rotated(generation: number, expiresAt: Date): void;
+  /** credentialId: the new token's jti (its credential id in audit events), when it has one. */
+  rotated(generation: number, expiresAt: Date, credentialId?: string): void;
   /** The attempt failed, or its superseded anchors could not be deleted: the next attempt comes in 10 s. */
   failed(message: string): void;
 }
@@ -67,7 +69,7 @@ export function startTokenRotation(
     if (stopped) return;
     attempts += 1;
     const generation = attempts;
-    let rotated: { anchor: CreatedObject; expiresAt: Date };
+    let rotated: { anchor: CreatedObject; expiresAt: Date; credentialId?: string };
     try {
       rotated = await rotateOnce(target, generation);
     } catch (error) {
@@ -75,7 +77,7 @@ export function startTokenRotation(
       report.failed((error as Error).message);
       return after(ROTATION_RETRY_SECONDS);
     }
-    report.rotated(generation, rotated.expiresAt);
+    report.rotated(generation, rotated.expiresAt, rotated.credentialId);
     const unrevoked = await deleteSupersededAnchors(target, rotated.anchor);
     // A superseded token that still works is what rotation is there to prevent: the next attempt (which
     // deletes every older anchor again) comes soon; teardown deletes whatever is left.
@@ -94,7 +96,7 @@ export function startTokenRotation(
   };
 }
 
-async function rotateOnce(target: RotationTarget, generation: number): Promise<{ anchor: CreatedObject; expiresAt: Date }> {
+async function rotateOnce(target: RotationTarget, generation: number): Promise<{ anchor: CreatedObject; expiresAt: Date; credentialId?: string }> {
   const { kube, plan, writeToken, created } = target;
   const name = tokenAnchorName(plan.baseName, generation);
   const record: CreatedObject = { kind: 'secrets', namespace: plan.namespace, name };
@@ -115,7 +117,8 @@ async function rotateOnce(target: RotationTarget, generation: number): Promise<{
   try {
     const { token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name, uid: anchor.metadata!.uid! }));
     await writeToken(token);
-    return { anchor: record, expiresAt };
+    const credentialId = tokenJti(token);
+    return { anchor: record, expiresAt, ...(credentialId ? { credentialId } : {}) };
   } catch (error) {
     // The driver still uses the previous token: this attempt's anchor goes (and with it any token it got).
     await deleteAnchor(kube, created, record).catch(() => undefined); // kept in `created`: teardown deletes it
