@@ -172,5 +172,7 @@ function addPhases(phases: PhaseSamples, r: TimedResult, eventsText: string) {
   }
   const marks = [r.spawnedAt, at.planned, at.provisioned, at.started, at.exited, at['torn-down'], r.spawnedAt + r.ms];
   if (marks.some((m) => m === undefined || Number.isNaN(m))) return;
-  PHASES.forEach((phase, i) => phases[phase]!.push(marks[i + 1]! - marks[i]!));
+  PHASES.forEach((phase, i) => {
+    phases[phase]!.push(marks[i + 1]! - marks[i]!);
+  });
 }

@@ -7,7 +7,7 @@ import chalk, { Chalk } from 'chalk';
 import { resolveConfigPath } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
 import { checkCluster } from '../doctor/cluster.ts';
-import { checkConfig, isTeamMode } from '../doctor/config.ts';
+import { checkConfig, } from '../doctor/config.ts';
 import { checkPolicy } from '../doctor/policies.ts';
 import { runProcess, type RunProcess } from '../doctor/process.ts';
 import { allOk, type CheckResult, formatJson, formatText, result } from '../doctor/result.ts';

@@ -1,6 +1,6 @@
 // 2. The cluster: dssuser's kubeconfig reaches the apiserver, and who it is there.
 import { CliError, KubernetesError } from '../errors.ts';
-import { type Kube } from '../k8s/client.ts';
+import type { Kube } from '../k8s/client.ts';
 import { result, type CheckResult } from './result.ts';
 
 export async function checkCluster(load: () => Kube, where: string): Promise<{ result: CheckResult; kube?: Kube; username?: string }> {

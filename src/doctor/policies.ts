@@ -2,7 +2,7 @@
 import type { V1ValidatingAdmissionPolicyBinding } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
 import { KubernetesError } from '../errors.ts';
-import { type Kube } from '../k8s/client.ts';
+import type { Kube } from '../k8s/client.ts';
 import { ISOLATION_POLICY_NAME } from '../plan/policy.ts';
 import { isTeamMode } from './config.ts';
 import { result, type CheckResult } from './result.ts';

@@ -31,7 +31,7 @@ export async function checkNamespace(kube: Kube, profile: Profile, namespace: st
     return result('namespace', title, 'warn', `from the placeholder login "${PLACEHOLDER_LOGIN}": existence and label not checked`, 'pass --user LOGIN to check the namespace of a real end user');
   }
   const label = `${MANAGED_NAMESPACE_LABEL}=true`;
-  let found;
+  let found: Awaited<ReturnType<Kube['getNamespace']>>;
   try {
     found = await kube.getNamespace(namespace);
   } catch (error) {

@@ -44,8 +44,14 @@ export function sudoDefaults(listing: string): string[] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === '\\' && i + 1 < text.length) current += c + text[++i];
-    else if (c === '"') (quoted = !quoted), (current += c);
-    else if (c === ',' && !quoted) entries.push(current), (current = '');
+    else if (c === '"') {
+      quoted = !quoted;
+      current += c;
+    }
+    else if (c === ',' && !quoted) {
+      entries.push(current);
+      current = '';
+    }
     else current += c;
   }
   entries.push(current);
@@ -74,7 +80,7 @@ export async function checkSudo(run: RunProcess, me: string, user: string | unde
   const listing = await run('sudo', ['-n', '-l'], { timeoutMs: SUDO_TIMEOUT_MS });
   const env = listing.code === 0 ? sudoEnvDefaults(listing.stdout) : undefined;
   // Whether KUBECONFIG is kept once the environment is reset, as it must be.
-  const keep = env && env.keep.has('KUBECONFIG');
+  const keep = env?.keep.has('KUBECONFIG');
   if (allow && env?.reset && keep) return result('sudo', title, 'pass', `${me} may run ${profile.sparkSubmit} as ${user} without a password, KUBECONFIG kept`);
   if (allow && env === undefined) {
     return result('sudo', title, 'warn', `${me} may run spark-submit as ${user}, but sudo -l needs a password: cannot see whether KUBECONFIG is kept`,

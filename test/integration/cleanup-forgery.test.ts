@@ -16,7 +16,6 @@ import { CoordinationV1Api, CoreV1Api, loadAllYaml, RbacAuthorizationV1Api, type
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Profile } from '../../src/config/types.ts';
 import { thisProcess } from '../../src/exec/process-identity.ts';
-import type { Kube } from '../../src/k8s/client.ts';
 import { boundTokenRequest, tokenAnchorName } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import { JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL, type JobPlan } from '../../src/plan/types.ts';

@@ -7,9 +7,9 @@
 // Sudoers: a file of this test adds the stubs and pyspark to the documented rule of the run (never removes
 // anything); the tests that break sudoers use Unix users of their own, so other test files are not disturbed.
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, RbacAuthorizationV1Api, loadAllYaml, loadYaml, type V1PolicyRule } from '@kubernetes/client-node';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CoreV1Api, RbacAuthorizationV1Api, loadAllYaml, loadYaml, type V1PolicyRule } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { requiredRights, rightName as docRightName } from '../../src/doctor/rights.ts';
 import { kubectl } from '../support/cluster.ts';
@@ -423,7 +423,7 @@ describe('doctor in team mode', () => {
 
 describe('doctor checks the sudoers rule (Unix users of its own)', () => {
   let dss: UnixUser;
-  let user: UnixUser;
+  let _user: UnixUser;
   let config: string;
   let kubeconfig: string;
 
@@ -432,7 +432,7 @@ describe('doctor checks the sudoers rule (Unix users of its own)', () => {
     sh('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', own.dss]);
     sh('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', '-G', own.group, own.user]);
     dss = lookupUser(own.dss);
-    user = lookupUser(own.user);
+    _user = lookupUser(own.user);
     const who = await identity(perUserRules, dss);
     kubeconfig = who.kubeconfig;
     config = writeConfig(perUserProfile({ allowedUserGroups: [own.group] }));

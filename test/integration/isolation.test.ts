@@ -19,7 +19,7 @@ import { ISOLATION_POLICY_NAME, OWNER_LABEL } from '../../src/plan/policy.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { jobObjects, runCli, uniqueJobId, writeConfig } from '../support/cli.ts';
 import { applyManifest, EXTRA_IDENTITY_NAMESPACE_PREFIX, writeTokenKubeconfig } from '../support/cluster.ts';
-import { adminCore, adminKubeConfig, createManagedNamespace, dssuserKube, tokenKube, tokenKubeConfig, uniqueName } from '../support/kube.ts';
+import { adminCore, createManagedNamespace, dssuserKube, tokenKube, tokenKubeConfig, uniqueName } from '../support/kube.ts';
 
 const teamNamespace = uniqueName('dss-team');
 

@@ -118,7 +118,14 @@ describe('Lease renewal against the real apiserver', () => {
     let loseNext = false;
     const isRenewal = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.split('?')[0]!.endsWith(`/leases/${p.baseName}`);
     // The apiserver applies the PUT; its answer reaches the proxy at once and the client only after 4 s.
-    proxy.addRule({ match: (r) => (loseNext && isRenewal(r) ? ((loseNext = false), true) : false), delayResponseMs: 4000 });
+    proxy.addRule({
+      match: (r) => {
+        if (!loseNext || !isRenewal(r)) return false;
+        loseNext = false;
+        return true;
+      },
+      delayResponseMs: 4000,
+    });
     const warnings: string[] = [];
     const lost: string[] = [];
     const stop = startLeaseRenewal(proxied, stored, 1, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace, name: p.baseName });

@@ -18,7 +18,7 @@ const JOB_LABEL = 'dss-spark-k8s.dataiku.io/job-id';
 const EXPECTED_SUM = 500000500000; // 1 + … + 1 000 000, summed by the executors over 8 partitions
 
 /** The end user's application: two computations on the executors, held in between by a release file. */
-const APP = String.raw`
+const APP = `
 import os, socket, sys, time
 from pyspark.sql import SparkSession
 

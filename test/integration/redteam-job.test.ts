@@ -120,14 +120,20 @@ const POD_ATTACKS: Attack[] = [
   ),
   podAttack(
     'pod with seccomp Unconfined',
-    (pod) => (pod.spec!.securityContext = { ...pod.spec!.securityContext, seccompProfile: { type: 'Unconfined' } }, delete securityContext(pod).seccompProfile),
+    (pod) => {
+      pod.spec!.securityContext = { ...pod.spec!.securityContext, seccompProfile: { type: 'Unconfined' } };
+      delete securityContext(pod).seccompProfile;
+    },
     { ...nodeReach, pre13: 'admitted' },
   ),
   podAttack('pod with AppArmor Unconfined', (pod) => (securityContext(pod).appArmorProfile = { type: 'Unconfined' }), { ...nodeReach, pre13: 'admitted' }),
   podAttack('pod with SELinux type spc_t', (pod) => (securityContext(pod).seLinuxOptions = { type: 'spc_t' }), { ...nodeReach, pre13: 'admitted' }),
   podAttack(
     'pod with an unmasked /proc',
-    (pod) => ((pod.spec!.hostUsers = false), (securityContext(pod).procMount = 'Unmasked')),
+    (pod) => {
+      pod.spec!.hostUsers = false;
+      securityContext(pod).procMount = 'Unmasked';
+    },
     { ...nodeReach, pre13: 'admitted' },
   ),
   podAttack(

@@ -135,7 +135,11 @@ describe('token rotation after a failed attempt, on the real apiserver', () => {
     let loseNext = true;
     // The apiserver issues the token; the client hears of it only after 4 s, past its 2 s timeout.
     proxy.addRule({
-      match: (r) => (loseNext && r.method === 'POST' && r.path.split('?')[0]!.endsWith(`/serviceaccounts/${p.baseName}/token`) ? ((loseNext = false), true) : false),
+      match: (r) => {
+        if (!loseNext || r.method !== 'POST' || !r.path.split('?')[0]!.endsWith(`/serviceaccounts/${p.baseName}/token`)) return false;
+        loseNext = false;
+        return true;
+      },
       delayResponseMs: 4000,
     });
     try {

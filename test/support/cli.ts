@@ -88,7 +88,10 @@ export function startCli(args: string[], env: Record<string, string> = {}): Runn
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no "${name}" event within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
-        waiters.push({ name, resolve: (e) => (clearTimeout(timer), resolve(e)) });
+        waiters.push({ name, resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        } });
         void result.then(() => setTimeout(() => reject(new Error(`CLI ended without a "${name}" event; stderr: ${stderr}`)), 100));
       });
     },

@@ -187,7 +187,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
       return;
     }
     const armed = trigger;
-    if (armed && armed.match(exchange.info)) {
+    if (armed?.match(exchange.info)) {
       if (armed.afterCompleted && !completed.some(armed.afterCompleted)) {
         waitingForOrder.push(exchange);
         return;

@@ -237,7 +237,10 @@ describe('decideState (fixed clock)', () => {
     const job = onlyJob([sa(started), ['pods', object({ name: 'p', annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1' } })]]);
     expect(job.process).toEqual({ host: 'dss-host', pid: 4242, processStart: '2025-03-01T11:59:00.000Z' });
     const seen: unknown[] = [];
-    const dead = { host: 'dss-host', isAlive: (p: unknown) => (seen.push(p), false) };
+    const dead = { host: 'dss-host', isAlive: (p: unknown) => {
+        seen.push(p);
+        return false;
+      } };
     expect(decideState(job, now, 3600, dead)).toEqual({ state: 'orphaned', reason: 'no lease, and its process 4242 on this host is gone' });
     expect(seen).toEqual([job.process]);
     expect(decideState(job, now, 3600, { host: 'dss-host', isAlive: () => true }).state).toBe('pending');

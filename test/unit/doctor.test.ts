@@ -8,7 +8,7 @@ import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { doctorCommand } from '../../src/commands/doctor.ts';
 import { checkPolicy } from '../../src/doctor/policies.ts';
-import { type ProcessResult, type RunProcess } from '../../src/doctor/process.ts';
+import type { ProcessResult, RunProcess } from '../../src/doctor/process.ts';
 import { formatJson, formatText, result } from '../../src/doctor/result.ts';
 import { checkDriverRole, checkRights, requiredRights, rightName, rulesYaml, sampleNamespace } from '../../src/doctor/rights.ts';
 import { checkSpark, fabric8Version, parseSparkVersion, sparkHome, versionAtLeast } from '../../src/doctor/spark.ts';

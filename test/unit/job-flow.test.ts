@@ -119,8 +119,12 @@ function manualTimers() {
   return {
     lease: { setInterval: (callback: () => void) => intervals.push(callback), clearInterval: () => {}, now: () => new Date() },
     rotation: { setTimeout: (callback: () => void) => timeouts.push(callback), clearTimeout: () => {}, now: () => new Date() },
-    renew: () => intervals.forEach((callback) => callback()),
-    rotate: () => timeouts.splice(0).forEach((callback) => callback()),
+    renew: () => {
+      for (const callback of intervals) callback();
+    },
+    rotate: () => {
+      for (const callback of timeouts.splice(0)) callback();
+    },
   };
 }
 

@@ -273,7 +273,10 @@ describe('Lease renewal', () => {
     const slow: LeaseClient = {
       replaceLease: (body) =>
         new Promise((resolve, reject) => {
-          answer = () => (server.lease = undefined, server.replaceLease(body).then(resolve, reject));
+          answer = () => {
+            server.lease = undefined;
+            server.replaceLease(body).then(resolve, reject);
+          };
         }),
       getLease: () => server.getLease(),
       getServiceAccount: () => server.getServiceAccount(),

@@ -18,7 +18,6 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,
-  type JobContext,
   OWNER_LABEL,
   USER_LABEL,
 } from '../../src/plan/types.ts';
@@ -151,8 +150,8 @@ describe('DRIVER_RULES (the rules of the driver ClusterRole)', () => {
   });
 
   it('cannot be widened at run time', () => {
-    expect(() => (DRIVER_RULES[0]?.resources as string[]).push('secrets')).toThrow();
-    expect(DRIVER_RULES[0]?.resources).not.toContain('secrets');
+    expect(() => (DRIVER_RULES[0]!.resources as string[]).push('secrets')).toThrow();
+    expect(DRIVER_RULES[0]!.resources).not.toContain('secrets');
   });
 });
 

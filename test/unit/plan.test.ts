@@ -5,7 +5,6 @@ import { planJob } from '../../src/plan/plan.ts';
 import {
   Annotation,
   JOB_LABEL,
-  type JobContext,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,

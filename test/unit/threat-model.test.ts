@@ -20,7 +20,13 @@ import { currentThreatModel, readManifests, readRepositoryFile, THREAT_MODEL } f
 const PER_USER = 'deploy/rbac/per-user-namespaces.yaml';
 const TEAM = 'deploy/rbac/team-namespaces.yaml';
 
-type Doc = { kind: string; metadata: { name: string }; rules?: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[]; spec?: any };
+type Doc = {
+  kind: string;
+  metadata: { name: string };
+  rules?: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+  // biome-ignore lint/suspicious/noExplicitAny: the manifests' YAML, read loosely
+  spec?: any;
+};
 
 /** The manifests of deploy/rbac with `change` applied to one document of `file`. */
 function changed(file: string, kind: string, name: string, change: (doc: Doc) => void): Manifest[] {
