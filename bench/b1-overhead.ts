@@ -52,7 +52,12 @@ const PHASES = ['start → planned', 'planned → provisioned', 'provisioned →
 export async function benchB1(env: BenchEnv, iterations: number, log: (line: string) => void): Promise<B1Result> {
   const u = env.user;
   const nsPath = `/api/v1/namespaces/${env.namespace}`;
-  const kubectlEnv = { KUBECTL: env.cluster.kubectl, KUBECONFIG: env.kubeconfig, SERVER: env.cluster.server, CA_DATA: Buffer.from(env.caPem).toString('base64') };
+  const kubectlEnv = {
+    KUBECTL: env.cluster.kubectl,
+    KUBECONFIG: env.kubeconfig,
+    SERVER: env.cluster.server,
+    CA_DATA: Buffer.from(env.caPem).toString('base64'),
+  };
   const script = join(import.meta.dirname, 'kubectl-job.sh');
   const rusage = join(env.scratch, 'rusage');
   const events = join(env.scratch, 'events.jsonl');
@@ -75,7 +80,10 @@ export async function benchB1(env: BenchEnv, iterations: number, log: (line: str
 
   const runOnce = async (jobId: string, record: boolean) => {
     rmSync(events, { force: true });
-    const r = await timed(env.cli, ['run', '--user', u.name, '--config', env.config, '--job-id', jobId, '--quiet', '--events', events], { as: env.dssuser, rusageFile: rusage });
+    const r = await timed(env.cli, ['run', '--user', u.name, '--config', env.config, '--job-id', jobId, '--quiet', '--events', events], {
+      as: env.dssuser,
+      rusageFile: rusage,
+    });
     expectExit(r, `dss-spark-k8s run (job ${jobId})`);
     if (!record) return;
     samples.run.push(r.ms);
@@ -106,7 +114,9 @@ export async function benchB1(env: BenchEnv, iterations: number, log: (line: str
     }
     // Writes: a labelled ServiceAccount created and deleted, as the restricted identity.
     const name = `b1-rtt-${i}`;
-    const create = await env.dss.timedCall('POST', `${nsPath}/serviceaccounts`, { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'dss-spark-k8s', 'dss-spark-k8s.dataiku.io/job-id': name } } });
+    const create = await env.dss.timedCall('POST', `${nsPath}/serviceaccounts`, {
+      metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'dss-spark-k8s', 'dss-spark-k8s.dataiku.io/job-id': name } },
+    });
     const remove = await env.dss.timedCall('DELETE', `${nsPath}/serviceaccounts/${name}`);
     if (record) samples.rttWrite.push(create, remove);
   };

@@ -53,7 +53,16 @@ export async function createOrphans(env: BenchEnv, prefix: string, count: number
     const namespace = namespaces[i % NAMESPACES]!;
     const plan = planJob(
       profile(namespace),
-      { jobId: `${prefix}-${i}`, login: `user${i % USERS}`, uid: 1001, adminProperties: {}, host: hostname(), pid: 999_999, processStart: twoHoursAgo.toISOString(), now: twoHoursAgo },
+      {
+        jobId: `${prefix}-${i}`,
+        login: `user${i % USERS}`,
+        uid: 1001,
+        adminProperties: {},
+        host: hostname(),
+        pid: 999_999,
+        processStart: twoHoursAgo.toISOString(),
+        now: twoHoursAgo,
+      },
       { apiServer: env.cluster.server, callerArgs: [] },
     );
     const ns = `/namespaces/${namespace}`;
@@ -124,7 +133,9 @@ export async function benchB3Round(env: BenchEnv, count: number, log: (line: str
   } catch {
     // reported through exitCode and stderr
   }
-  const leftObjects = (await labelledObjects(env.admin, 'app.kubernetes.io/managed-by=dss-spark-k8s')).filter((o) => o.includes(`/${prefix}-`) || o.includes(`-${prefix}-`));
+  const leftObjects = (await labelledObjects(env.admin, 'app.kubernetes.io/managed-by=dss-spark-k8s')).filter(
+    (o) => o.includes(`/${prefix}-`) || o.includes(`-${prefix}-`),
+  );
   const left: Record<string, number> = {};
   for (const o of leftObjects) left[o.split('/')[0]!] = (left[o.split('/')[0]!] ?? 0) + 1;
   await removeLeftovers(env);

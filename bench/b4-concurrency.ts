@@ -65,7 +65,9 @@ export async function benchB4(env: BenchEnv, concurrency: number, singles: numbe
   const failures = results.filter((r) => r.exitCode !== 0).map((r) => `exit ${r.exitCode ?? r.signal}: ${r.stderr.trim().split('\n').at(-1) ?? ''}`);
   const namespaces = (await env.admin.must('GET', '/api/v1/namespaces')) as { items: { metadata: { name: string } }[] };
   const freshNamespace = `dss-ns-${env.freshUser.name}`;
-  const objectsLeft = (await labelledObjects(env.admin, `dss-spark-k8s.dataiku.io/job-id in (${jobIds.join(',')})`)).filter((o) => o.split('/')[1] === freshNamespace);
+  const objectsLeft = (await labelledObjects(env.admin, `dss-spark-k8s.dataiku.io/job-id in (${jobIds.join(',')})`)).filter(
+    (o) => o.split('/')[1] === freshNamespace,
+  );
   return {
     concurrency,
     single: summarize(single.map((r) => r.ms)),

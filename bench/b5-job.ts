@@ -67,7 +67,8 @@ function timeToResult(file: string, args: string[], as: Account, env: Record<str
     child.on('error', reject);
     child.on('close', (code) => {
       const exitMs = performance.now() - start;
-      if (code !== 0 || resultMs === undefined) reject(new Error(`B5: ${file} exited with ${code} without "${EXPECTED}"; stderr ends with: ${stderr.slice(-1500)}`));
+      if (code !== 0 || resultMs === undefined)
+        reject(new Error(`B5: ${file} exited with ${code} without "${EXPECTED}"; stderr ends with: ${stderr.slice(-1500)}`));
       else resolve({ resultMs, exitMs });
     });
   });
@@ -82,7 +83,10 @@ export async function benchB5(env: BenchEnv, rounds: number, log: (line: string)
 
   // (a) a profile with the real spark-submit.
   const config = join(env.scratch, 'b5-config.yaml');
-  writeFileSync(config, `${JSON.stringify({ profiles: { default: { sparkSubmit: env.sparkSubmit, kubeconfig: env.kubeconfig, autoCreateNamespace: true, tempDir: env.tempDir, sparkConf: conf } } }, null, 2)}\n`);
+  writeFileSync(
+    config,
+    `${JSON.stringify({ profiles: { default: { sparkSubmit: env.sparkSubmit, kubeconfig: env.kubeconfig, autoCreateNamespace: true, tempDir: env.tempDir, sparkConf: conf } } }, null, 2)}\n`,
+  );
   chownSync(config, env.dssuser.uid, env.dssuser.gid);
   const toolArgs = (i: number) => ['run', '--user', env.user.name, '--config', config, '--job-id', `b5-${i}`, '--quiet', '--', app];
 
@@ -94,23 +98,40 @@ export async function benchB5(env: BenchEnv, rounds: number, log: (line: string)
   copyFileSync(env.cluster.caFile, ca);
   const template = join(env.user.home, 'b5-executor-pod.json');
   const seccompProfile = { type: 'RuntimeDefault' };
-  writeFileSync(template, JSON.stringify({
-    apiVersion: 'v1', kind: 'Pod',
-    spec: {
-      automountServiceAccountToken: false,
-      securityContext: { runAsNonRoot: true, runAsUser: 185, seccompProfile },
-      containers: [{ name: 'spark-kubernetes-executor', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, seccompProfile } }],
-    },
-  }));
+  writeFileSync(
+    template,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      spec: {
+        automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, runAsUser: 185, seccompProfile },
+        containers: [
+          {
+            name: 'spark-kubernetes-executor',
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, seccompProfile },
+          },
+        ],
+      },
+    }),
+  );
   for (const file of [adminKubeconfig, ca, template]) chownSync(file, env.user.uid, env.user.gid);
   chmodSync(adminKubeconfig, 0o600);
   const plainArgs = [
-    '--master', `k8s://${env.cluster.server}`, '--deploy-mode', 'client',
-    '--conf', `spark.kubernetes.namespace=${env.namespace}`,
-    '--conf', `spark.kubernetes.authenticate.caCertFile=${ca}`,
-    '--conf', `spark.kubernetes.executor.podTemplateFile=${template}`,
-    '--conf', 'spark.kubernetes.executor.podTemplateContainerName=spark-kubernetes-executor',
-    '--conf', 'spark.kubernetes.executor.disableConfigMap=true',
+    '--master',
+    `k8s://${env.cluster.server}`,
+    '--deploy-mode',
+    'client',
+    '--conf',
+    `spark.kubernetes.namespace=${env.namespace}`,
+    '--conf',
+    `spark.kubernetes.authenticate.caCertFile=${ca}`,
+    '--conf',
+    `spark.kubernetes.executor.podTemplateFile=${template}`,
+    '--conf',
+    'spark.kubernetes.executor.podTemplateContainerName=spark-kubernetes-executor',
+    '--conf',
+    'spark.kubernetes.executor.disableConfigMap=true',
     ...Object.entries(conf).flatMap(([k, v]) => ['--conf', `${k}=${v}`]),
     app,
   ];

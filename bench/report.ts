@@ -23,7 +23,16 @@ export interface Machine {
 export interface Results {
   started: Date;
   finished?: Date;
-  settings: { quick: boolean; b1Runs: number; b2Runs: number; b2Cold: number; orphanCounts: number[]; concurrency: number; b4Singles: number; b5Rounds: number };
+  settings: {
+    quick: boolean;
+    b1Runs: number;
+    b2Runs: number;
+    b2Cold: number;
+    orphanCounts: number[];
+    concurrency: number;
+    b4Singles: number;
+    b5Rounds: number;
+  };
   machineBefore: Machine;
   machineAfter?: Machine;
   versions?: { node: string; kubectl: string; apiserver: string };
@@ -38,7 +47,11 @@ export function machine(): Machine {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
   const mhz = /^cpu MHz\s*:\s*([\d.]+)$/m.exec(cpuinfo)?.[1];
-  const free = trySh('free', ['-m'])?.split('\n').find((l) => l.startsWith('Mem:'))?.trim().split(/\s+/);
+  const free = trySh('free', ['-m'])
+    ?.split('\n')
+    .find((l) => l.startsWith('Mem:'))
+    ?.trim()
+    .split(/\s+/);
   const os = /^PRETTY_NAME="?([^"\n]+)"?$/m.exec(trySh('cat', ['/etc/os-release']) ?? '')?.[1] ?? 'Linux';
   return {
     cpu: `${model}${mhz ? ` @ ${Math.round(Number(mhz))} MHz` : ''}`,
@@ -82,14 +95,32 @@ function b1Rows(b1: B1Result): Row[] {
       '≤ 2×',
       met(vsFloor <= 2),
     ],
-    ['B1', `floor with writes = node + sudo + 1 GET + ${trips - 1} × write`, '', formatMs(b1.floorWrites), '', `run / floor = ${formatRatio(b1.run.median / b1.floorWrites)}`, '', ''],
+    [
+      'B1',
+      `floor with writes = node + sudo + 1 GET + ${trips - 1} × write`,
+      '',
+      formatMs(b1.floorWrites),
+      '',
+      `run / floor = ${formatRatio(b1.run.median / b1.floorWrites)}`,
+      '',
+      '',
+    ],
     row('B1', '  `node -e 0`', b1.node),
     row('B1', '  `sudo -n -u <user> /bin/true`', b1.sudo),
     row('B1', '  one keep-alive GET (namespace, as dssuser)', b1.rttGet),
     row('B1', '  one keep-alive write (create/delete a ServiceAccount)', b1.rttWrite),
     row('B1', 'CPU (user+sys, with children) per `run`', b1.runCpu),
     row('B1', 'CPU per kubectl script, simple', b1.kubectlSimpleCpu, `run / script = ${formatRatio(b1.runCpu.median / b1.kubectlSimpleCpu.median)}`),
-    ['B1', 'objects / temp dirs left after all runs', '', '', '', '', '0 / 0', met(b1.objectsLeft.length === 0 && b1.tempDirsLeft === 0) + ` (${b1.objectsLeft.length} / ${b1.tempDirsLeft})`],
+    [
+      'B1',
+      'objects / temp dirs left after all runs',
+      '',
+      '',
+      '',
+      '',
+      '0 / 0',
+      met(b1.objectsLeft.length === 0 && b1.tempDirsLeft === 0) + ` (${b1.objectsLeft.length} / ${b1.tempDirsLeft})`,
+    ],
   ];
 }
 
@@ -98,7 +129,12 @@ function b2Rows(b2: B2Result): Row[] {
   return [
     row('B2 start-up', '`node -e 0`', b2.node),
     row('B2', '`dss-spark-k8s --version`', b2.version, `vs node = ${formatRatio(ratio)}`, '≤ 1.5×', ratio <= 1.5),
-    row('B2', '  the same without the bin shim (`node dist/…mjs --version`)', b2.versionNoShim, `vs node = ${formatRatio(b2.versionNoShim.median / b2.node.median)}`),
+    row(
+      'B2',
+      '  the same without the bin shim (`node dist/…mjs --version`)',
+      b2.versionNoShim,
+      `vs node = ${formatRatio(b2.versionNoShim.median / b2.node.median)}`,
+    ),
     row('B2', '`run --dry-run=client -o json`', b2.dryRun, `vs node = ${formatRatio(b2.dryRun.median / b2.node.median)}`),
     row('B2', '`--version`, compile cache removed', b2.versionCold, `vs node = ${formatRatio(b2.versionCold.median / b2.node.median)}`),
     row('B2', '`run --dry-run=client`, compile cache removed', b2.dryRunCold, `vs node = ${formatRatio(b2.dryRunCold.median / b2.node.median)}`),
@@ -112,11 +148,62 @@ function b3Rows(rounds: B3Round[]): Row[] {
     const at10k = r.jobs === 10_000;
     const rssMb = r.maxRssKb === undefined ? undefined : r.maxRssKb / 1024;
     rows.push(
-      [`B3 orphan cleanup`, `${r.jobs.toLocaleString('en')} jobs (${r.objects.toLocaleString('en')} objects): \`cleanup --orphans --yes\``, '1', formatMs(r.cleanupMs), '', `${Math.round(r.objectsDeleted / (r.cleanupMs / 1000))} objects/s`, at10k ? '≤ 60 s' : '', at10k ? met(r.cleanupMs <= 60_000 && r.exitCode === 0) : ''],
-      ['B3', `  of which listing only (\`cleanup --orphans -o json\`, no --yes)`, '1', formatMs(r.listMs), '', r.listMaxRssKb === undefined ? '' : `peak RSS ${(r.listMaxRssKb / 1024).toFixed(0)} MB`, '', ''],
-      ['B3', `  peak RSS / CPU`, '', rssMb === undefined ? '-' : `${rssMb.toFixed(0)} MB`, '', r.cleanupCpuMs === undefined ? '' : `CPU ${formatMs(r.cleanupCpuMs)}`, at10k ? '≤ 256 MB' : '', at10k && rssMb !== undefined ? met(rssMb <= 256) : ''],
-      ['B3', `  exit code; jobs deleted; left after cleanup`, '', String(r.exitCode), '', `${r.jobsDeleted}/${r.jobs} jobs; left: ${left === 0 ? 'nothing' : Object.entries(r.left).map(([k, v]) => `${v} ${k}`).join(', ')}`, 'all / nothing', met(r.exitCode === 0 && r.jobsDeleted === r.jobs && left === 0)],
-      ['B3', `  set-up: creating them as admin (32 in flight)`, '', formatMs(r.createMs), '', `${Math.round(r.objects / (r.createMs / 1000))} objects/s`, '', ''],
+      [
+        `B3 orphan cleanup`,
+        `${r.jobs.toLocaleString('en')} jobs (${r.objects.toLocaleString('en')} objects): \`cleanup --orphans --yes\``,
+        '1',
+        formatMs(r.cleanupMs),
+        '',
+        `${Math.round(r.objectsDeleted / (r.cleanupMs / 1000))} objects/s`,
+        at10k ? '≤ 60 s' : '',
+        at10k ? met(r.cleanupMs <= 60_000 && r.exitCode === 0) : '',
+      ],
+      [
+        'B3',
+        `  of which listing only (\`cleanup --orphans -o json\`, no --yes)`,
+        '1',
+        formatMs(r.listMs),
+        '',
+        r.listMaxRssKb === undefined ? '' : `peak RSS ${(r.listMaxRssKb / 1024).toFixed(0)} MB`,
+        '',
+        '',
+      ],
+      [
+        'B3',
+        `  peak RSS / CPU`,
+        '',
+        rssMb === undefined ? '-' : `${rssMb.toFixed(0)} MB`,
+        '',
+        r.cleanupCpuMs === undefined ? '' : `CPU ${formatMs(r.cleanupCpuMs)}`,
+        at10k ? '≤ 256 MB' : '',
+        at10k && rssMb !== undefined ? met(rssMb <= 256) : '',
+      ],
+      [
+        'B3',
+        `  exit code; jobs deleted; left after cleanup`,
+        '',
+        String(r.exitCode),
+        '',
+        `${r.jobsDeleted}/${r.jobs} jobs; left: ${
+          left === 0
+            ? 'nothing'
+            : Object.entries(r.left)
+                .map(([k, v]) => `${v} ${k}`)
+                .join(', ')
+        }`,
+        'all / nothing',
+        met(r.exitCode === 0 && r.jobsDeleted === r.jobs && left === 0),
+      ],
+      [
+        'B3',
+        `  set-up: creating them as admin (32 in flight)`,
+        '',
+        formatMs(r.createMs),
+        '',
+        `${Math.round(r.objects / (r.createMs / 1000))} objects/s`,
+        '',
+        '',
+      ],
     );
   }
   if (rounds.length >= 2) {
@@ -125,7 +212,16 @@ function b3Rows(rounds: B3Round[]): Row[] {
     const scale = large.jobs / small.jobs;
     const ratio = large.cleanupMs / small.cleanupMs;
     const limit = 1.2 * scale;
-    rows.push(['B3', `time ratio ${large.jobs.toLocaleString('en')} / ${small.jobs.toLocaleString('en')} jobs`, '', '', '', formatRatio(ratio), `≤ ${limit.toFixed(0)} (1.2 × ${scale.toFixed(0)})`, met(ratio <= limit)]);
+    rows.push([
+      'B3',
+      `time ratio ${large.jobs.toLocaleString('en')} / ${small.jobs.toLocaleString('en')} jobs`,
+      '',
+      '',
+      '',
+      formatRatio(ratio),
+      `≤ ${limit.toFixed(0)} (1.2 × ${scale.toFixed(0)})`,
+      met(ratio <= limit),
+    ]);
   }
   return rows;
 }
@@ -136,12 +232,33 @@ function b4Rows(b4: B4Result): Row[] {
   const cpuBound = (b4.concurrentCpu.median * b4.concurrency) / machine().cores;
   return [
     row('B4 concurrency', 'single `run` (reference)', b4.single),
-    row('B4', `${b4.concurrency} concurrent runs, one user, namespace made by the race`, b4.concurrent, `p50 ${formatRatio(p50)}, p95 ${formatRatio(p95)} of single`, 'p95 ≤ 3×', p95 <= 3),
+    row(
+      'B4',
+      `${b4.concurrency} concurrent runs, one user, namespace made by the race`,
+      b4.concurrent,
+      `p50 ${formatRatio(p50)}, p95 ${formatRatio(p95)} of single`,
+      'p95 ≤ 3×',
+      p95 <= 3,
+    ),
     ['B4', 'successes', '', '', '', `${b4.successes}/${b4.concurrency}`, `${b4.concurrency}/${b4.concurrency}`, met(b4.successes === b4.concurrency)],
-    ['B4', 'objects / temp dirs left; namespaces for the user', '', '', '', `${b4.objectsLeft.length} / ${b4.tempDirsLeft}; ${b4.namespacesForUser}`, '0 / 0; 1', met(b4.objectsLeft.length === 0 && b4.tempDirsLeft === 0 && b4.namespacesForUser === 1)],
+    [
+      'B4',
+      'objects / temp dirs left; namespaces for the user',
+      '',
+      '',
+      '',
+      `${b4.objectsLeft.length} / ${b4.tempDirsLeft}; ${b4.namespacesForUser}`,
+      '0 / 0; 1',
+      met(b4.objectsLeft.length === 0 && b4.tempDirsLeft === 0 && b4.namespacesForUser === 1),
+    ],
     ['B4', 'makespan (first start → last exit)', '', formatMs(b4.makespanMs), '', `CPU bound: ${formatMs(cpuBound)}`, '', ''],
     row('B4', 'floor job (`node -e` running `sudo -n -u U true`), single', b4.floorSingle),
-    row('B4', `${b4.concurrency} floor jobs at once`, b4.floorConcurrent, `p95 ${formatRatio(b4.floorConcurrent.p95 / b4.floorSingle.median)} of single; makespan ${formatMs(b4.floorMakespanMs)}`),
+    row(
+      'B4',
+      `${b4.concurrency} floor jobs at once`,
+      b4.floorConcurrent,
+      `p95 ${formatRatio(b4.floorConcurrent.p95 / b4.floorSingle.median)} of single; makespan ${formatMs(b4.floorMakespanMs)}`,
+    ),
     ['B4', `${b4.concurrency} runs vs ${b4.concurrency} floor jobs at once (p95)`, '', '', '', formatRatio(b4.concurrent.p95 / b4.floorConcurrent.p95), '', ''],
     row('B4', 'CPU per run: single / concurrent', b4.concurrentCpu, `single ${formatMs(b4.singleCpu.median)}`),
   ];
@@ -150,7 +267,8 @@ function b4Rows(b4: B4Result): Row[] {
 function phaseTable(b1: B1Result): string {
   const total = b1.run.median;
   const lines = ['| phase of one `run` (from its --events timestamps) | median | p95 | share of the median run |', '| --- | --- | --- | --- |'];
-  for (const [phase, s] of Object.entries(b1.phases)) lines.push(`| ${phase} | ${formatMs(s.median)} | ${formatMs(s.p95)} | ${((100 * s.median) / total).toFixed(0)} % |`);
+  for (const [phase, s] of Object.entries(b1.phases))
+    lines.push(`| ${phase} | ${formatMs(s.median)} | ${formatMs(s.p95)} | ${((100 * s.median) / total).toFixed(0)} % |`);
   lines.push('', '| each helper process `run` starts, timed alone as dssuser | median | p95 |', '| --- | --- | --- |');
   for (const [name, s] of Object.entries(b1.components)) lines.push(`| \`${name}\` | ${formatMs(s.median)} | ${formatMs(s.p95)} |`);
   return lines.join('\n');
@@ -158,7 +276,14 @@ function phaseTable(b1: B1Result): string {
 
 function b5Rows(b5: B5Result): Row[] {
   return [
-    row('B5 a real job', 'process start → result: `dss-spark-k8s run` (PySpark, 2 executors on the node)', b5.tool, `a/b = ${formatRatio(b5.ratio)}`, '≤ 1.05×', b5.ratio <= 1.05),
+    row(
+      'B5 a real job',
+      'process start → result: `dss-spark-k8s run` (PySpark, 2 executors on the node)',
+      b5.tool,
+      `a/b = ${formatRatio(b5.ratio)}`,
+      '≤ 1.05×',
+      b5.ratio <= 1.05,
+    ),
     row('B5', 'process start → result: plain `spark-submit`, static admin kubeconfig', b5.plain),
     ['B5', 'difference a − b (medians)', '', formatMs(b5.differenceMs), '', '', '', ''],
     row('B5', 'process start → exit: `run` (teardown included)', b5.toolExit, `vs plain exit = ${formatRatio(b5.toolExit.median / b5.plainExit.median)}`),

@@ -33,7 +33,10 @@ function parseArgs(argv: string[]): { only: BenchName[]; write: boolean } {
     if (arg === '--write') write = true;
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
-      const names = (value ?? '').split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+      const names = (value ?? '')
+        .split(',')
+        .map((s) => s.trim().toUpperCase())
+        .filter(Boolean);
       const unknown = names.filter((n) => !(ALL as readonly string[]).includes(n));
       if (names.length === 0 || unknown.length > 0) usage(`--only ${value ?? ''}: expected a comma-separated list of ${ALL.join(', ')}`);
       only = ALL.filter((n) => names.includes(n));
@@ -45,7 +48,9 @@ function parseArgs(argv: string[]): { only: BenchName[]; write: boolean } {
 
 function usage(error?: string): never {
   if (error) process.stderr.write(`bench: ${error}\n`);
-  process.stderr.write('usage: npm run bench [-- --only B1,B2,B3,B4,B5] [--write]   (env: BENCH_QUICK=1, BENCH_RUNS, BENCH_ORPHANS, BENCH_CONCURRENCY, BENCH_B5_ROUNDS)\n');
+  process.stderr.write(
+    'usage: npm run bench [-- --only B1,B2,B3,B4,B5] [--write]   (env: BENCH_QUICK=1, BENCH_RUNS, BENCH_ORPHANS, BENCH_CONCURRENCY, BENCH_B5_ROUNDS)\n',
+  );
   process.exit(error ? 64 : 0);
 }
 
@@ -78,7 +83,11 @@ async function main() {
   };
 
   let interrupted = false;
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     process.on(signal, () => {
       if (interrupted) return;
       interrupted = true;

@@ -74,7 +74,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .requiredOption('--job <id>', 'the job id (--job-id of run, or the jobId of its events)')
     .requiredOption('--audit-log <file>', "the kube-apiserver's audit log (JSON lines)")
     .option('--user <login>', "the job's end user: matches its accounts exactly (without it: any job account ending in -<id>)")
-    .option('--credential-id <jti>', 'a credentialId of the job\'s provisioned/rotated events (repeatable)', collect, [])
+    .option('--credential-id <jti>', "a credentialId of the job's provisioned/rotated events (repeatable)", collect, [])
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (options) => {
       const { auditCommand } = await import('./commands/audit.ts');
@@ -101,7 +101,12 @@ export async function runCli(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       // --help and --version end here too, with code 0.
       if (error.exitCode === 0) return 0;
-      throw new UsageError(`${error.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}; see dss-spark-k8s --help`);
+      throw new UsageError(
+        `${error.message
+          .replace(/^error: /, '')
+          .replace(/\s*\n\s*/g, ' ')
+          .replace(/\.$/, '')}; see dss-spark-k8s --help`,
+      );
     }
     throw error;
   }

@@ -102,13 +102,13 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
     signals.throwIfReceived();
     await deps.jobDir.writeKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token, plan.executorPodTemplate);
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
-    // jobId, user and credentialId (the token's jti) tie the audit log's requests of this token to the end user.
+    // user and credentialId (the token's jti; the reporter adds jobId) tie the audit log's requests of this
+    // token to the end user.
     reporter.event('provisioned', {
       namespace: plan.namespace,
       serviceAccount: plan.baseName,
       namespaceCreated: provisioned.namespaceCreated,
       tokenExpiresAt: provisioned.tokenExpiresAt.toISOString(),
-      jobId: ctx.jobId,
       user: user.login,
       credentialId: provisioned.credentialId ?? null,
     });
@@ -140,7 +140,13 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
       {
         rotated: (generation, expiresAt, credentialId) => {
           reporter.status(`rotated the token (generation ${generation}, expires ${expiresAt.toISOString()})`);
-          reporter.event('rotated', { generation, tokenExpiresAt: expiresAt.toISOString(), jobId: ctx.jobId, user: user.login, credentialId: credentialId ?? null });
+          reporter.event('rotated', {
+            generation,
+            tokenExpiresAt: expiresAt.toISOString(),
+            jobId: ctx.jobId,
+            user: user.login,
+            credentialId: credentialId ?? null,
+          });
         },
         failed: (message) => reporter.warn(`token rotation failed, retrying in ${ROTATION_RETRY_SECONDS} s: ${message}`),
       },

@@ -76,7 +76,13 @@ function openEvents(target: string): number {
     throw new UsageError(`--events ${target}: cannot open (${code}); give a writable file or an open file descriptor number`);
   }
   const stat = fstatSync(fd);
-  const problem = !stat.isFile() ? 'is not a regular file' : stat.uid !== uid ? `is owned by uid ${stat.uid}, not by you (uid ${uid})` : stat.nlink > 1 ? 'has other hard links' : undefined;
+  const problem = !stat.isFile()
+    ? 'is not a regular file'
+    : stat.uid !== uid
+      ? `is owned by uid ${stat.uid}, not by you (uid ${uid})`
+      : stat.nlink > 1
+        ? 'has other hard links'
+        : undefined;
   if (problem) {
     closeSync(fd);
     throw refuse(problem);

@@ -155,11 +155,15 @@ export async function setUp(log: (line: string) => void, { node }: { node: boole
   const tempDir = ownedDir(join(dssDir, 'tmp'), dssuser);
   const scratch = ownedDir(join(dssDir, 'scratch'), dssuser);
   const config = join(dssDir, 'config.yaml');
-  writeFileSync(config, `${JSON.stringify({ profiles: { default: { sparkSubmit: '/bin/true', kubeconfig, autoCreateNamespace: true, tempDir } } }, null, 2)}\n`);
+  writeFileSync(
+    config,
+    `${JSON.stringify({ profiles: { default: { sparkSubmit: '/bin/true', kubeconfig, autoCreateNamespace: true, tempDir } } }, null, 2)}\n`,
+  );
   chownSync(config, dssuser.uid, dssuser.gid);
 
   const apiserver = ((await admin.must('GET', '/version')) as { gitVersion: string }).gitVersion;
-  const kubectl = (JSON.parse(sh(cluster.kubectl, ['version', '--client', '-o', 'json'])) as { clientVersion: { gitVersion: string } }).clientVersion.gitVersion;
+  const kubectl = (JSON.parse(sh(cluster.kubectl, ['version', '--client', '-o', 'json'])) as { clientVersion: { gitVersion: string } }).clientVersion
+    .gitVersion;
   return {
     prefix,
     workDir,

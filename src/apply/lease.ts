@@ -52,8 +52,7 @@ export function startLeaseRenewal(
     report.lost(reason);
   };
 
-  const put = (base: JobLease) =>
-    kube.replaceLease<JobLease>({ ...base, spec: { ...base.spec, renewTime: microTime(timers.now()) } });
+  const put = (base: JobLease) => kube.replaceLease<JobLease>({ ...base, spec: { ...base.spec, renewTime: microTime(timers.now()) } });
 
   const renewLease = async () => {
     try {

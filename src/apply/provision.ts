@@ -12,7 +12,15 @@ export type { CreatedObject } from '../teardown/teardown.ts';
 
 export type ProvisionClient = Pick<
   KubeClient,
-  'getNamespace' | 'createNamespace' | 'createResourceQuota' | 'createLimitRange' | 'createServiceAccount' | 'createSecret' | 'createRoleBinding' | 'createLease' | 'requestToken'
+  | 'getNamespace'
+  | 'createNamespace'
+  | 'createResourceQuota'
+  | 'createLimitRange'
+  | 'createServiceAccount'
+  | 'createSecret'
+  | 'createRoleBinding'
+  | 'createLease'
+  | 'requestToken'
 >;
 
 export interface Provisioned {
@@ -32,7 +40,13 @@ export interface Provisioned {
  * the namespace is new.
  */
 /** `beforeWrites` is awaited after the first read and before the first write (local checks run meanwhile). */
-export async function provision(kube: ProvisionClient, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
+export async function provision(
+  kube: ProvisionClient,
+  plan: JobPlan,
+  created: CreatedObject[],
+  dryRun?: DryRun,
+  beforeWrites?: Promise<unknown>,
+): Promise<Provisioned> {
   try {
     return await createAll(kube, plan, created, dryRun, beforeWrites);
   } catch (error) {
@@ -40,7 +54,13 @@ export async function provision(kube: ProvisionClient, plan: JobPlan, created: C
   }
 }
 
-async function createAll(kube: ProvisionClient, plan: JobPlan, created: CreatedObject[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<Provisioned> {
+async function createAll(
+  kube: ProvisionClient,
+  plan: JobPlan,
+  created: CreatedObject[],
+  dryRun?: DryRun,
+  beforeWrites?: Promise<unknown>,
+): Promise<Provisioned> {
   const namespaceCreated = await ensureNamespace(kube, plan, dryRun, beforeWrites);
   if (dryRun && namespaceCreated) {
     // The namespace does not exist, so the server cannot dry-run objects inside it.
@@ -113,7 +133,10 @@ function settled(results: PromiseSettledResult<unknown>[]): unknown[] {
 function explain(error: unknown): unknown {
   if (!(error instanceof KubernetesError)) return error;
   if (error.status === 404 && /namespaces? "[^"]+" not found/.test(error.message)) {
-    return new KubernetesError(`${error.message}; the namespace does not exist and the profile does not create it (autoCreateNamespace: false): ask an administrator to create it`, 404);
+    return new KubernetesError(
+      `${error.message}; the namespace does not exist and the profile does not create it (autoCreateNamespace: false): ask an administrator to create it`,
+      404,
+    );
   }
   if (error.status === 403) {
     return new KubernetesError(`${error.message}; grant dssuser the rights of deploy/rbac (dss-spark-k8s doctor shows what is missing)`, 403);

@@ -115,7 +115,11 @@ async function rotateOnce(target: RotationTarget, generation: number): Promise<{
   }
   created.push(record);
   try {
-    const { token, expiresAt } = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, { name, uid: anchor.metadata!.uid! }));
+    const { token, expiresAt } = await kube.requestToken(
+      plan.namespace,
+      plan.baseName,
+      boundTokenRequest(plan.tokenRequest, { name, uid: anchor.metadata!.uid! }),
+    );
     await writeToken(token);
     const credentialId = tokenJti(token);
     return { anchor: record, expiresAt, ...(credentialId ? { credentialId } : {}) };

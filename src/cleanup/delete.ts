@@ -88,7 +88,12 @@ function fail(report: JobReport, error: unknown) {
 }
 
 /** The job as it is now if it is still orphaned; else the report says why not (skipped, or failed to look). */
-async function lookAgain(kube: DeleteClient, report: JobReport, ctx: DeleteContext, retried: <T>(call: () => Promise<T>) => Promise<T>): Promise<Job | undefined> {
+async function lookAgain(
+  kube: DeleteClient,
+  report: JobReport,
+  ctx: DeleteContext,
+  retried: <T>(call: () => Promise<T>) => Promise<T>,
+): Promise<Job | undefined> {
   const listed = report.job;
   const owner = listed.owner;
   if (owner === undefined) return undefined; // a temp directory alone: nothing to ask the cluster

@@ -13,14 +13,20 @@ import type { JobProcess, StaleDir } from './model.ts';
  * process). Only directories owned by this Unix account and made on this host are considered: a directory
  * of another account could be a trap, and the liveness of a process on another host cannot be checked.
  */
-export async function findStaleDirs(tempDir: string, isAlive: (process: JobProcess) => boolean = isProcessAlive, warn: (message: string) => void = () => {}): Promise<StaleDir[]> {
+export async function findStaleDirs(
+  tempDir: string,
+  isAlive: (process: JobProcess) => boolean = isProcessAlive,
+  warn: (message: string) => void = () => {},
+): Promise<StaleDir[]> {
   let names: string[];
   try {
     names = await readdir(tempDir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return [];
-    throw new ConfigError(`cannot read the temp directory ${tempDir} (${code ?? (error as Error).message}); run cleanup as the account that runs jobs, or fix the profile's tempDir`);
+    throw new ConfigError(
+      `cannot read the temp directory ${tempDir} (${code ?? (error as Error).message}); run cleanup as the account that runs jobs, or fix the profile's tempDir`,
+    );
   }
   const stale: StaleDir[] = [];
   for (const name of names) {

@@ -63,30 +63,40 @@ export async function listJobs(kube: ListClient, options: ListOptions): Promise<
   };
 
   const trusted = JOB_KINDS.flatMap((kind) => scopes.map((namespace) => ({ kind, namespace })));
-  await pMap(trusted, async ({ kind, namespace }) => {
-    if (namespace !== undefined && unknown.has(namespace)) return;
-    try {
-      await listAll(kind, namespace);
-    } catch (error) {
-      if (namespace === undefined) throw error;
-      if (unknown.has(namespace)) return;
-      unknown.add(namespace);
-      failures.push({ namespace, kind, message: (error as Error).message });
-      warn(`${(error as Error).message}; the jobs in ${namespace} are left alone`);
-    }
-  }, { concurrency: options.concurrency });
+  await pMap(
+    trusted,
+    async ({ kind, namespace }) => {
+      if (namespace !== undefined && unknown.has(namespace)) return;
+      try {
+        await listAll(kind, namespace);
+      } catch (error) {
+        if (namespace === undefined) throw error;
+        if (unknown.has(namespace)) return;
+        unknown.add(namespace);
+        failures.push({ namespace, kind, message: (error as Error).message });
+        warn(`${(error as Error).message}; the jobs in ${namespace} are left alone`);
+      }
+    },
+    { concurrency: options.concurrency },
+  );
   for (const [key, job] of jobs) if (unknown.has(job.namespace)) jobs.delete(key);
 
-  const driver = DRIVER_CREATED_KINDS.flatMap((kind) => scopes.filter((namespace) => namespace === undefined || !unknown.has(namespace)).map((namespace) => ({ kind, namespace })));
-  await pMap(driver, async ({ kind, namespace }) => {
-    try {
-      await listAll(kind, namespace);
-    } catch (error) {
-      failures.push({ ...(namespace !== undefined ? { namespace } : {}), kind, message: (error as Error).message });
-      warn(`${(error as Error).message}; the OBJECTS of the jobs${namespace ? ` in ${namespace}` : ''} leave out ${kind} (they are deleted all the same)`);
-      for (const job of jobs.values()) if (namespace === undefined || job.namespace === namespace) job.uncounted = [...(job.uncounted ?? []), kind];
-    }
-  }, { concurrency: options.concurrency });
+  const driver = DRIVER_CREATED_KINDS.flatMap((kind) =>
+    scopes.filter((namespace) => namespace === undefined || !unknown.has(namespace)).map((namespace) => ({ kind, namespace })),
+  );
+  await pMap(
+    driver,
+    async ({ kind, namespace }) => {
+      try {
+        await listAll(kind, namespace);
+      } catch (error) {
+        failures.push({ ...(namespace !== undefined ? { namespace } : {}), kind, message: (error as Error).message });
+        warn(`${(error as Error).message}; the OBJECTS of the jobs${namespace ? ` in ${namespace}` : ''} leave out ${kind} (they are deleted all the same)`);
+        for (const job of jobs.values()) if (namespace === undefined || job.namespace === namespace) job.uncounted = [...(job.uncounted ?? []), kind];
+      }
+    },
+    { concurrency: options.concurrency },
+  );
   return { jobs, failures, unknown };
 }
 

@@ -16,7 +16,15 @@
 // ownerSelector(owner), the managed-by label and that job's owner label, nothing else.
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { JobOwner } from '../exec/job-dir.ts';
-import { DRIVER_CREATED_KINDS, JOB_KINDS, TEARDOWN_PHASES, TOKEN_ANCHOR_KIND, type DriverCreatedKind, type LabelledKind, type TrustedKind } from '../plan/kinds.ts';
+import {
+  DRIVER_CREATED_KINDS,
+  JOB_KINDS,
+  TEARDOWN_PHASES,
+  TOKEN_ANCHOR_KIND,
+  type DriverCreatedKind,
+  type LabelledKind,
+  type TrustedKind,
+} from '../plan/kinds.ts';
 import { executorServiceAccountName, isDnsLabel, loginToSlug } from '../plan/names.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../plan/types.ts';
 import { ownerSelector } from '../teardown/order.ts';
@@ -160,7 +168,11 @@ export function addObject(jobs: Map<string, Job>, kind: CleanupKind, object: Lis
   const jobId = labels[JOB_LABEL];
   const ignore = (why: string) => warn(`ignoring ${kind} ${namespace}/${name}: ${why}`);
   if (!expectedNames(kind, owner).includes(name)) {
-    ignore(`its owner label is "${owner}", so its name should be ${expectedNames(kind, owner).map((n) => `"${n}"`).join(' or ')}`);
+    ignore(
+      `its owner label is "${owner}", so its name should be ${expectedNames(kind, owner)
+        .map((n) => `"${n}"`)
+        .join(' or ')}`,
+    );
     return;
   }
   if (!jobId) {
@@ -220,7 +232,12 @@ function leaseExpiry(lease: LeaseInfo): number {
  * to several jobs (two users' jobs sharing a job id) is left out: it is not clear which job's state should
  * decide. `inScope` tells the namespaces cleanup looked at.
  */
-export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], inScope: (namespace: string) => boolean, warn: (message: string) => void = () => {}): void {
+export function addStaleDirs(
+  jobs: Map<string, Job>,
+  dirs: StaleDir[],
+  inScope: (namespace: string) => boolean,
+  warn: (message: string) => void = () => {},
+): void {
   const byId = new Map<string, Job[]>();
   for (const job of jobs.values()) {
     const id = `${job.namespace}/${job.jobId}`;
@@ -230,7 +247,9 @@ export function addStaleDirs(jobs: Map<string, Job>, dirs: StaleDir[], inScope: 
     const { namespace, jobId, serviceAccount } = dir.owner;
     if (!inScope(namespace)) continue;
     const matches =
-      serviceAccount !== undefined ? [jobs.get(jobKey(namespace, serviceAccount))].filter((job) => job !== undefined && job.jobId === jobId) : (byId.get(`${namespace}/${jobId}`) ?? []);
+      serviceAccount !== undefined
+        ? [jobs.get(jobKey(namespace, serviceAccount))].filter((job) => job !== undefined && job.jobId === jobId)
+        : (byId.get(`${namespace}/${jobId}`) ?? []);
     if (matches.length === 1) matches[0]!.tempDir = dir;
     // Keyed by path: never the key of a job of the cluster.
     else if (matches.length === 0) jobs.set(`${namespace}//${dir.path}`, { jobId, namespace, objects: {}, createdAt: dir.createdAt, tempDir: dir });
@@ -316,10 +335,10 @@ export interface DeletionPhases {
   last: LabelledKind[];
 }
 
-
 /** The one selector a delete of this job uses; there is none for a job without an owner. */
 export function deleteSelector(job: Pick<Job, 'owner'>): string {
-  if (job.owner === undefined || !isDnsLabel(job.owner)) throw new Error(`internal: a delete selector needs the job's owner label, got ${JSON.stringify(job.owner)}`);
+  if (job.owner === undefined || !isDnsLabel(job.owner))
+    throw new Error(`internal: a delete selector needs the job's owner label, got ${JSON.stringify(job.owner)}`);
   return ownerSelector(job.owner);
 }
 

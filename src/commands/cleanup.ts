@@ -241,10 +241,14 @@ function finish(reports: JobReport[], yes: boolean, listFailures: readonly ListF
   }
   if (listFailures.length > 0) {
     const where = [...new Set(listFailures.map((f) => f.namespace ?? 'all namespaces'))];
-    throw new KubernetesError(`could not list everything in ${where.join(', ')} (reasons above); what could not be seen was left alone; run cleanup --orphans again`);
+    throw new KubernetesError(
+      `could not list everything in ${where.join(', ')} (reasons above); what could not be seen was left alone; run cleanup --orphans again`,
+    );
   }
   if (failed.length > 0) {
-    throw new TeardownError(`could not delete everything of ${failed.length} orphaned job(s) (reasons above); run cleanup --orphans --yes again or delete them by hand`);
+    throw new TeardownError(
+      `could not delete everything of ${failed.length} orphaned job(s) (reasons above); run cleanup --orphans --yes again or delete them by hand`,
+    );
   }
   return 0;
 }

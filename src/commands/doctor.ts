@@ -7,7 +7,7 @@ import chalk, { Chalk } from 'chalk';
 import { resolveConfigPath } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
 import { checkCluster } from '../doctor/cluster.ts';
-import { checkConfig, } from '../doctor/config.ts';
+import { checkConfig } from '../doctor/config.ts';
 import { checkPolicy } from '../doctor/policies.ts';
 import { runProcess, type RunProcess } from '../doctor/process.ts';
 import { allOk, type CheckResult, formatJson, formatText, result } from '../doctor/result.ts';
@@ -62,7 +62,12 @@ export async function runChecks(options: DoctorOptions, deps: Omit<DoctorDeps, '
 
 async function clusterChecks(options: DoctorOptions, profile: Profile): Promise<CheckResult[]> {
   const cluster = await checkCluster(
-    () => Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds }),
+    () =>
+      Kube.load({
+        kubeconfig: options.kubeconfig ?? profile.kubeconfig,
+        context: options.context ?? profile.context,
+        timeoutSeconds: profile.apiTimeoutSeconds,
+      }),
     `profile "${profile.name}" of ${profile.source}`,
   );
   const kube = cluster.kube;
@@ -70,7 +75,8 @@ async function clusterChecks(options: DoctorOptions, profile: Profile): Promise<
   try {
     const policy = [checkPolicy(kube, profile)];
     const sample = sampleNamespace(profile, options.user, options.adminProperty ?? []);
-    if ('result' in sample) return [cluster.result, sample.result, ...skipped(['rights'], 'no namespace'), await checkDriverRole(kube, profile), ...(await Promise.all(policy))];
+    if ('result' in sample)
+      return [cluster.result, sample.result, ...skipped(['rights'], 'no namespace'), await checkDriverRole(kube, profile), ...(await Promise.all(policy))];
     // A per-user namespace expanded from the placeholder login is not a real one: do not look it up.
     const real = options.user !== undefined || !profile.targetNamespace.includes('${dssUserLogin}');
     return [
@@ -88,14 +94,25 @@ async function clusterChecks(options: DoctorOptions, profile: Profile): Promise<
 }
 
 async function localChecks(deps: Omit<DoctorDeps, 'stdout'>, profile: Profile, user: string | undefined): Promise<CheckResult[]> {
-  const exists = await stat(profile.sparkSubmit).then(() => true, () => false);
+  const exists = await stat(profile.sparkSubmit).then(
+    () => true,
+    () => false,
+  );
   const sudo = await checkSudo(deps.run, deps.me, user, profile, exists);
   // Through sudo as the end user, as a job runs it (sudo resets PATH and JAVA_HOME), when the rule allows it.
   const spark = await checkSpark(deps.run, profile, sudo.ok ? user : undefined);
   return [sudo, spark];
 }
 
-const TITLES = { cluster: 'cluster', namespace: 'namespace', rights: 'rights', 'driver-role': 'driver role', policy: 'admission policies', sudo: 'sudoers rule', spark: 'spark-submit' } as const;
+const TITLES = {
+  cluster: 'cluster',
+  namespace: 'namespace',
+  rights: 'rights',
+  'driver-role': 'driver role',
+  policy: 'admission policies',
+  sudo: 'sudoers rule',
+  spark: 'spark-submit',
+} as const;
 
 function skipped(ids: (keyof typeof TITLES)[], why: string): CheckResult[] {
   return ids.map((id) => result(id, TITLES[id], 'skip', `not checked: ${why}`));

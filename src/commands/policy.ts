@@ -31,7 +31,9 @@ export async function policyCommand(action: 'apply' | 'show', options: PolicyOpt
     const kube = load();
     try {
       const outcome = await applyPolicy(kube);
-      io.stderr(`dss-spark-k8s: policy ${ISOLATION_POLICY_NAME} and its binding ${outcome}; it applies to namespaces labelled ${MANAGED_NAMESPACE_LABEL}=true within a few seconds\n`);
+      io.stderr(
+        `dss-spark-k8s: policy ${ISOLATION_POLICY_NAME} and its binding ${outcome}; it applies to namespaces labelled ${MANAGED_NAMESPACE_LABEL}=true within a few seconds\n`,
+      );
     } finally {
       await kube.close();
     }
@@ -106,7 +108,11 @@ export async function describeInstalled(kube: Kube): Promise<string> {
   if (!livePolicy && !liveBinding) return `policy ${ISOLATION_POLICY_NAME} is not installed: jobs sharing a namespace are not isolated; ${fix}`;
   const problems = [
     !livePolicy ? 'the policy is missing' : !sameSpec(livePolicy, policy) ? 'the policy differs from the one printed' : undefined,
-    !liveBinding ? 'the binding is missing (the policy is not enforced)' : !sameSpec(liveBinding, binding) ? 'the binding differs from the one printed' : undefined,
+    !liveBinding
+      ? 'the binding is missing (the policy is not enforced)'
+      : !sameSpec(liveBinding, binding)
+        ? 'the binding differs from the one printed'
+        : undefined,
   ].filter(Boolean);
   if (problems.length > 0) return `policy ${ISOLATION_POLICY_NAME} is installed but ${problems.join(' and ')}; ${fix}`;
   return `policy ${ISOLATION_POLICY_NAME} is installed and matches the one printed`;

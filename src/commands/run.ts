@@ -66,7 +66,11 @@ export async function runCommand(options: RunOptions): Promise<number> {
 /** The profile, dssuser's client (--kubeconfig/--context, else the profile's) and the end user's account. */
 async function complete(options: RunOptions): Promise<Completed> {
   const profile = selectProfile(loadConfig(resolveConfigPath(options.config, process.env)), options.profile);
-  const kube = Kube.load({ kubeconfig: options.kubeconfig ?? profile.kubeconfig, context: options.context ?? profile.context, timeoutSeconds: profile.apiTimeoutSeconds });
+  const kube = Kube.load({
+    kubeconfig: options.kubeconfig ?? profile.kubeconfig,
+    context: options.context ?? profile.context,
+    timeoutSeconds: profile.apiTimeoutSeconds,
+  });
   try {
     // The TLS handshake runs while the end user is looked up (no request is sent before the checks pass).
     if (options.dryRun !== 'client') kube.connect();
@@ -85,7 +89,12 @@ function validate(options: RunOptions, { user, profile }: Completed): string {
 }
 
 /** Plans the job of a checked end user, then prints it (dry runs) or runs it. */
-async function run(options: RunOptions, { profile, jobId, kube, user }: Completed & { jobId: string }, reporter: Reporter, signals: SignalWatcher): Promise<number> {
+async function run(
+  options: RunOptions,
+  { profile, jobId, kube, user }: Completed & { jobId: string },
+  reporter: Reporter,
+  signals: SignalWatcher,
+): Promise<number> {
   const adminProperties = resolveAdminProperties(user.login, options.adminProperty, profile);
   const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties, ...thisProcess(), now: new Date() };
   const plan = (files?: { caFile?: string; podTemplate: string }) =>

@@ -72,9 +72,7 @@ export function parseConfig(text: string, source: string): Config {
   const names = Object.keys(profilesReader.obj);
   if (names.length === 0) top.fail('profiles', 'expected a non-empty map of profile names to settings, got {}');
 
-  const profiles: Record<string, Profile> = Object.fromEntries(
-    names.map((name) => [name, parseProfile(profilesReader, name)]),
-  );
+  const profiles: Record<string, Profile> = Object.fromEntries(names.map((name) => [name, parseProfile(profilesReader, name)]));
   // Every per-user namespace this configuration can give (the default template's too): none may be a team namespace.
   const perUser = [...new Set([DEFAULT_TARGET_NAMESPACE, ...Object.values(profiles).map((p) => p.targetNamespace)])].filter(isPerUserTemplate);
   for (const profile of Object.values(profiles)) profile.perUserNamespaces = perUser.map(perUserNamespacePattern);

@@ -14,7 +14,10 @@ export async function checkCluster(load: () => Kube, where: string): Promise<{ r
   }
   try {
     const version = await kube.serverVersion();
-    const username = await kube.whoAmI().then((me) => me.username, () => undefined);
+    const username = await kube.whoAmI().then(
+      (me) => me.username,
+      () => undefined,
+    );
     const as = username ? ` as ${username}` : '';
     return { result: result('cluster', title, 'pass', `${kube.endpoint.server}: Kubernetes ${version}${as}`), kube, username };
   } catch (error) {

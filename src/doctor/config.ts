@@ -1,7 +1,7 @@
 // 1. The configuration file and the profile.
 import { loadConfig, selectProfile } from '../config/load.ts';
 import type { Profile } from '../config/types.ts';
-import { CliError, } from '../errors.ts';
+import { CliError } from '../errors.ts';
 import { result, type CheckResult } from './result.ts';
 
 export function checkConfig(path: string, profileName: string | undefined): { result: CheckResult; profile?: Profile } {

@@ -24,11 +24,18 @@ export async function checkPolicy(kube: Kube, profile: Profile): Promise<CheckRe
         kube.getClusterObject<V1ValidatingAdmissionPolicyBinding>('validatingadmissionpolicybindings', name),
       ]);
       if (policy === undefined) missing.push(`${name} is not installed (${without})`);
-      else if (binding?.spec?.policyName !== name || !binding.spec.validationActions.includes('Deny')) missing.push(`${name} is not bound with validationActions [Deny] (${without})`);
+      else if (binding?.spec?.policyName !== name || !binding.spec.validationActions.includes('Deny'))
+        missing.push(`${name} is not bound with validationActions [Deny] (${without})`);
     }
   } catch (error) {
     if (error instanceof KubernetesError && error.status === 403) {
-      return result('policy', title, 'fail', `cannot read the ValidatingAdmissionPolicies ${ISOLATION_POLICY_NAME} and ${DSSUSER_POLICY_NAME}: the identity lacks the read rights of deploy/rbac/${manifest}`, fix);
+      return result(
+        'policy',
+        title,
+        'fail',
+        `cannot read the ValidatingAdmissionPolicies ${ISOLATION_POLICY_NAME} and ${DSSUSER_POLICY_NAME}: the identity lacks the read rights of deploy/rbac/${manifest}`,
+        fix,
+      );
     }
     if (error instanceof KubernetesError) return result('policy', title, 'fail', error.message);
     throw error;

@@ -35,8 +35,9 @@ export function formatText(results: CheckResult[], chalk: ChalkInstance): string
     ...(r.fix === undefined ? [] : r.fix.split('\n').map((line) => `    ${chalk.cyan(line)}`)),
   ]);
   const failed = results.filter((r) => !r.ok).length;
-  const summary = failed === 0
-    ? chalk.green(`all ${results.length} checks passed`)
-    : chalk.red(`${failed} of ${results.length} checks failed or could not run; apply the fixes above and run doctor again`);
+  const summary =
+    failed === 0
+      ? chalk.green(`all ${results.length} checks passed`)
+      : chalk.red(`${failed} of ${results.length} checks failed or could not run; apply the fixes above and run doctor again`);
   return `${[...lines, summary].join('\n')}\n`;
 }

@@ -28,7 +28,13 @@ export function sampleNamespace(profile: Profile, login: string | undefined, adm
 export async function checkNamespace(kube: Kube, profile: Profile, namespace: string, sampleUser: boolean): Promise<CheckResult> {
   const title = `namespace ${namespace}`;
   if (!sampleUser) {
-    return result('namespace', title, 'warn', `from the placeholder login "${PLACEHOLDER_LOGIN}": existence and label not checked`, 'pass --user LOGIN to check the namespace of a real end user');
+    return result(
+      'namespace',
+      title,
+      'warn',
+      `from the placeholder login "${PLACEHOLDER_LOGIN}": existence and label not checked`,
+      'pass --user LOGIN to check the namespace of a real end user',
+    );
   }
   const label = `${MANAGED_NAMESPACE_LABEL}=true`;
   let found: Awaited<ReturnType<Kube['getNamespace']>>;
@@ -43,12 +49,22 @@ export async function checkNamespace(kube: Kube, profile: Profile, namespace: st
   }
   if (found === undefined) {
     if (profile.autoCreateNamespace) return result('namespace', title, 'pass', 'does not exist yet: the first job creates it (autoCreateNamespace)');
-    return result('namespace', title, 'fail', 'does not exist and autoCreateNamespace is off',
-      `kubectl create namespace ${namespace} && kubectl label namespace ${namespace} ${label}`);
+    return result(
+      'namespace',
+      title,
+      'fail',
+      'does not exist and autoCreateNamespace is off',
+      `kubectl create namespace ${namespace} && kubectl label namespace ${namespace} ${label}`,
+    );
   }
   if (found.metadata?.labels?.[MANAGED_NAMESPACE_LABEL] !== 'true') {
-    return result('namespace', title, 'fail', `exists but is not labelled ${label}: dssuser may not write in it`,
-      `kubectl label namespace ${namespace} ${label}`);
+    return result(
+      'namespace',
+      title,
+      'fail',
+      `exists but is not labelled ${label}: dssuser may not write in it`,
+      `kubectl label namespace ${namespace} ${label}`,
+    );
   }
   return result('namespace', title, 'pass', `exists, labelled ${label}`);
 }
@@ -107,12 +123,14 @@ export function rulesYaml(missing: Right[]): string {
     else rules.push({ group, resources: [resource], name, verbs });
   }
   return rules
-    .map((rule) => [
-      `- apiGroups: [${rule.group === '' ? '""' : rule.group}]`,
-      `  resources: [${rule.resources.join(', ')}]`,
-      ...(rule.name ? [`  resourceNames: [${rule.name}]`] : []),
-      `  verbs: [${rule.verbs.join(', ')}]`,
-    ].join('\n'))
+    .map((rule) =>
+      [
+        `- apiGroups: [${rule.group === '' ? '""' : rule.group}]`,
+        `  resources: [${rule.resources.join(', ')}]`,
+        ...(rule.name ? [`  resourceNames: [${rule.name}]`] : []),
+        `  verbs: [${rule.verbs.join(', ')}]`,
+      ].join('\n'),
+    )
     .join('\n');
 }
 
@@ -124,11 +142,13 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
   const rights = requiredRights(profile);
   let allowed: boolean[];
   try {
-    allowed = await pMap(rights, (right) =>
-      // As the apiserver sees the requests: POST /namespaces has no namespace, GET /namespaces/<ns> has both.
-      right.resource === 'namespaces'
-        ? kube.canI({ ...right, ...(right.verb === 'create' ? {} : { namespace, name: namespace }) })
-        : kube.canI({ ...right, namespace }), // bind on a ClusterRole, too: it is checked in the binding's namespace
+    allowed = await pMap(
+      rights,
+      (right) =>
+        // As the apiserver sees the requests: POST /namespaces has no namespace, GET /namespaces/<ns> has both.
+        right.resource === 'namespaces'
+          ? kube.canI({ ...right, ...(right.verb === 'create' ? {} : { namespace, name: namespace }) })
+          : kube.canI({ ...right, namespace }), // bind on a ClusterRole, too: it is checked in the binding's namespace
       { concurrency: SSAR_CONCURRENCY },
     );
   } catch (error) {
@@ -141,7 +161,13 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
   const where = isTeamMode(profile)
     ? `# add to the rules of the Role bound to ${who} in namespace ${namespace} (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):`
     : `# add to the rules of the ClusterRole bound to ${who} (dss-spark-k8s of deploy/rbac/per-user-namespaces.yaml):`;
-  return result('rights', title, 'fail', `missing ${missing.length} of ${rights.length}: ${missing.map(rightName).join(', ')}`, `${where}\n${rulesYaml(missing)}`);
+  return result(
+    'rights',
+    title,
+    'fail',
+    `missing ${missing.length} of ${rights.length}: ${missing.map(rightName).join(', ')}`,
+    `${where}\n${rulesYaml(missing)}`,
+  );
 }
 
 /** The driver's ClusterRole (deploy/rbac) exists and grants exactly DRIVER_RULES: a job's RoleBinding refers to it. */
@@ -154,7 +180,12 @@ export async function checkDriverRole(kube: Kube, profile: Profile): Promise<Che
     rules = await kube.getClusterRoleRules(DRIVER_CLUSTER_ROLE);
   } catch (error) {
     if (error instanceof KubernetesError && error.status === 403) {
-      return result('driver-role', title, 'warn', `cannot read ClusterRole ${DRIVER_CLUSTER_ROLE} (no get on it): make sure it exists as in deploy/rbac/${manifest}, or jobs get no rights`);
+      return result(
+        'driver-role',
+        title,
+        'warn',
+        `cannot read ClusterRole ${DRIVER_CLUSTER_ROLE} (no get on it): make sure it exists as in deploy/rbac/${manifest}, or jobs get no rights`,
+      );
     }
     if (error instanceof KubernetesError) return result('driver-role', title, 'fail', error.message);
     throw error;
@@ -164,13 +195,21 @@ export async function checkDriverRole(kube: Kube, profile: Profile): Promise<Che
   const needed = ruleSet(DRIVER_RULES);
   const extra = [...granted].filter((right) => !needed.has(right));
   const lacking = [...needed].filter((right) => !granted.has(right));
-  if (extra.length > 0) return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} grants jobs more than the driver needs: ${extra.join(', ')}`, fix);
-  if (lacking.length > 0) return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} lacks rights the driver needs: ${lacking.join(', ')}`, fix);
+  if (extra.length > 0)
+    return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} grants jobs more than the driver needs: ${extra.join(', ')}`, fix);
+  if (lacking.length > 0)
+    return result('driver-role', title, 'fail', `ClusterRole ${DRIVER_CLUSTER_ROLE} lacks rights the driver needs: ${lacking.join(', ')}`, fix);
   return result('driver-role', title, 'pass', `ClusterRole ${DRIVER_CLUSTER_ROLE} grants exactly the driver's rights`);
 }
 
 /** Rules as "verb resource.group" strings; anything broader than plain names (wildcards, resourceNames, URLs) shows as such. */
-type RuleLike = { apiGroups?: readonly string[]; resources?: readonly string[]; verbs: readonly string[]; resourceNames?: readonly string[]; nonResourceURLs?: readonly string[] };
+type RuleLike = {
+  apiGroups?: readonly string[];
+  resources?: readonly string[];
+  verbs: readonly string[];
+  resourceNames?: readonly string[];
+  nonResourceURLs?: readonly string[];
+};
 
 function ruleSet(rules: readonly RuleLike[]): Set<string> {
   const rights = new Set<string>();
@@ -178,7 +217,8 @@ function ruleSet(rules: readonly RuleLike[]): Set<string> {
     if (rule.nonResourceURLs?.length) rights.add(`${rule.verbs.join('/')} ${rule.nonResourceURLs.join(',')}`);
     for (const group of rule.apiGroups ?? []) {
       for (const resource of rule.resources ?? []) {
-        for (const verb of rule.verbs) rights.add(`${verb} ${resource}${group ? `.${group}` : ''}${rule.resourceNames?.length ? ` (${rule.resourceNames.join(',')})` : ''}`);
+        for (const verb of rule.verbs)
+          rights.add(`${verb} ${resource}${group ? `.${group}` : ''}${rule.resourceNames?.length ? ` (${rule.resourceNames.join(',')})` : ''}`);
       }
     }
   }

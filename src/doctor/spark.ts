@@ -54,7 +54,10 @@ export async function sparkHome(sparkSubmit: string): Promise<{ home: string; pi
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The fix for a spark-submit --version that failed, from what it printed. */
@@ -63,7 +66,7 @@ export function sparkFailureFix(output: string, path: string, where: string, hom
     return `set sparkSubmit: ${join(home.home, 'bin', 'spark-submit')} in ${where} (pip's venv script needs the venv's python on PATH, which sudo resets), and put that path in the sudoers rule`;
   }
   if (/JAVA_HOME|java: (command )?not found|UnsupportedClassVersionError|No Java runtime/i.test(output)) {
-    return 'install Java 17 or newer where sudo\'s secure_path finds `java`, or set JAVA_HOME in $SPARK_HOME/conf/spark-env.sh';
+    return "install Java 17 or newer where sudo's secure_path finds `java`, or set JAVA_HOME in $SPARK_HOME/conf/spark-env.sh";
   }
   return `run "${path} --version" as the end user to see the error; fix the installation or sparkSubmit in ${where}`;
 }
@@ -73,7 +76,14 @@ export async function checkSpark(run: RunProcess, profile: Profile, asUser: stri
   const path = profile.sparkSubmit;
   const where = `profile "${profile.name}" of ${profile.source}`;
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => error.code ?? 'error');
-  if (typeof info === 'string') return result('spark', title, 'fail', `${path}: ${info === 'ENOENT' ? 'no such file' : info}`, `set sparkSubmit in ${where} to the absolute path of spark-submit`);
+  if (typeof info === 'string')
+    return result(
+      'spark',
+      title,
+      'fail',
+      `${path}: ${info === 'ENOENT' ? 'no such file' : info}`,
+      `set sparkSubmit in ${where} to the absolute path of spark-submit`,
+    );
   if (!info.isFile() || (info.mode & 0o111) === 0) return result('spark', title, 'fail', `${path} is not an executable file`, `chmod a+rx ${path}`);
 
   const command = asUser === undefined ? [path, '--version'] : ['sudo', '-n', '-u', asUser, '--', path, '--version'];
@@ -86,13 +96,34 @@ export async function checkSpark(run: RunProcess, profile: Profile, asUser: stri
     return result('spark', title, 'fail', `${path} --version failed ${how} (${why})`, sparkFailureFix(output, path, where, home));
   }
   const spark = parseSparkVersion(output);
-  if (spark === undefined) return result('spark', title, 'fail', `${path} --version printed no Spark version (${how})`, `point sparkSubmit in ${where} at Spark's spark-submit`);
+  if (spark === undefined)
+    return result('spark', title, 'fail', `${path} --version printed no Spark version (${how})`, `point sparkSubmit in ${where} at Spark's spark-submit`);
 
   const jars = home === undefined ? undefined : await readdir(join(home.home, 'jars')).catch(() => undefined);
   const fabric8 = jars === undefined ? undefined : fabric8Version(jars);
   const found = `Spark ${spark}${fabric8 ? `, fabric8 kubernetes-client ${fabric8}` : ''}, Java works (${how})`;
-  if (jars === undefined) return result('spark', title, 'warn', `${found}; no jars directory found: cannot tell whether token rotation works (needs fabric8 kubernetes-client >= ${MIN_FABRIC8})`);
-  if (fabric8 === undefined) return result('spark', title, 'fail', `${found}; no kubernetes-client jar in ${join(home!.home, 'jars')}: this Spark has no Kubernetes support`, 'use a Spark distribution built with Kubernetes support (-Pkubernetes), such as pyspark from PyPI');
-  if (!versionAtLeast(fabric8, MIN_FABRIC8)) return result('spark', title, 'fail', `${found}: token rotation needs kubernetes-client >= ${MIN_FABRIC8}`, `use Spark 3.5 or newer (sparkSubmit in ${where})`);
+  if (jars === undefined)
+    return result(
+      'spark',
+      title,
+      'warn',
+      `${found}; no jars directory found: cannot tell whether token rotation works (needs fabric8 kubernetes-client >= ${MIN_FABRIC8})`,
+    );
+  if (fabric8 === undefined)
+    return result(
+      'spark',
+      title,
+      'fail',
+      `${found}; no kubernetes-client jar in ${join(home!.home, 'jars')}: this Spark has no Kubernetes support`,
+      'use a Spark distribution built with Kubernetes support (-Pkubernetes), such as pyspark from PyPI',
+    );
+  if (!versionAtLeast(fabric8, MIN_FABRIC8))
+    return result(
+      'spark',
+      title,
+      'fail',
+      `${found}: token rotation needs kubernetes-client >= ${MIN_FABRIC8}`,
+      `use Spark 3.5 or newer (sparkSubmit in ${where})`,
+    );
   return result('spark', title, 'pass', found);
 }

@@ -18,7 +18,10 @@ export function sudoEnvDefaults(listing: string): { reset: boolean; keep: Set<st
     const [, negated, name, op, raw = ''] = m;
     if (name === 'env_reset') reset = negated !== '!';
     if (name !== 'env_keep') continue;
-    const vars = raw.replace(/^"(.*)"$/, '$1').split(/\s+/).filter(Boolean);
+    const vars = raw
+      .replace(/^"(.*)"$/, '$1')
+      .split(/\s+/)
+      .filter(Boolean);
     if (negated === '!') keep = new Set();
     else if (op === '=') keep = new Set(vars);
     else if (op === '+=') for (const v of vars) keep.add(v);
@@ -47,19 +50,22 @@ export function sudoDefaults(listing: string): string[] {
     else if (c === '"') {
       quoted = !quoted;
       current += c;
-    }
-    else if (c === ',' && !quoted) {
+    } else if (c === ',' && !quoted) {
       entries.push(current);
       current = '';
-    }
-    else current += c;
+    } else current += c;
   }
   entries.push(current);
   return entries.map((e) => e.trim()).filter(Boolean);
 }
 
 /** The sudoers lines of the README with the real names: the runas list is the profile's groups, else the sample user. */
-export function sudoersLines(dssuser: string, user: string, profile: Pick<Profile, 'allowedUserGroups' | 'sparkSubmit'>, need: { keep: boolean; allow: boolean }): string {
+export function sudoersLines(
+  dssuser: string,
+  user: string,
+  profile: Pick<Profile, 'allowedUserGroups' | 'sparkSubmit'>,
+  need: { keep: boolean; allow: boolean },
+): string {
   const runas = profile.allowedUserGroups.length > 0 ? profile.allowedUserGroups.map((g) => `%${g}`).join(', ') : user;
   return [
     '# in /etc/sudoers.d/dss-spark-k8s (edit with: visudo -f /etc/sudoers.d/dss-spark-k8s)',
@@ -83,8 +89,13 @@ export async function checkSudo(run: RunProcess, me: string, user: string | unde
   const keep = env?.keep.has('KUBECONFIG');
   if (allow && env?.reset && keep) return result('sudo', title, 'pass', `${me} may run ${profile.sparkSubmit} as ${user} without a password, KUBECONFIG kept`);
   if (allow && env === undefined) {
-    return result('sudo', title, 'warn', `${me} may run spark-submit as ${user}, but sudo -l needs a password: cannot see whether KUBECONFIG is kept`,
-      sudoersLines(me, user, profile, { keep: true, allow: false }));
+    return result(
+      'sudo',
+      title,
+      'warn',
+      `${me} may run spark-submit as ${user}, but sudo -l needs a password: cannot see whether KUBECONFIG is kept`,
+      sudoersLines(me, user, profile, { keep: true, allow: false }),
+    );
   }
   const noReset = env?.reset === false;
   const problems = [
@@ -94,6 +105,9 @@ export async function checkSudo(run: RunProcess, me: string, user: string | unde
   ];
   // When sudo -l cannot tell (no rule at all), the Defaults line is in the fix too: it is part of the rule.
   const lines = keep !== true || !allow ? [sudoersLines(me, user, profile, { keep: keep !== true, allow: !allow })] : [];
-  const fix = [...(noReset ? [`# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment`] : []), ...lines];
+  const fix = [
+    ...(noReset ? [`# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment`] : []),
+    ...lines,
+  ];
   return result('sudo', title, 'fail', problems.join('; '), fix.join('\n'));
 }

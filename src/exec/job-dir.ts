@@ -42,7 +42,10 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
   try {
     dir = await mkdtemp(join(tempDir ?? tmpdir(), `${JOB_DIR_PREFIX}${owner.jobId}-`));
   } catch (error) {
-    throw new CliError(`cannot create the job directory in ${tempDir ?? tmpdir()}: ${(error as Error).message}; set tempDir in the profile to a writable directory`, ExitCode.internal);
+    throw new CliError(
+      `cannot create the job directory in ${tempDir ?? tmpdir()}: ${(error as Error).message}; set tempDir in the profile to a writable directory`,
+      ExitCode.internal,
+    );
   }
   try {
     // A tempDir with a default ACL would hand its entries to the directory and to every file in it (and the
@@ -60,7 +63,14 @@ export async function createJobDir(tempDir: string | undefined, owner: JobOwner,
  * Writes (or atomically replaces, for token rotation) the job's kubeconfig and CA file, and the first time
  * the executor pod template.
  */
-export async function writeJobKubeconfig(files: JobFiles, endUserUid: number, endpoint: ClusterEndpoint, namespace: string, token: string, podTemplate?: object): Promise<void> {
+export async function writeJobKubeconfig(
+  files: JobFiles,
+  endUserUid: number,
+  endpoint: ClusterEndpoint,
+  namespace: string,
+  token: string,
+  podTemplate?: object,
+): Promise<void> {
   const contents = [{ path: files.kubeconfig, content: renderKubeconfig(endpoint, namespace, token) }];
   if (files.caFile && endpoint.caPem) contents.push({ path: files.caFile, content: endpoint.caPem });
   if (podTemplate) contents.push({ path: files.podTemplate, content: `${JSON.stringify(podTemplate, null, 2)}\n` });
@@ -127,7 +137,14 @@ export function parseOwner(text: string): JobOwner {
     throw new Error(`${OWNER_FILE} is not JSON`);
   }
   const { jobId, host, pid, processStart, namespace, serviceAccount } = value ?? {};
-  if (typeof jobId !== 'string' || jobId === '' || typeof host !== 'string' || typeof processStart !== 'string' || typeof namespace !== 'string' || !Number.isSafeInteger(pid)) {
+  if (
+    typeof jobId !== 'string' ||
+    jobId === '' ||
+    typeof host !== 'string' ||
+    typeof processStart !== 'string' ||
+    typeof namespace !== 'string' ||
+    !Number.isSafeInteger(pid)
+  ) {
     throw new Error(`${OWNER_FILE} lacks jobId, host, pid, processStart or namespace`);
   }
   if (serviceAccount !== undefined && (typeof serviceAccount !== 'string' || !isDnsLabel(serviceAccount))) {
@@ -157,6 +174,7 @@ async function grant(uid: number, permissions: string, ...paths: string[]) {
 async function setfacl(args: string[], what: string) {
   const ran = await runCommand('setfacl', args, { env: SETFACL_ENV, timeoutMs: SETFACL_TIMEOUT_MS });
   if (ran.code === 0) return;
-  const reason = ran.failure === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : (ran.failure ?? ran.stderr.trim().split('\n')[0]) || `exit ${ran.code}`;
+  const reason =
+    ran.failure === 'ENOENT' ? 'setfacl is not installed (Debian package acl)' : (ran.failure ?? ran.stderr.trim().split('\n')[0]) || `exit ${ran.code}`;
   throw new CliError(`cannot ${what}: ${reason}; the temp directory's filesystem must support POSIX ACLs`, ExitCode.internal);
 }

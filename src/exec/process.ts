@@ -25,14 +25,20 @@ const MAX_OUTPUT_BYTES = 4 << 20;
 export function runCommand(file: string, args: readonly string[], options: CommandOptions): Promise<ProcessResult> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = execFile(file, args, { cwd: options.cwd, timeout: options.timeoutMs, env: options.env, maxBuffer: MAX_OUTPUT_BYTES }, (error, stdout, stderr) => {
-      const ms = Date.now() - started;
-      if (!error) return resolve({ code: 0, stdout, stderr, ms });
-      const e = error as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
-      if (typeof e.code === 'number') return resolve({ code: e.code, stdout, stderr, ms });
-      const failure = e.killed && ms >= options.timeoutMs ? `timed out after ${Math.round(options.timeoutMs / 1000)} s` : String(e.code ?? e.signal ?? e.message);
-      resolve({ code: null, stdout, stderr, failure, ms });
-    });
+    const child = execFile(
+      file,
+      args,
+      { cwd: options.cwd, timeout: options.timeoutMs, env: options.env, maxBuffer: MAX_OUTPUT_BYTES },
+      (error, stdout, stderr) => {
+        const ms = Date.now() - started;
+        if (!error) return resolve({ code: 0, stdout, stderr, ms });
+        const e = error as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
+        if (typeof e.code === 'number') return resolve({ code: e.code, stdout, stderr, ms });
+        const failure =
+          e.killed && ms >= options.timeoutMs ? `timed out after ${Math.round(options.timeoutMs / 1000)} s` : String(e.code ?? e.signal ?? e.message);
+        resolve({ code: null, stdout, stderr, failure, ms });
+      },
+    );
     child.stdin?.end();
   });
 }

@@ -16,7 +16,20 @@ const SUDO_CHECK_TIMEOUT_MS = 10_000;
  * the target user's HOME, LOGNAME, USER, SHELL, MAIL, TERM=unknown and SUDO_* (SUDO_HOME from sudo 1.9.16).
  * A host's PAM configuration (pam_env: /etc/environment, /etc/default/locale) may add its own.
  */
-export const DRIVER_ENV_FROM_SUDO = ['HOME', 'LOGNAME', 'MAIL', 'PATH', 'SHELL', 'SUDO_COMMAND', 'SUDO_GID', 'SUDO_HOME', 'SUDO_UID', 'SUDO_USER', 'TERM', 'USER'] as const;
+export const DRIVER_ENV_FROM_SUDO = [
+  'HOME',
+  'LOGNAME',
+  'MAIL',
+  'PATH',
+  'SHELL',
+  'SUDO_COMMAND',
+  'SUDO_GID',
+  'SUDO_HOME',
+  'SUDO_UID',
+  'SUDO_USER',
+  'TERM',
+  'USER',
+] as const;
 
 /** Where sudo is found; it also reaches the driver as PATH when sudoers sets no secure_path. */
 const SUDO_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

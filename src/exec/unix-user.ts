@@ -16,7 +16,9 @@ const LOGIN_PATTERN = /^[A-Za-z0-9._@][A-Za-z0-9._@-]{0,255}$/;
 
 export async function lookupEndUser(login: string): Promise<EndUser> {
   if (!LOGIN_PATTERN.test(login)) {
-    throw new RefusedError(`user "${login.slice(0, 64)}" is not a valid login (letters, digits, '.', '_', '@', '-'; not starting with '-'); pass the end user's Unix login to --user`);
+    throw new RefusedError(
+      `user "${login.slice(0, 64)}" is not a valid login (letters, digits, '.', '_', '@', '-'; not starting with '-'); pass the end user's Unix login to --user`,
+    );
   }
   // One process for the uid and every group (its output is parsed: C locale).
   const id = await runCommand('id', ['--', login], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' }, timeoutMs: ID_TIMEOUT_MS });
@@ -40,10 +42,14 @@ export function checkEndUser(user: EndUser, profile: Profile, invokingUid: numbe
     throw new RefusedError(`user "${user.login}" is the account running dss-spark-k8s; jobs run as another end user`);
   }
   if (user.uid < profile.minUid) {
-    throw new RefusedError(`user "${user.login}" has uid ${user.uid}, below minUid ${profile.minUid} of profile "${profile.name}" (system accounts are refused)`);
+    throw new RefusedError(
+      `user "${user.login}" has uid ${user.uid}, below minUid ${profile.minUid} of profile "${profile.name}" (system accounts are refused)`,
+    );
   }
   const allowed = profile.allowedUserGroups;
   if (allowed.length > 0 && !user.groups.some((group) => allowed.includes(group))) {
-    throw new RefusedError(`user "${user.login}" is in none of the groups allowed by profile "${profile.name}" (${allowed.join(', ')}); add the user to one of them`);
+    throw new RefusedError(
+      `user "${user.login}" is in none of the groups allowed by profile "${profile.name}" (${allowed.join(', ')}); add the user to one of them`,
+    );
   }
 }

@@ -64,7 +64,14 @@ export interface KubeClient {
   requestToken(namespace: string, serviceAccount: string, body: AuthenticationV1TokenRequest, dryRun?: DryRun): Promise<IssuedToken>;
   deleteNamespaced(kind: LabelledKind, namespace: string, name: string): Promise<void>;
   deleteCollection(kind: LabelledKind, namespace: string, labelSelector: string): Promise<void>;
-  list(kind: ListableKind, namespace: string | undefined, labelSelector: string, limit?: number, continueToken?: string, metadataOnly?: boolean): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>>;
+  list(
+    kind: ListableKind,
+    namespace: string | undefined,
+    labelSelector: string,
+    limit?: number,
+    continueToken?: string,
+    metadataOnly?: boolean,
+  ): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>>;
   getLease<T extends ObjectWithMeta>(namespace: string, name: string): Promise<T | undefined>;
   getServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined>;
   getClusterObject<T>(kind: ClusterKind, name: string): Promise<T | undefined>;
@@ -178,7 +185,10 @@ export class Kube implements KubeClient {
 
   private create<T extends ObjectWithMeta>(kind: NamespacedKind, body: T, dryRun?: DryRun): Promise<T> {
     const { namespace, name } = meta(body);
-    return this.request(`create ${KIND_NAME[kind]} ${namespace}/${name}`, 'POST', collectionPath(kind, namespace), { body, query: { dryRun: dryRunParam(dryRun) } });
+    return this.request(`create ${KIND_NAME[kind]} ${namespace}/${name}`, 'POST', collectionPath(kind, namespace), {
+      body,
+      query: { dryRun: dryRunParam(dryRun) },
+    });
   }
 
   async serverVersion(): Promise<string> {

@@ -61,7 +61,9 @@ export function loadCredentials(options: KubeconfigOptions, env: NodeJS.ProcessE
   if (!contextName) throw new ConfigError(`the kubeconfig ${loaded.source} has no current-context; set it or pass --context`);
   const context = loaded.contexts.get(contextName);
   if (!context) {
-    throw new ConfigError(`context "${contextName}" is not in the kubeconfig ${loaded.source}; pick one of: ${[...loaded.contexts.keys()].join(', ') || '(none)'}`);
+    throw new ConfigError(
+      `context "${contextName}" is not in the kubeconfig ${loaded.source}; pick one of: ${[...loaded.contexts.keys()].join(', ') || '(none)'}`,
+    );
   }
   const cluster = loaded.clusters.get(String(context.cluster ?? ''));
   if (!cluster || typeof cluster.entry.server !== 'string') {
@@ -112,10 +114,13 @@ function namedList(value: unknown, file: string, key: string): Named[] {
 const IMPERSONATION = ['as', 'as-uid', 'as-groups', 'as-user-extra'];
 
 function credentials(cluster: Entry, clusterDir: string, user: Entry, userDir: string, source: string): Credentials {
-  if (cluster['proxy-url']) throw new ConfigError(`the kubeconfig ${source} uses proxy-url, which dss-spark-k8s does not support; reach the apiserver directly`);
+  if (cluster['proxy-url'])
+    throw new ConfigError(`the kubeconfig ${source} uses proxy-url, which dss-spark-k8s does not support; reach the apiserver directly`);
   const impersonation = IMPERSONATION.filter((key) => isSet(user[key]));
   if (impersonation.length > 0) {
-    throw new ConfigError(`the kubeconfig ${source} impersonates (${impersonation.join(', ')}), which dss-spark-k8s does not support; give dssuser's own credentials`);
+    throw new ConfigError(
+      `the kubeconfig ${source} impersonates (${impersonation.join(', ')}), which dss-spark-k8s does not support; give dssuser's own credentials`,
+    );
   }
   const ca = bytes(cluster, 'certificate-authority', clusterDir, source);
   const tlsServerName = typeof cluster['tls-server-name'] === 'string' && cluster['tls-server-name'] ? cluster['tls-server-name'] : undefined;
@@ -146,7 +151,11 @@ function inCluster(env: NodeJS.ProcessEnv, dir: string): Credentials {
   const caFile = join(dir, 'ca.crt');
   const tokenFile = join(dir, 'token');
   return {
-    endpoint: { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, caPem: readText(caFile, 'the in-cluster configuration'), skipTlsVerify: false },
+    endpoint: {
+      server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      caPem: readText(caFile, 'the in-cluster configuration'),
+      skipTlsVerify: false,
+    },
     headers: async () => ({ authorization: `Bearer ${readSecretFile(tokenFile, 'the in-cluster configuration')}` }),
   };
 }
@@ -167,7 +176,9 @@ function pluginHeaders(cluster: Entry, clusterDir: string, user: Entry, userDir:
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'c', cluster: absolute(cluster, clusterDir, ['certificate-authority']) }],
-    users: [{ name: 'u', user: { ...absolute(rest, userDir, ['tokenFile']), ...(exec ? { exec: { ...exec, command: execCommand(exec.command, userDir) } } : {}) } }],
+    users: [
+      { name: 'u', user: { ...absolute(rest, userDir, ['tokenFile']), ...(exec ? { exec: { ...exec, command: execCommand(exec.command, userDir) } } : {}) } },
+    ],
     contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
     'current-context': 'x',
   };
@@ -181,7 +192,9 @@ function pluginHeaders(cluster: Entry, clusterDir: string, user: Entry, userDir:
     const options: { headers?: Record<string, unknown>; cert?: unknown; key?: unknown } = {};
     await (await client).applyToHTTPSOptions(options);
     if (options.cert || options.key) {
-      throw new ConfigError(`the credential plugin of the kubeconfig ${source} returns a client certificate, which dss-spark-k8s does not support; use a plugin that returns a token`);
+      throw new ConfigError(
+        `the credential plugin of the kubeconfig ${source} returns a client certificate, which dss-spark-k8s does not support; use a plugin that returns a token`,
+      );
     }
     return Object.fromEntries(Object.entries(options.headers ?? {}).map(([key, value]) => [key.toLowerCase(), String(value)]));
   };

@@ -88,7 +88,13 @@ export class Transport {
     return this.session;
   }
 
-  private async sendHttp2(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+  private async sendHttp2(
+    method: string,
+    path: string,
+    headers: Record<string, string | number>,
+    payload: string | undefined,
+    timeoutMs: number,
+  ): Promise<Answer> {
     const session = await this.http2Session();
     return new Promise((resolve, reject) => {
       const stream = session.request(
@@ -121,7 +127,13 @@ export class Transport {
     });
   }
 
-  private async sendHttp1(method: string, path: string, headers: Record<string, string | number>, payload: string | undefined, timeoutMs: number): Promise<Answer> {
+  private async sendHttp1(
+    method: string,
+    path: string,
+    headers: Record<string, string | number>,
+    payload: string | undefined,
+    timeoutMs: number,
+  ): Promise<Answer> {
     const { agent, request: http1Request } = await this.http1!;
     return new Promise((resolve, reject) => {
       const request = http1Request(
@@ -139,7 +151,9 @@ export class Transport {
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('error', reject);
           const retryAfter = headerValue(response.headers['retry-after']);
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ...(retryAfter ? { retryAfter } : {}) }));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), ...(retryAfter ? { retryAfter } : {}) }),
+          );
         },
       );
       request.on('error', reject);

@@ -33,9 +33,7 @@ export function parseAdminPropertyFlags(flags: readonly string[]): AdminProperti
     const name = eq < 0 ? flag : flag.slice(0, eq);
     if (eq < 0 || !isPropertyName(name)) {
       // Only the name is echoed: values are the runner's business.
-      throw new UsageError(
-        `--admin-property ${JSON.stringify(name.slice(0, 60))}: expected NAME=VALUE, NAME made of letters, digits, "_", "." or "-"`,
-      );
+      throw new UsageError(`--admin-property ${JSON.stringify(name.slice(0, 60))}: expected NAME=VALUE, NAME made of letters, digits, "_", "." or "-"`);
     }
     if (Object.hasOwn(properties, name)) throw new UsageError(`--admin-property ${name} is given twice; pass each property once`);
     const value = flag.slice(eq + 1);
@@ -94,7 +92,8 @@ export function parseAdminPropertiesFile(text: string, source: string): Record<s
     if (!isMap(properties)) return fail(at, `expected a map of admin property names to values, got ${describe(properties)}`);
     const own: AdminProperties = {};
     for (const [name, value] of Object.entries(properties)) {
-      if (!isPropertyName(name)) return fail(`${at}${JSON.stringify(name.slice(0, 60))}: `, 'invalid admin property name; use letters, digits, "_", "." or "-"');
+      if (!isPropertyName(name))
+        return fail(`${at}${JSON.stringify(name.slice(0, 60))}: `, 'invalid admin property name; use letters, digits, "_", "." or "-"');
       // Numbers and booleans are refused, not converted: YAML would turn 0123 or 1e3 into another text.
       if (typeof value !== 'string') return fail(`${at}${name}: `, `expected a string, got ${describe(value)}; quote the value`);
       if (CONTROL.test(value)) return fail(`${at}${name}: `, 'the value contains a control character (a newline?)');

@@ -18,7 +18,11 @@ const JOB_ID_LENGTH = 10;
 /** The first `length` base32 characters (5 bits each, DNS-safe) of sha256(text). */
 function sha256Base32(text: string, length: number): string {
   let bits = 0n;
-  for (const byte of createHash('sha256').update(text, 'utf8').digest().subarray(0, Math.ceil((length * 5) / 8))) bits = (bits << 8n) | BigInt(byte);
+  for (const byte of createHash('sha256')
+    .update(text, 'utf8')
+    .digest()
+    .subarray(0, Math.ceil((length * 5) / 8)))
+    bits = (bits << 8n) | BigInt(byte);
   const total = BigInt(Math.ceil((length * 5) / 8) * 8);
   let out = '';
   for (let i = 1; i <= length; i++) out += BASE32[Number((bits >> (total - BigInt(i * 5))) & 31n)];
@@ -62,9 +66,7 @@ export function expandNamespaceTemplate(template: string, vars: TemplateVars): s
     if (start < 0) return out + template.slice(pos);
     const end = template.indexOf('}', start + 2);
     if (end < 0) {
-      throw new ConfigError(
-        `namespace template "${template}": "\${" at position ${start} is not closed; write \${dssUserLogin} or \${adminProperty:NAME}`,
-      );
+      throw new ConfigError(`namespace template "${template}": "\${" at position ${start} is not closed; write \${dssUserLogin} or \${adminProperty:NAME}`);
     }
     out += template.slice(pos, start) + expandVariable(template, template.slice(start + 2, end), vars);
     pos = end + 1;
@@ -75,9 +77,7 @@ function expandVariable(template: string, variable: string, vars: TemplateVars):
   if (variable === 'dssUserLogin') return loginToSlug(vars.login);
   const property = /^adminProperty:(.+)$/.exec(variable)?.[1];
   if (property === undefined) {
-    throw new ConfigError(
-      `namespace template "${template}": unknown variable "\${${variable}}"; use \${dssUserLogin} or \${adminProperty:NAME}`,
-    );
+    throw new ConfigError(`namespace template "${template}": unknown variable "\${${variable}}"; use \${dssUserLogin} or \${adminProperty:NAME}`);
   }
   const value = Object.hasOwn(vars.adminProperties, property) ? vars.adminProperties[property] : undefined;
   if (!value) {
@@ -112,9 +112,7 @@ export function validateNamespace(ns: string, allowed: RegExp, source: string): 
   }
   // search() ignores the g flag and lastIndex, unlike test().
   if (ns.search(allowed) < 0) {
-    throw new RefusedError(
-      `namespace "${ns}" does not match the allowed pattern ${allowed} of ${source}; change the namespace template or allowedNamespaces`,
-    );
+    throw new RefusedError(`namespace "${ns}" does not match the allowed pattern ${allowed} of ${source}; change the namespace template or allowedNamespaces`);
   }
   return ns;
 }

@@ -110,12 +110,7 @@ export function buildExecutorPodTemplate(executorServiceAccount: string, labels:
 export const EXECUTOR_CONTAINER = 'spark-kubernetes-executor';
 
 /** No token is ever mounted from this account: the token is handed over through a TokenRequest only. */
-export function buildServiceAccount(
-  name: string,
-  namespace: string,
-  labels: StringMap,
-  annotations: StringMap,
-): V1ServiceAccount {
+export function buildServiceAccount(name: string, namespace: string, labels: StringMap, annotations: StringMap): V1ServiceAccount {
   return {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
@@ -125,12 +120,7 @@ export function buildServiceAccount(
 }
 
 /** The executors' account: bound to no role, and no token mounted into executor pods. */
-export function buildExecutorServiceAccount(
-  name: string,
-  namespace: string,
-  labels: StringMap,
-  annotations: StringMap,
-): V1ServiceAccount {
+export function buildExecutorServiceAccount(name: string, namespace: string, labels: StringMap, annotations: StringMap): V1ServiceAccount {
   return buildServiceAccount(name, namespace, labels, annotations);
 }
 
@@ -170,13 +160,7 @@ export const DRIVER_RULES: readonly PolicyRule[] = Object.freeze([
   }),
 ]);
 
-export function buildRoleBinding(
-  name: string,
-  namespace: string,
-  serviceAccountName: string,
-  labels: StringMap,
-  annotations: StringMap,
-): V1RoleBinding {
+export function buildRoleBinding(name: string, namespace: string, serviceAccountName: string, labels: StringMap, annotations: StringMap): V1RoleBinding {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',

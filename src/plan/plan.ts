@@ -71,15 +71,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     serviceAccount: buildServiceAccount(baseName, namespace, labels, annotations),
     executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, annotations),
     roleBinding: buildRoleBinding(baseName, namespace, baseName, labels, annotations),
-    lease: buildLease(
-      baseName,
-      namespace,
-      labels,
-      annotations,
-      holderIdentity(ctx),
-      LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds,
-      ctx.now,
-    ),
+    lease: buildLease(baseName, namespace, labels, annotations, holderIdentity(ctx), LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds, ctx.now),
     executorPodTemplate: buildExecutorPodTemplate(executorName, labels, profile.executorRunAsUser),
     tokenAnchor: buildTokenAnchor(tokenAnchorName(baseName, 0), namespace, labels, annotations),
     tokenRequest: buildTokenRequest(profile.tokenTtlSeconds),
@@ -99,6 +91,16 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
 
 /** Every object of the plan, in the order they are created (what --dry-run prints). */
 export function planObjects(plan: JobPlan): object[] {
-  const objects = [plan.namespaceObject, plan.namespaceQuota, plan.namespaceLimitRange, plan.serviceAccount, plan.executorServiceAccount, plan.roleBinding, plan.lease, plan.tokenAnchor, plan.tokenRequest];
+  const objects = [
+    plan.namespaceObject,
+    plan.namespaceQuota,
+    plan.namespaceLimitRange,
+    plan.serviceAccount,
+    plan.executorServiceAccount,
+    plan.roleBinding,
+    plan.lease,
+    plan.tokenAnchor,
+    plan.tokenRequest,
+  ];
   return objects.filter((object) => object !== undefined);
 }

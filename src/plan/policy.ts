@@ -72,7 +72,21 @@ const SAFE_EPHEMERAL =
   ` && ${mayUseName(`(object.metadata.name + '-' + v.name)`)})`;
 
 /** What Pod Security `baseline` lets a container add; anything else (SYS_ADMIN, NET_RAW, ALL…) reaches the node. */
-const BASELINE_CAPABILITIES = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'];
+const BASELINE_CAPABILITIES = [
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+];
 /** The SELinux types Pod Security `baseline` allows (spc_t and others run unconfined). */
 const BASELINE_SELINUX_TYPES = ['', 'container_t', 'container_init_t', 'container_kvm_t', 'container_engine_t'];
 const celStrings = (items: readonly string[]) => `[${items.map((item) => `'${item}'`).join(', ')}]`;
@@ -221,10 +235,7 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             ` || (!variables.isCreate && f in oldObject.metadata.?finalizers.orValue([])))`,
           `variables.target + ': a job may not add finalizers (its objects must not outlive its teardown)'`,
         ),
-        validation(
-          `size(variables.nodeAccess) == 0`,
-          `variables.target + ': ' + variables.nodeAccess.join(', ') + ' not allowed for a job pod'`,
-        ),
+        validation(`size(variables.nodeAccess) == 0`, `variables.target + ': ' + variables.nodeAccess.join(', ') + ' not allowed for a job pod'`),
         validation(
           `size(variables.forbiddenVolumes) == 0`,
           `variables.target + ': volume(s) ' + variables.forbiddenVolumes.join(', ') + ' not allowed; a job may mount emptyDir,` +

@@ -142,7 +142,11 @@ export function grantedRights(manifests: readonly Manifest[]): { rights: Right[]
         }
         if (!rules) continue;
         reached.add(role);
-        grant('dssuser', rules, { file: manifest.file, role, scope: binding.kind === 'ClusterRoleBinding' ? 'cluster-wide' : 'in each namespace the manifest is applied to' });
+        grant('dssuser', rules, {
+          file: manifest.file,
+          role,
+          scope: binding.kind === 'ClusterRoleBinding' ? 'cluster-wide' : 'in each namespace the manifest is applied to',
+        });
         for (const rule of rules.filter((r) => r.verbs?.includes('bind'))) {
           for (const resource of rule.resources ?? []) {
             const kind = resource === 'clusterroles' ? 'ClusterRole' : resource === 'roles' ? 'Role' : undefined;
@@ -361,7 +365,8 @@ export function renderThreatModelBlock(rights: readonly Right[], bounds: readonl
     for (const g of right.grants) if (!row.grants.some((h) => h.file === g.file && h.role === g.role)) row.grants.push(g);
     readRows.set(key, row);
   }
-  for (const row of readRows.values()) lines.push('| ' + [row.identity, resourceText(row), row.verbs.join(', '), grantText(row.grants)].map(cell).join(' | ') + ' |');
+  for (const row of readRows.values())
+    lines.push('| ' + [row.identity, resourceText(row), row.verbs.join(', '), grantText(row.grants)].map(cell).join(' | ') + ' |');
   lines.push('', END);
   return `${lines.join('\n')}\n`;
 }
@@ -414,7 +419,8 @@ const jobRules = {
   finalizers: { policy: JOB, rule: 'a job may not add finalizers' },
 } as const;
 
-const POD_SECURITY = "the namespace's enforce level; restricted adds to the isolation policy: non-root, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault";
+const POD_SECURITY =
+  "the namespace's enforce level; restricted adds to the isolation policy: non-root, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault";
 const redteamDssuser = (...titles: string[]): Proof[] => titles.map((it) => ({ file: IT.redteamDssuser, it }));
 const ownPath = redteamDssuser("to provision a job through the tool's own path and tear it down");
 const perObject = (verb: string) => (verb === 'deletecollection' ? ' (each object of the collection is admitted as one DELETE)' : '');
@@ -482,7 +488,7 @@ export const BOUNDS: readonly Bound[] = [
     gap:
       'Pod Security is what the namespace enforces: restricted in the namespaces the tool creates (baseline at least: dssuser-scope), in a' +
       ' team namespace only what its administrator labelled, and nothing checks that label. Where none is set, the isolation policy holds' +
-      " every node-access control of baseline, but nothing of restricted: a container may run as root (in its own user namespace only if" +
+      ' every node-access control of baseline, but nothing of restricted: a container may run as root (in its own user namespace only if' +
       ' the node maps one).',
   },
   {
@@ -593,7 +599,8 @@ export const BOUNDS: readonly Bound[] = [
     identity: 'dssuser',
     verb: 'create',
     resource: 'serviceaccounts/token',
-    bound: "only for a job account (dss-spark-…, not …-exec), bound to one of that job's anchor Secrets (<account>-t…), for at most 24 hours, in managed namespaces",
+    bound:
+      "only for a job account (dss-spark-…, not …-exec), bound to one of that job's anchor Secrets (<account>-t…), for at most 24 hours, in managed namespaces",
     by: [dssuserRules.managedNamespace, dssuserRules.token],
     proofs: redteamDssuser(
       "token for an administrator's account (team-ci) in a managed namespace",
@@ -637,7 +644,12 @@ export const BOUNDS: readonly Bound[] = [
     resourceNames: [DRIVER_CLUSTER_ROLE],
     bound: "only the driver ClusterRole, and only in a job's RoleBinding (see create rolebindings)",
     by: [{ rbac: 'resourceNames' }, { ...dssuserRules.roleBindingShape, request: { verb: 'create', resource: 'rolebindings.rbac.authorization.k8s.io' } }],
-    proofs: redteamDssuser('RoleBinding to ClusterRole edit', "RoleBinding to dssuser's own ClusterRole", 'RoleBinding to a Role of the namespace', 'ClusterRoleBinding create (RBAC)'),
+    proofs: redteamDssuser(
+      'RoleBinding to ClusterRole edit',
+      "RoleBinding to dssuser's own ClusterRole",
+      'RoleBinding to a Role of the namespace',
+      'ClusterRoleBinding create (RBAC)',
+    ),
   },
   {
     identity: 'dssuser',
@@ -693,7 +705,10 @@ export const BOUNDS: readonly Bound[] = [
     resource: 'resourcequotas',
     bound: 'only the one named dss-spark-k8s, labelled managed-by, in managed namespaces',
     by: [dssuserRules.managedNamespace, dssuserRules.quotaAndLimits],
-    proofs: [...redteamDssuser('ResourceQuota of another name'), { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
+    proofs: [
+      ...redteamDssuser('ResourceQuota of another name'),
+      { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' },
+    ],
   },
   {
     identity: 'dssuser',
@@ -701,7 +716,10 @@ export const BOUNDS: readonly Bound[] = [
     resource: 'limitranges',
     bound: 'only the one named dss-spark-k8s, labelled managed-by, in managed namespaces',
     by: [dssuserRules.managedNamespace, dssuserRules.quotaAndLimits],
-    proofs: [...redteamDssuser('LimitRange of another name'), { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' }],
+    proofs: [
+      ...redteamDssuser('LimitRange of another name'),
+      { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' },
+    ],
   },
   teardownDelete('pods', 'delete', 'pods', redteamDssuser('delete of an unlabelled pod')),
   teardownDelete('pods', 'deletecollection', 'pods', redteamDssuser('deletecollection of every pod of the namespace')),

@@ -36,7 +36,13 @@ export interface TeardownOptions {
   retry?: Partial<RetryPolicy>;
 }
 
-export async function teardown(kube: TeardownClient, namespace: string, job: { baseName: string }, created: readonly CreatedObject[], options: TeardownOptions): Promise<TeardownResult> {
+export async function teardown(
+  kube: TeardownClient,
+  namespace: string,
+  job: { baseName: string },
+  created: readonly CreatedObject[],
+  options: TeardownOptions,
+): Promise<TeardownResult> {
   const { driverMayHaveRun, revoked, sleep = delay, now = Date.now } = options;
   const byName = (kinds: readonly LabelledKind[]): Deletion[] =>
     created
@@ -47,7 +53,10 @@ export async function teardown(kube: TeardownClient, namespace: string, job: { b
   const deletions: JobDeletions = {
     revoke: byName(TEARDOWN_PHASES.revoke),
     tokenMade: driverMayHaveRun
-      ? TEARDOWN_PHASES.tokenMade.map((kind) => ({ what: `${kind} with ${selector} in ${namespace}`, send: () => kube.deleteCollection(kind, namespace, selector) }))
+      ? TEARDOWN_PHASES.tokenMade.map((kind) => ({
+          what: `${kind} with ${selector} in ${namespace}`,
+          send: () => kube.deleteCollection(kind, namespace, selector),
+        }))
       : [],
     last: byName(TEARDOWN_PHASES.last),
     failures: [],

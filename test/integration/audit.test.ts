@@ -3,11 +3,12 @@
 // job — the job token's, each carrying the credential id the `provisioned` event announced, and dssuser's
 // about the job's objects — and nothing of another job.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { AuditedRequest } from '../../src/audit/log.ts';
 import { jobBaseName, loginToSlug } from '../../src/plan/names.ts';
-import { startCli, uniqueJobId, writeConfig } from '../support/cli.ts';
+import { dssuserDir, runCli, uniqueJobId, writeConfig } from '../support/cli.ts';
 
 const unix = inject('unix');
 const cluster = inject('cluster');
@@ -32,31 +33,42 @@ async function auditedEventually(args: string[], done: (requests: AuditedRequest
 
 describe('audit: every API call of a job, from the apiserver audit log', () => {
   it('lists the job token requests (with its credential id) and dssuser requests about the job', { timeout: 120_000 }, async () => {
-    if (!cluster.auditLog || !existsSync(cluster.auditLog)) throw new Error(`this control plane writes no audit log (auditLog: "${cluster.auditLog}"): run the tests on the local cluster of scripts/cluster.sh`);
+    if (!cluster.auditLog || !existsSync(cluster.auditLog))
+      throw new Error(`this control plane writes no audit log (auditLog: "${cluster.auditLog}"): run the tests on the local cluster of scripts/cluster.sh`);
     const config = writeConfig({});
     const jobId = uniqueJobId('audit');
     const otherJobId = uniqueJobId('audit');
-    const run = (id: string) => startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', id, '--', 'app', 'probe']);
-    const cli = run(jobId);
-    const other = run(otherJobId);
-    const provisioned = await cli.waitForEvent('provisioned');
-    const [result, otherResult] = await Promise.all([cli.result, other.result]);
+    const events = join(dssuserDir(), 'events.jsonl');
+    const run = (id: string, extra: string[] = []) =>
+      runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', id, ...extra, '--', 'app', 'probe']);
+    const [result, otherResult] = await Promise.all([run(jobId, ['--events', events]), run(otherJobId)]);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(otherResult.exitCode, otherResult.stderr).toBe(0);
+    const provisioned = readFileSync(events, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.event === 'provisioned')!;
 
     const baseName = jobBaseName(loginToSlug(alice.name), jobId);
     expect(provisioned).toMatchObject({ jobId, user: alice.name, serviceAccount: baseName, credentialId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     const credentialId = `JTI=${provisioned.credentialId}`;
 
-    const requests = await auditedEventually(['--job', jobId, '--user', alice.name], (r) => r.some((q) => q.by === cluster.dssuserName && q.verb === 'delete' && q.resource === 'serviceaccounts'));
+    const requests = await auditedEventually(['--job', jobId, '--user', alice.name], (r) =>
+      r.some((q) => q.by === cluster.dssuserName && q.verb === 'delete' && q.resource === 'serviceaccounts'),
+    );
     const byJob = requests.filter((r) => r.by === 'job');
     // The probe's calls: a pod created, secrets refused.
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'pods', code: 201 }));
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'list', resource: 'secrets', code: 403 }));
     for (const request of byJob) expect(request.credentialId, JSON.stringify(request)).toBe(credentialId);
     // dssuser's provisioning and teardown of the job's own objects.
-    expect(requests).toContainEqual(expect.objectContaining({ by: cluster.dssuserName, verb: 'create', resource: 'serviceaccounts', name: baseName, code: 201 }));
-    expect(requests).toContainEqual(expect.objectContaining({ by: cluster.dssuserName, verb: 'create', resource: 'serviceaccounts/token', name: baseName, code: 201 }));
+    expect(requests).toContainEqual(
+      expect.objectContaining({ by: cluster.dssuserName, verb: 'create', resource: 'serviceaccounts', name: baseName, code: 201 }),
+    );
+    expect(requests).toContainEqual(
+      expect.objectContaining({ by: cluster.dssuserName, verb: 'create', resource: 'serviceaccounts/token', name: baseName, code: 201 }),
+    );
     expect(requests).toContainEqual(expect.objectContaining({ by: cluster.dssuserName, verb: 'delete', resource: 'serviceaccounts', name: baseName }));
     // Nothing of the other job (same user, same namespace).
     const otherBase = jobBaseName(loginToSlug(alice.name), otherJobId);

@@ -44,7 +44,8 @@ async function provision(p: JobPlan): Promise<string> {
     await kube.createRoleBinding(p.roleBinding);
     const anchor = await kube.createSecret(p.tokenAnchor);
     await kube.createLease(p.lease);
-    return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }))).token;
+    return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! })))
+      .token;
   } finally {
     await kube.close();
   }
@@ -55,7 +56,10 @@ function claim(name: string, labels: Record<string, string>) {
 }
 
 function pod(name: string, labels: Record<string, string>, serviceAccountName: string) {
-  return { metadata: { name, labels }, spec: { serviceAccountName, automountServiceAccountToken: false, containers: [{ name: 'executor', image: 'spark:4.0.0' }] } };
+  return {
+    metadata: { name, labels },
+    spec: { serviceAccountName, automountServiceAccountToken: false, containers: [{ name: 'executor', image: 'spark:4.0.0' }] },
+  };
 }
 
 /**
@@ -66,7 +70,8 @@ function pod(name: string, labels: Record<string, string>, serviceAccountName: s
 async function everything(namespace: string): Promise<string[]> {
   const kc = adminKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
-  const names = (kind: string, items: { metadata?: V1ObjectMeta }[]) => items.filter((o) => !o.metadata?.deletionTimestamp).map((o) => `${kind} ${o.metadata!.name}`);
+  const names = (kind: string, items: { metadata?: V1ObjectMeta }[]) =>
+    items.filter((o) => !o.metadata?.deletionTimestamp).map((o) => `${kind} ${o.metadata!.name}`);
   return [
     ...names('pods', (await core.listNamespacedPod({ namespace })).items),
     ...names('persistentvolumeclaims', (await core.listNamespacedPersistentVolumeClaim({ namespace })).items),
@@ -111,7 +116,25 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
     // The victim: a real job, its driver still running.
     const dropDir = dssuserDir('dss-spark-k8s-test-drop-');
     chownSync(dropDir, alice.uid, alice.gid);
-    victim = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', victimId, '--admin-property', `k8sNS=${team}`, '--', 'app', 'save-token', join(dropDir, 'token'), 'marker', 'ready', 'sleep', '150']);
+    victim = startCli([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      config.path,
+      '--job-id',
+      victimId,
+      '--admin-property',
+      `k8sNS=${team}`,
+      '--',
+      'app',
+      'save-token',
+      join(dropDir, 'token'),
+      'marker',
+      'ready',
+      'sleep',
+      '150',
+    ]);
     await victim.waitForEvent('marker');
     const accounts = await adminCore().listNamespacedServiceAccount({ namespace: team, labelSelector: `${JOB_LABEL}=${victimId}` });
     victimBase = accounts.items[0]!.metadata!.labels![OWNER_LABEL]!;
@@ -149,10 +172,18 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
     const victimLabels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: victimId, [USER_LABEL]: 'alice' };
     await core.createNamespacedPersistentVolumeClaim({ namespace: team, body: claim(`${volume}-0`, victimLabels) });
     await core.createNamespacedPersistentVolumeClaim({ namespace: team, body: claim(`${volume}-1`, { ...victimLabels, [OWNER_LABEL]: ghost }) });
-    await core.createNamespacedPod({ namespace: team, body: pod(`${attacker.baseName}-exec-2`, { ...victimLabels, [OWNER_LABEL]: ghost }, `${attacker.baseName}-exec`) });
+    await core.createNamespacedPod({
+      namespace: team,
+      body: pod(`${attacker.baseName}-exec-2`, { ...victimLabels, [OWNER_LABEL]: ghost }, `${attacker.baseName}-exec`),
+    });
     ownedByVictim = `${volume}-2`;
     await core.createNamespacedPersistentVolumeClaim({ namespace: team, body: claim(ownedByVictim, { ...victimLabels, [OWNER_LABEL]: victimBase }) });
-    forged = [`persistentvolumeclaims ${volume}-0`, `persistentvolumeclaims ${volume}-1`, `pods ${attacker.baseName}-exec-2`, `persistentvolumeclaims ${ownedByVictim}`];
+    forged = [
+      `persistentvolumeclaims ${volume}-0`,
+      `persistentvolumeclaims ${volume}-1`,
+      `pods ${attacker.baseName}-exec-2`,
+      `persistentvolumeclaims ${ownedByVictim}`,
+    ];
     // Labelled as the ghost's own (an owner with no account): leftovers, deleted for what they say they are.
     ghostLeftovers = [`persistentvolumeclaims ${volume}-1`, `pods ${attacker.baseName}-exec-2`];
     // Cron runs cleanup long after such objects were made: --older-than 1s stands in for the grace hour.
@@ -165,7 +196,7 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
     await adminCore().deleteNamespace({ name: team });
   });
 
-  it("deletes the orphaned neighbour only; the live victim keeps its accounts, binding, Lease and anchor, and its token works", async () => {
+  it('deletes the orphaned neighbour only; the live victim keeps its accounts, binding, Lease and anchor, and its token works', async () => {
     const before = await everything(team);
     const victimObjects = jobObjects(victimBase);
     for (const o of [...victimObjects, ...forged, ...jobObjects(attacker.baseName), ...jobObjects(dead.baseName)]) expect(before).toContain(o);
@@ -173,7 +204,12 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
     const result = await runCli(['cleanup', '--orphans', '--yes', '-n', team, '--older-than', '1s', '-o', 'json', '--config', config.path]);
 
     // Soft: each property is reported on its own, so that a failure shows all the damage.
-    const deadObjects = [...jobObjects(dead.baseName), `pods ${dead.baseName}-exec-1`, `persistentvolumeclaims ${dead.baseName}-exec-1-spark-local`, ...ghostLeftovers];
+    const deadObjects = [
+      ...jobObjects(dead.baseName),
+      `pods ${dead.baseName}-exec-1`,
+      `persistentvolumeclaims ${dead.baseName}-exec-1-spark-local`,
+      ...ghostLeftovers,
+    ];
     expect.soft(await everything(team), 'what is left after cleanup').toEqual(before.filter((o) => !deadObjects.includes(o)));
     // The apiserver caches a token authentication for up to 10 s: the victim's token must work past that.
     const asVictim = tokenKube(victimToken);
@@ -194,7 +230,12 @@ describe('cleanup --orphans --yes against forged labels (finding 1)', () => {
         ['', 'orphaned', 'deleted'],
       ].sort(),
     );
-    expect(jobs.filter((j) => j.jobId !== '').map((j) => [j.jobId, j.user]).sort()).toEqual(
+    expect(
+      jobs
+        .filter((j) => j.jobId !== '')
+        .map((j) => [j.jobId, j.user])
+        .sort(),
+    ).toEqual(
       [
         [dead.jobId, 'bob'],
         [victimId, alice.name],
@@ -245,9 +286,17 @@ describe('cleanup --orphans --yes with a namespace whose lists fail (finding 14)
     await rbac.createNamespacedRole({ namespace: open, body: { ...role, metadata: { name: 'dss-spark-k8s' } } });
     await rbac.createNamespacedRoleBinding({
       namespace: open,
-      body: { metadata: { name: 'dss-spark-k8s' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dss-spark-k8s' }, subjects: [{ kind: 'ServiceAccount', name: account, namespace: home }] },
+      body: {
+        metadata: { name: 'dss-spark-k8s' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'dss-spark-k8s' },
+        subjects: [{ kind: 'ServiceAccount', name: account, namespace: home }],
+      },
     });
-    const { status } = await core.createNamespacedServiceAccountToken({ name: account, namespace: home, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const { status } = await core.createNamespacedServiceAccountToken({
+      name: account,
+      namespace: home,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
     const staged = join(dssuserDir('dss-spark-k8s-test-identity-'), 'staged');
     writeFileSync(staged, tokenKubeConfig(status!.token!).exportConfig(), { mode: 0o600 });
     const kubeconfig = join(inject('unix').dssuser.home, `${home}.kubeconfig`);
@@ -269,8 +318,12 @@ describe('cleanup --orphans --yes with a namespace whose lists fail (finding 14)
     expect(result.exitCode, result.stderr).toBe(69);
     expect((JSON.parse(result.stdout) as JsonJob[]).map((j) => [j.jobId, j.state, j.result])).toEqual([[inOpen.jobId, 'orphaned', 'deleted']]);
     const lines = result.stderr.trimEnd().split('\n');
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^dss-spark-k8s: list \\w+ with .* in ${closed} failed \\(403 Forbidden\\): .*; the jobs in ${closed} are left alone$`)));
-    expect(lines.at(-1)).toBe(`dss-spark-k8s: could not list everything in ${closed} (reasons above); what could not be seen was left alone; run cleanup --orphans again`);
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^dss-spark-k8s: list \\w+ with .* in ${closed} failed \\(403 Forbidden\\): .*; the jobs in ${closed} are left alone$`)),
+    );
+    expect(lines.at(-1)).toBe(
+      `dss-spark-k8s: could not list everything in ${closed} (reasons above); what could not be seen was left alone; run cleanup --orphans again`,
+    );
 
     expect(await everything(open)).toEqual(before.open.filter((o) => !jobObjects(inOpen.baseName).includes(o)));
     expect(await everything(closed)).toEqual(before.closed);
@@ -287,20 +340,30 @@ describe('cleanup --orphans --yes and what a token made after its job was torn d
   });
   afterAll(() => adminCore().deleteNamespace({ name: ns }));
 
-  it("deletes the pods of an owner whose account, binding and Lease are gone, and nothing of a live job", async () => {
+  it('deletes the pods of an owner whose account, binding and Lease are gone, and nothing of a live job', async () => {
     const gone = plan(uniqueJobId('gone'), 'alice', ns, MINUTE, { leaseRenewSeconds: 600 });
     const live = plan(uniqueJobId('live'), 'bob', ns, MINUTE, { leaseRenewSeconds: 600 });
     const goneToken = await provision(gone);
     const liveToken = await provision(live);
     // Each job's token makes a pod, as a driver (or a child that kept the token) would.
-    for (const [p, token] of [[gone, goneToken], [live, liveToken]] as const) {
+    for (const [p, token] of [
+      [gone, goneToken],
+      [live, liveToken],
+    ] as const) {
       const core = tokenKubeConfig(token).makeApiClient(CoreV1Api);
-      await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: `${p.baseName}-exec-1`, labels: { ...p.labels } }, spec: { ...p.executorPodTemplate.spec!, containers: [{ ...p.executorPodTemplate.spec!.containers[0]!, image: 'spark:4.0.0' }] } } });
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: `${p.baseName}-exec-1`, labels: { ...p.labels } },
+          spec: { ...p.executorPodTemplate.spec!, containers: [{ ...p.executorPodTemplate.spec!.containers[0]!, image: 'spark:4.0.0' }] },
+        },
+      });
     }
     // The gone job's teardown took its account, binding, anchor and Lease, but not that pod.
     const dssuser = dssuserKube();
     try {
-      for (const kind of ['rolebindings', 'secrets', 'serviceaccounts', 'leases'] as const) await dssuser.deleteCollection(kind, ns, `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${gone.baseName}`);
+      for (const kind of ['rolebindings', 'secrets', 'serviceaccounts', 'leases'] as const)
+        await dssuser.deleteCollection(kind, ns, `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${gone.baseName}`);
     } finally {
       await dssuser.close();
     }
@@ -309,7 +372,12 @@ describe('cleanup --orphans --yes and what a token made after its job was torn d
     const result = await runCli(['cleanup', '--orphans', '--yes', '-n', ns, '--older-than', '1s', '-o', 'json', '--config', config.path]);
     expect(result.exitCode, result.stderr).toBe(0);
     const jobs = JSON.parse(result.stdout) as JsonJob[];
-    expect(jobs.map((j) => [j.jobId, j.state, j.result ?? '-']).sort()).toEqual([['', 'orphaned', 'deleted'], [live.jobId, 'live', '-']].sort());
+    expect(jobs.map((j) => [j.jobId, j.state, j.result ?? '-']).sort()).toEqual(
+      [
+        ['', 'orphaned', 'deleted'],
+        [live.jobId, 'live', '-'],
+      ].sort(),
+    );
     const left = (await everything(ns)).filter((o) => o.startsWith('pods '));
     expect(left).toEqual([`pods ${live.baseName}-exec-1`]);
   });

@@ -19,7 +19,17 @@ import { boundTokenRequest } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
 import { JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL, type JobPlan } from '../../src/plan/types.ts';
 import { runCli } from '../support/cli.ts';
-import { adminCore, adminKube, adminKubeConfig, createManagedNamespace, dssuserKube, statusEventually, statusOf, tokenKubeConfig, uniqueName } from '../support/kube.ts';
+import {
+  adminCore,
+  adminKube,
+  adminKubeConfig,
+  createManagedNamespace,
+  dssuserKube,
+  statusEventually,
+  statusOf,
+  tokenKubeConfig,
+  uniqueName,
+} from '../support/kube.ts';
 
 const nsA = uniqueName('dss-cleanup-a');
 const nsB = uniqueName('dss-cleanup-b');
@@ -70,7 +80,11 @@ async function createJob(kube: Kube, p: JobPlan, options: { withLease: boolean; 
       namespace: p.namespace,
       body: {
         metadata: { name, labels },
-        spec: { serviceAccountName: p.executorServiceAccount.metadata!.name!, automountServiceAccountToken: false, containers: [{ name: 'executor', image: 'spark:4.0.0' }] },
+        spec: {
+          serviceAccountName: p.executorServiceAccount.metadata!.name!,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'executor', image: 'spark:4.0.0' }],
+        },
       },
     });
   }
@@ -97,7 +111,8 @@ interface JsonJob {
 /** A token bound to the job's first anchor Secret, as run requests it. */
 async function jobToken(kube: Kube, p: JobPlan): Promise<string> {
   const anchor = await adminCore().readNamespacedSecret({ namespace: p.namespace, name: p.tokenAnchor.metadata!.name! });
-  return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }))).token;
+  return (await kube.requestToken(p.namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! })))
+    .token;
 }
 
 /**
@@ -107,7 +122,14 @@ async function jobToken(kube: Kube, p: JobPlan): Promise<string> {
 async function cleanup(args: Partial<CleanupOptions>, deps: { pageSize?: number; kube?: Kube } = {}) {
   let stdout = '';
   let stderr = '';
-  const options: CleanupOptions = { orphans: true, namespace: [nsA, nsB], output: 'json', config: configPath, kubeconfig: inject('cluster').dssuserKubeconfig, ...args };
+  const options: CleanupOptions = {
+    orphans: true,
+    namespace: [nsA, nsB],
+    output: 'json',
+    config: configPath,
+    kubeconfig: inject('cluster').dssuserKubeconfig,
+    ...args,
+  };
   let exitCode: number;
   try {
     exitCode = await cleanupCommand(options, {
@@ -230,7 +252,9 @@ describe('cleanup --orphans', () => {
     // The orphan's directory: its pid now belongs to another process (this one). A lone directory of a dead
     // process whose job left nothing in the cluster. The live job's directory: owned by this very process.
     orphanDirs.push(jobDir(orphan.plan.jobId, nsA, { pid: process.pid, processStart: '2001-01-01T00:00:00.000Z', serviceAccount: orphan.plan.baseName }));
-    orphanDirs.push(jobDir(loneJob, nsB, { pid: deadPid(), processStart: '2001-01-01T00:00:00.000Z', serviceAccount: plan(loneJob, 'carol', nsB, 0).baseName }));
+    orphanDirs.push(
+      jobDir(loneJob, nsB, { pid: deadPid(), processStart: '2001-01-01T00:00:00.000Z', serviceAccount: plan(loneJob, 'carol', nsB, 0).baseName }),
+    );
     liveDir = jobDir(live.plan.jobId, nsA, { ...thisProcess(), serviceAccount: live.plan.baseName });
   });
 
@@ -361,6 +385,8 @@ describe('cleanup --orphans --yes where dssuser may not delete', () => {
 
     const listed = await runCli([...args, '-o', 'json']);
     expect(listed.exitCode).toBe(0);
-    expect(JSON.parse(listed.stdout)).toMatchObject([{ jobId, state: 'orphaned', objects: expect.arrayContaining([{ kind: 'leases', name: expect.any(String) }]) }]);
+    expect(JSON.parse(listed.stdout)).toMatchObject([
+      { jobId, state: 'orphaned', objects: expect.arrayContaining([{ kind: 'leases', name: expect.any(String) }]) },
+    ]);
   });
 });

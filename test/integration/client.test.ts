@@ -36,7 +36,10 @@ function kubeconfig(name: string, user: Record<string, unknown>, clusterOverride
 }
 
 async function failure(promise: Promise<unknown>): Promise<KubernetesError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(KubernetesError);
   return error as KubernetesError;
 }
@@ -47,7 +50,10 @@ describe('the Kubernetes client', () => {
     const plugin = join(dir, 'plugin.sh');
     const credential = { apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: await dssuserToken() } };
     writeFileSync(plugin, `#!/bin/sh\necho called >> '${calls}'\ncat <<'JSON'\n${JSON.stringify(credential)}\nJSON\n`, { mode: 0o700 });
-    const kube = Kube.load({ kubeconfig: kubeconfig('exec.yaml', { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } }), timeoutSeconds: 30 });
+    const kube = Kube.load({
+      kubeconfig: kubeconfig('exec.yaml', { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } }),
+      timeoutSeconds: 30,
+    });
     try {
       expect((await kube.whoAmI()).username).toBe(cluster.dssuserName);
       expect(await kube.serverVersion()).toBe('v1.34.4');
@@ -69,11 +75,20 @@ describe('the Kubernetes client', () => {
   });
 
   it('falls back to HTTP/1.1 for a server that does not offer HTTP/2 (a proxy in front of the apiserver)', async () => {
-    const proxy = await startFaultProxy({ server: cluster.server, caFile: cluster.caFile, certFile: join(cluster.dir, 'apiserver.crt'), keyFile: join(cluster.dir, 'apiserver.key'), http1Only: true });
+    const proxy = await startFaultProxy({
+      server: cluster.server,
+      caFile: cluster.caFile,
+      certFile: join(cluster.dir, 'apiserver.crt'),
+      keyFile: join(cluster.dir, 'apiserver.key'),
+      http1Only: true,
+    });
     const kube = Kube.load({ kubeconfig: kubeconfig('http1.yaml', { token: await dssuserToken() }, { server: proxy.url }), timeoutSeconds: 30 });
     try {
       expect((await kube.whoAmI()).username).toBe(cluster.dssuserName);
-      expect(await Promise.all([kube.serverVersion(), kube.getNamespace('default')])).toEqual(['v1.34.4', expect.objectContaining({ metadata: expect.objectContaining({ name: 'default' }) })]);
+      expect(await Promise.all([kube.serverVersion(), kube.getNamespace('default')])).toEqual([
+        'v1.34.4',
+        expect.objectContaining({ metadata: expect.objectContaining({ name: 'default' }) }),
+      ]);
       expect(kube.protocol).toBe('http/1.1');
       // The HTTP/2 attempt ends in the TLS handshake (no protocol in common): only HTTP/1.1 requests reach it.
       expect(proxy.log.map((r) => `${r.method} ${r.path} ${r.outcome}`).sort()).toEqual([
@@ -106,11 +121,20 @@ describe('the Kubernetes client', () => {
   it('refuses a server whose certificate the kubeconfig does not trust', async () => {
     const otherCa = Buffer.from(
       // A CA that signed nothing of this cluster (any self-signed certificate does).
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=other', '-days', '1'], { encoding: 'utf8' }),
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=other', '-days', '1'],
+        { encoding: 'utf8' },
+      ),
     ).toString('base64');
-    const kube = Kube.load({ kubeconfig: kubeconfig('other-ca.yaml', { token: await dssuserToken() }, { 'certificate-authority-data': otherCa }), timeoutSeconds: 30 });
+    const kube = Kube.load({
+      kubeconfig: kubeconfig('other-ca.yaml', { token: await dssuserToken() }, { 'certificate-authority-data': otherCa }),
+      timeoutSeconds: 30,
+    });
     const error = await failure(kube.serverVersion());
-    expect(error.message).toMatch(/^get server version failed: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|DEPTH_ZERO_SELF_SIGNED_CERT)$/);
+    expect(error.message).toMatch(
+      /^get server version failed: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|DEPTH_ZERO_SELF_SIGNED_CERT)$/,
+    );
     expect(error.status).toBeUndefined();
     await kube.close();
   });

@@ -37,11 +37,19 @@ describe('local control plane', () => {
   it("lets dssuser create a job's ServiceAccount in a managed namespace, and no other", async () => {
     const sa = await dssuserKube().createServiceAccount(jobPlan().serviceAccount);
     expect(sa.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
-    expect((await dssuserKube().createServiceAccount({ metadata: { name: 'probe', namespace } }).catch((e) => e)).status).toBe(403);
+    expect(
+      (
+        await dssuserKube()
+          .createServiceAccount({ metadata: { name: 'probe', namespace } })
+          .catch((e) => e)
+      ).status,
+    ).toBe(403);
   });
 
   it('forbids dssuser to create a ServiceAccount in kube-system (403)', async () => {
-    const error = await dssuserKube().createServiceAccount({ metadata: { name: uniqueName('probe'), namespace: 'kube-system' } }).catch((e) => e);
+    const error = await dssuserKube()
+      .createServiceAccount({ metadata: { name: uniqueName('probe'), namespace: 'kube-system' } })
+      .catch((e) => e);
     expect(error.status).toBe(403);
   });
 
@@ -54,20 +62,28 @@ describe('local control plane', () => {
     expect(
       await statusOf(
         rbac.createClusterRoleBinding({
-          body: { metadata: { name: uniqueName('x') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'User', name: 'dssuser' }] },
+          body: {
+            metadata: { name: uniqueName('x') },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+            subjects: [{ kind: 'User', name: 'dssuser' }],
+          },
         }),
       ),
     ).toBe(403);
   });
 
-  it('lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding\'s namespace, and create no Role or pod', async () => {
+  it("lets dssuser bind only the driver ClusterRole, only to ServiceAccounts of the binding's namespace, and create no Role or pod", async () => {
     const dssuser = tokenKubeConfig(dssuserToken());
     const rbac = dssuser.makeApiClient(RbacAuthorizationV1Api);
     const core = dssuser.makeApiClient(CoreV1Api);
     const binding = (roleName: string, subject: { kind: string; name: string; namespace?: string }) =>
       rbac.createNamespacedRoleBinding({
         namespace,
-        body: { metadata: { name: uniqueName('rb') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [subject] },
+        body: {
+          metadata: { name: uniqueName('rb') },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+          subjects: [subject],
+        },
       });
     const ownAccount = { kind: 'ServiceAccount', name: 'job', namespace };
     expect(await statusOf(rbac.createNamespacedRoleBinding({ namespace, body: jobPlan().roleBinding }))).toBe(200);
@@ -75,7 +91,11 @@ describe('local control plane', () => {
     expect(await statusOf(binding('dss-spark-k8s-driver', { kind: 'User', name: 'mallory' }))).toBe(403); // the admission policy
     expect(await statusOf(binding('dss-spark-k8s-driver', { kind: 'ServiceAccount', name: 'default', namespace: 'kube-system' }))).toBe(403);
     expect(await statusOf(rbac.createNamespacedRole({ namespace, body: { metadata: { name: uniqueName('role') }, rules: [] } }))).toBe(403);
-    expect(await statusOf(core.createNamespacedPod({ namespace, body: { metadata: { name: uniqueName('pod') }, spec: { containers: [{ name: 'c', image: 'x' }] } } }))).toBe(403);
+    expect(
+      await statusOf(
+        core.createNamespacedPod({ namespace, body: { metadata: { name: uniqueName('pod') }, spec: { containers: [{ name: 'c', image: 'x' }] } } }),
+      ),
+    ).toBe(403);
   });
 
   it('lets dssuser create and delete only empty, labelled Secrets (token anchors), never read one', async () => {
@@ -87,7 +107,9 @@ describe('local control plane', () => {
     expect(await statusOf(core.readNamespacedSecret({ namespace, name: anchor }))).toBe(403);
     expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: uniqueName('x'), labels }, stringData: { a: 'b' } } }))).toBe(403);
     expect(await statusOf(core.createNamespacedSecret({ namespace, body: { metadata: { name: uniqueName('x') } } }))).toBe(403);
-    await adminKubeConfig().makeApiClient(CoreV1Api).createNamespacedSecret({ namespace, body: { metadata: { name: 'someone-elses' }, stringData: { password: 'p' } } });
+    await adminKubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNamespacedSecret({ namespace, body: { metadata: { name: 'someone-elses' }, stringData: { password: 'p' } } });
     expect(await statusOf(core.deleteNamespacedSecret({ namespace, name: 'someone-elses' }))).toBe(403);
     expect(await statusOf(core.deleteNamespacedSecret({ namespace, name: anchor }))).toBe(200);
   });

@@ -35,8 +35,9 @@ const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
 type Rule = { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] };
 /** dssuser's own role in a manifest (not the driver's ClusterRole beside it). */
 const manifestRules = (file: string, kind: string): Rule[] =>
-  (loadAllYaml(readFileSync(join(root, 'deploy/rbac', file), 'utf8')) as { kind: string; metadata: { name: string }; rules?: Rule[] }[])
-    .find((d) => d.kind === kind && d.metadata.name === 'dss-spark-k8s')!.rules!;
+  (loadAllYaml(readFileSync(join(root, 'deploy/rbac', file), 'utf8')) as { kind: string; metadata: { name: string }; rules?: Rule[] }[]).find(
+    (d) => d.kind === kind && d.metadata.name === 'dss-spark-k8s',
+  )!.rules!;
 const perUserRules = manifestRules('per-user-namespaces.yaml', 'ClusterRole');
 const teamRules = manifestRules('team-namespaces.yaml', 'Role');
 
@@ -128,10 +129,15 @@ async function identity(rules: Rule[], owner: { uid: number; gid: number }, name
   }
   // Both manifests bind dssuser to the read-only dss-spark-k8s-doctor ClusterRole too (admission policies, driver role).
   await rbac.createClusterRoleBinding({
-    body: { metadata: { ...metadata, name: `${name}-doctor` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-doctor' }, subjects },
+    body: {
+      metadata: { ...metadata, name: `${name}-doctor` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-doctor' },
+      subjects,
+    },
   });
   await core.createNamespacedServiceAccount({ namespace: homeNamespace, body: { metadata } });
-  const token = (await core.createNamespacedServiceAccountToken({ name, namespace: homeNamespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status!.token!;
+  const token = (await core.createNamespacedServiceAccountToken({ name, namespace: homeNamespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } }))
+    .status!.token!;
   const kubeconfig = join(workDir, `${name}.kubeconfig`);
   writeFileSync(kubeconfig, tokenKubeConfig(token).exportConfig(), { mode: 0o600 });
   chownSync(kubeconfig, owner.uid, owner.gid);
@@ -156,7 +162,9 @@ interface Right {
 const rightsOf = (rules: Rule[]): Right[] =>
   rules.flatMap((rule) =>
     rule.resources.flatMap((resource) =>
-      rule.verbs.flatMap((verb) => (rule.resourceNames ?? [undefined]).map((name) => ({ group: rule.apiGroups[0]!, resource, verb, ...(name ? { name } : {}) }))),
+      rule.verbs.flatMap((verb) =>
+        (rule.resourceNames ?? [undefined]).map((name) => ({ group: rule.apiGroups[0]!, resource, verb, ...(name ? { name } : {}) })),
+      ),
     ),
   );
 const rightName = (r: Right) => `${r.verb} ${r.resource}${r.group ? `.${r.group}` : ''}`;
@@ -257,7 +265,16 @@ describe('doctor with a correct set-up', () => {
     const run = await doctor(writeConfig(perUserProfile()), ['--user', alice.name, '--kubeconfig', full.kubeconfig, ...json]);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).ok).toBe(true);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'pass', rights: 'pass', 'driver-role': 'pass', policy: 'pass', sudo: 'pass', spark: 'pass' });
+    expect(statuses(run)).toEqual({
+      config: 'pass',
+      cluster: 'pass',
+      namespace: 'pass',
+      rights: 'pass',
+      'driver-role': 'pass',
+      policy: 'pass',
+      sudo: 'pass',
+      spark: 'pass',
+    });
     expect(run.check('rights').detail).toBe(`all ${requiredRights({ autoCreateNamespace: true }).length} rights a job needs`);
     expect(run.check('driver-role').detail).toBe("ClusterRole dss-spark-k8s-driver grants exactly the driver's rights");
     expect(run.check('sudo').detail).toBe(`${unix.dssuser.name} may run ${spark35} as ${alice.name} without a password, KUBECONFIG kept`);
@@ -266,7 +283,9 @@ describe('doctor with a correct set-up', () => {
   it('runs the real pyspark spark-submit as the user: Spark 4.3.0 with fabric8 7.6.1', async () => {
     const run = await doctor(writeConfig(perUserProfile({ sparkSubmit: pysparkBin })), ['--user', alice.name, '--kubeconfig', full.kubeconfig, ...json]);
     expect(run.check('spark')).toMatchObject({ status: 'pass' });
-    expect(run.check('spark').detail).toMatch(new RegExp(`^Spark 4\\.3\\.0, fabric8 kubernetes-client 7\\.6\\.1, Java works \\(as ${alice.name} through sudo in \\d+\\.\\d s\\)$`));
+    expect(run.check('spark').detail).toMatch(
+      new RegExp(`^Spark 4\\.3\\.0, fabric8 kubernetes-client 7\\.6\\.1, Java works \\(as ${alice.name} through sudo in \\d+\\.\\d s\\)$`),
+    );
     expect(run.code).toBe(0);
   });
 });
@@ -280,8 +299,15 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
   const rights = rightsOf(perUserRules);
 
   it('asks for exactly the rights of deploy/rbac/per-user-namespaces.yaml, but list namespaces and get of the driver role', () => {
-    const needed = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} }).map((r) => `${docRightName(r)}${r.name ? ` ${r.name}` : ''}`);
-    expect(rights.filter((r) => !forDoctorOnly(r)).map((r) => `${rightName(r)}${r.name ? ` ${r.name}` : ''}`).sort()).toEqual(needed.sort());
+    const needed = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} }).map(
+      (r) => `${docRightName(r)}${r.name ? ` ${r.name}` : ''}`,
+    );
+    expect(
+      rights
+        .filter((r) => !forDoctorOnly(r))
+        .map((r) => `${rightName(r)}${r.name ? ` ${r.name}` : ''}`)
+        .sort(),
+    ).toEqual(needed.sort());
   });
 
   it.concurrent.each(rights.map((r) => [rightName(r), r] as const))('without %s', async (_, right) => {
@@ -304,7 +330,9 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
     expect(check.detail).toBe(`missing 1 of ${requiredRights({ autoCreateNamespace: true }).length}: ${rightName(right)}`);
     expect(check.fix).toMatch(/^# add to the rules of the ClusterRole bound to system:serviceaccount:/);
     const fixRules = loadYaml<Rule[]>(check.fix!);
-    expect(fixRules).toEqual([{ apiGroups: [right.group], resources: [right.resource], ...(right.name ? { resourceNames: [right.name] } : {}), verbs: [right.verb] }]);
+    expect(fixRules).toEqual([
+      { apiGroups: [right.group], resources: [right.resource], ...(right.name ? { resourceNames: [right.name] } : {}), verbs: [right.verb] },
+    ]);
     expect(broken.checks.filter((c) => c.id !== 'rights').every((c) => c.ok)).toBe(true);
 
     await who.setRules([...rules, ...fixRules]);
@@ -349,7 +377,16 @@ describe('doctor checks the namespace', () => {
   it('without --user: checks rights in the placeholder namespace, and fails on the sudoers check that needs a user', async () => {
     const run = await doctor(writeConfig(perUserProfile()), ['--kubeconfig', full.kubeconfig, ...json]);
     expect(run.code).toBe(78);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'pass', policy: 'pass', sudo: 'fail', spark: 'pass' });
+    expect(statuses(run)).toEqual({
+      config: 'pass',
+      cluster: 'pass',
+      namespace: 'warn',
+      rights: 'pass',
+      'driver-role': 'pass',
+      policy: 'pass',
+      sudo: 'fail',
+      spark: 'pass',
+    });
     expect(run.check('rights').title).toBe(`rights in dss-doc-${id}-sample-user`);
     expect(run.check('sudo').fix).toBe('pass --user LOGIN (an end user who runs Spark jobs)');
     expect(run.check('spark').detail).toMatch(/\(as this user in/);
@@ -373,11 +410,20 @@ describe('doctor in team mode', () => {
     await core.createNamespace({ body: { metadata: { name: teamNamespace, labels: { ...testLabel, 'dss-spark-k8s.dataiku.io/managed': 'true' } } } });
   });
 
-  it('passes with only the rights of team-namespaces.yaml (a Role, and reading the tool\'s policies and driver role), warning what it cannot read', async () => {
+  it("passes with only the rights of team-namespaces.yaml (a Role, and reading the tool's policies and driver role), warning what it cannot read", async () => {
     const who = await identity(teamRules, unix.dssuser, teamNamespace);
     await until(() => who.canI({ group: '', resource: 'pods', verb: 'list' }), 'the binding');
     const run = await doctor(writeConfig(profile()), ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json]);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'pass', namespace: 'warn', rights: 'pass', 'driver-role': 'pass', policy: 'pass', sudo: 'pass', spark: 'pass' });
+    expect(statuses(run)).toEqual({
+      config: 'pass',
+      cluster: 'pass',
+      namespace: 'warn',
+      rights: 'pass',
+      'driver-role': 'pass',
+      policy: 'pass',
+      sudo: 'pass',
+      spark: 'pass',
+    });
     expect(run.check('namespace').detail).toMatch(/^cannot read it \(no get on namespaces\)/);
     expect(run.check('policy').detail).toBe('dss-spark-k8s-job-isolation and dss-spark-k8s-dssuser-scope installed and bound (Deny)');
     expect(run.check('rights').detail).toMatch(/^all \d+ rights a job needs$/);
@@ -404,7 +450,11 @@ describe('doctor in team mode', () => {
   it('fails when the identity may not read the admission policies: an unverified boundary is no pass', async () => {
     const who = await identity(teamRules, unix.dssuser, teamNamespace);
     await rbac.deleteClusterRoleBinding({ name: `${who.name}-doctor` });
-    await until(async () => !(await who.canI({ group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies', verb: 'get', name: 'dss-spark-k8s-job-isolation' })), 'the unbinding');
+    await until(
+      async () =>
+        !(await who.canI({ group: 'admissionregistration.k8s.io', resource: 'validatingadmissionpolicies', verb: 'get', name: 'dss-spark-k8s-job-isolation' })),
+      'the unbinding',
+    );
     const run = await doctor(writeConfig(profile()), ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json]);
     expect(run.check('policy')).toMatchObject({ status: 'fail', fix: 'kubectl apply -f deploy/rbac/team-namespaces.yaml   # as a cluster administrator' });
     expect(run.check('policy').detail).toMatch(/^cannot read the ValidatingAdmissionPolicies dss-spark-k8s-job-isolation and dss-spark-k8s-dssuser-scope/);
@@ -449,9 +499,15 @@ describe('doctor checks the sudoers rule (Unix users of its own)', () => {
     installSudoers(ownSudoersFile, `Defaults:${own.dss} env_keep += "KUBECONFIG"\n`);
     const broken = await run();
     expect(broken.code).toBe(78);
-    expect(broken.check('sudo')).toMatchObject({ status: 'fail', detail: `${own.dss} may not run ${spark35} as ${own.user} without a password (a password is required)` });
+    expect(broken.check('sudo')).toMatchObject({
+      status: 'fail',
+      detail: `${own.dss} may not run ${spark35} as ${own.user} without a password (a password is required)`,
+    });
     // Without any rule sudo -l cannot list dssuser's Defaults: the fix is the whole rule.
-    expect(broken.check('sudo').fix!.split('\n').slice(1)).toEqual([`Defaults:${own.dss} env_keep += "KUBECONFIG"`, `${own.dss} ALL = (%${own.group}) NOPASSWD: ${spark35}`]);
+    expect(broken.check('sudo').fix!.split('\n').slice(1)).toEqual([
+      `Defaults:${own.dss} env_keep += "KUBECONFIG"`,
+      `${own.dss} ALL = (%${own.group}) NOPASSWD: ${spark35}`,
+    ]);
     expect(broken.check('spark').detail).toMatch(/\(as this user in/);
     installSudoers(ownSudoersFile, `${readFileSync(ownSudoersFile, 'utf8')}${broken.check('sudo').fix}\n`);
     const fixed = await run();
@@ -515,7 +571,16 @@ describe('doctor without a cluster or a valid configuration', () => {
     chownSync(kubeconfig, unix.dssuser.uid, unix.dssuser.gid);
     const run = await doctor(writeConfig(perUserProfile()), ['--user', alice.name, '--kubeconfig', kubeconfig, ...json]);
     expect(run.code).toBe(78);
-    expect(statuses(run)).toEqual({ config: 'pass', cluster: 'fail', namespace: 'skip', rights: 'skip', 'driver-role': 'skip', policy: 'skip', sudo: 'pass', spark: 'pass' });
+    expect(statuses(run)).toEqual({
+      config: 'pass',
+      cluster: 'fail',
+      namespace: 'skip',
+      rights: 'skip',
+      'driver-role': 'skip',
+      policy: 'skip',
+      sudo: 'pass',
+      spark: 'pass',
+    });
     expect(run.check('cluster').detail).toMatch(/^get server version failed \(401/);
     expect(run.check('cluster').fix).toMatch(/credentials of dssuser's kubeconfig are rejected/);
   });

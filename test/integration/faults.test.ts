@@ -40,7 +40,14 @@ const SIGNAL_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
 
 type Phase = 'before the namespace' | 'during the creates' | 'after the creates' | 'during the token request' | 'during spark-submit' | 'during teardown';
 type Fault = 'apiserver unreachable' | 'apiserver hung' | 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGKILL';
-const PHASES: Phase[] = ['before the namespace', 'during the creates', 'after the creates', 'during the token request', 'during spark-submit', 'during teardown'];
+const PHASES: Phase[] = [
+  'before the namespace',
+  'during the creates',
+  'after the creates',
+  'during the token request',
+  'during spark-submit',
+  'during teardown',
+];
 const FAULTS: Fault[] = ['apiserver unreachable', 'apiserver hung', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGKILL'];
 
 /** Where each phase begins, as the proxy sees it. */
@@ -283,13 +290,17 @@ function expectCleanOutput(expect: ExpectStatic, stdout: string, stderr: string,
 
 /** Counts the cell and records its outcome for the summary (soft assertions included). */
 function cell(name: string, body: (expect: ExpectStatic) => Promise<void>, timeoutMs = 150_000) {
-  it.concurrent(name, async ({ expect, onTestFailed }) => {
-    figures.cells++;
-    onTestFailed(() => {
-      figures.failedCells.push(name);
-    });
-    await body(expect);
-  }, timeoutMs);
+  it.concurrent(
+    name,
+    async ({ expect, onTestFailed }) => {
+      figures.cells++;
+      onTestFailed(() => {
+        figures.failedCells.push(name);
+      });
+      await body(expect);
+    },
+    timeoutMs,
+  );
 }
 
 // ---- the matrix ----
@@ -391,7 +402,8 @@ describe.concurrent('faults at every phase of a job', () => {
           expect.soft(after.leftovers, 'job-labelled objects left').toEqual([]);
           expect.soft(after.tempFiles, 'temp files left').toEqual([]);
           expect.soft(after.liveTokens, 'issued tokens that still authenticate').toEqual([]);
-          if (p === 'during the token request' && !isSignal) expect.soft(after.tokens.length, 'the apiserver issued a token the CLI never got').toBeGreaterThan(0);
+          if (p === 'during the token request' && !isSignal)
+            expect.soft(after.tokens.length, 'the apiserver issued a token the CLI never got').toBeGreaterThan(0);
         } finally {
           endProcessGroup(cli.child);
           await env.proxy.close();
@@ -414,7 +426,10 @@ describe.concurrent('faults around the flow', () => {
       expect(cli.stderr).toMatch(message);
       expect(cli.stdout).not.toContain('"event":"started"');
       expectCleanOutput(expect, cli.stdout, cli.stderr, after.tokens);
-      expect(env.proxy.log.filter((r) => phase.anyWrite(r)), 'cluster writes').toEqual([]);
+      expect(
+        env.proxy.log.filter((r) => phase.anyWrite(r)),
+        'cluster writes',
+      ).toEqual([]);
       expect(after.leftovers).toEqual([]);
       expect(after.tempFiles).toEqual([]);
       return cli;
@@ -473,7 +488,21 @@ describe.concurrent('faults around the flow', () => {
   cell('the apiserver restarts during teardown: the retries absorb it, exit 0, nothing left', async (expect) => {
     const env = await cellEnv();
     const reached = env.proxy.arm({ match: phase.teardown, at: 'request', mode: 'refuse' });
-    const cli = launch(['run', '--user', alice.name, '--config', env.config.path, '--job-id', env.jobId, '--', 'app', 'save-token', join(env.drop, 'token'), 'marker', 'ok']);
+    const cli = launch([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      env.config.path,
+      '--job-id',
+      env.jobId,
+      '--',
+      'app',
+      'save-token',
+      join(env.drop, 'token'),
+      'marker',
+      'ok',
+    ]);
     try {
       expect(await within(reached, 60_000), cli.stderr).toBeDefined();
       await sleep(300); // down for less than the retries' first two pauses (0.2 s + 0.6 s)
@@ -481,7 +510,10 @@ describe.concurrent('faults around the flow', () => {
       const exit = await within(cli.exited, (SLACK_S + REFUSED_TEARDOWN_S) * 1000);
       const after = await aftermath(env);
       expect(exit?.exitCode, cli.stderr).toBe(0);
-      expect(env.proxy.log.some((r) => r.outcome === 'refused'), 'a delete was refused').toBe(true);
+      expect(
+        env.proxy.log.some((r) => r.outcome === 'refused'),
+        'a delete was refused',
+      ).toBe(true);
       expect(after.leftovers).toEqual([]);
       expect(after.tempFiles).toEqual([]);
       expect(after.liveTokens).toEqual([]);
@@ -494,7 +526,21 @@ describe.concurrent('faults around the flow', () => {
   cell('the apiserver stalls for less than apiTimeout during the creates: the job runs, exit 0', async (expect) => {
     const env = await cellEnv();
     const reached = env.proxy.arm({ match: phase.duringCreates, at: 'request', mode: 'hang' });
-    const cli = launch(['run', '--user', alice.name, '--config', env.config.path, '--job-id', env.jobId, '--', 'app', 'save-token', join(env.drop, 'token'), 'marker', 'ok']);
+    const cli = launch([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      env.config.path,
+      '--job-id',
+      env.jobId,
+      '--',
+      'app',
+      'save-token',
+      join(env.drop, 'token'),
+      'marker',
+      'ok',
+    ]);
     try {
       expect(await within(reached, 60_000), cli.stderr).toBeDefined();
       await sleep((API_TIMEOUT_S * 1000) / 4);
@@ -553,14 +599,20 @@ describe.concurrent('faults around the flow', () => {
   // has settled, or the binding is recorded after teardown has passed it by.
   cell('token request denied while the RoleBinding create is still in flight: exit 69, nothing left', async (expect) => {
     const env = await cellEnv();
-    env.proxy.addRule({ match: phase.tokenRequest, respond: { status: 403, reason: 'Forbidden', message: 'serviceaccounts "x" is forbidden: injected by the test' } });
+    env.proxy.addRule({
+      match: phase.tokenRequest,
+      respond: { status: 403, reason: 'Forbidden', message: 'serviceaccounts "x" is forbidden: injected by the test' },
+    });
     env.proxy.addRule({ match: phase.createRoleBinding, delayResponseMs: 1_500 });
     const cli = launch(['run', '--user', alice.name, '--config', env.config.path, '--job-id', env.jobId, '--', 'app', 'marker', 'never']);
     try {
       const exit = await within(cli.exited, (SLACK_S + API_TIMEOUT_S) * 1000);
       expect(exit, 'the CLI did not end').toBeDefined();
       const after = await aftermath(env);
-      expect(env.proxy.log.filter((r) => phase.createRoleBinding(r)).map((r) => r.outcome), 'the RoleBinding was created').toEqual([201]);
+      expect(
+        env.proxy.log.filter((r) => phase.createRoleBinding(r)).map((r) => r.outcome),
+        'the RoleBinding was created',
+      ).toEqual([201]);
       expect.soft(exit!.exitCode, cli.stderr).toBe(69);
       expect.soft(errorLines(cli.stderr), cli.stderr).toHaveLength(1);
       expect.soft(after.leftovers, 'exit 69 claims a rollback, yet these exist').toEqual([]);
@@ -594,7 +646,11 @@ describe.concurrent('adversarial input through the real CLI', () => {
     ['a misspelt key', (b) => JSON.stringify({ profiles: { default: { ...b, targetNamespce: b.targetNamespace } } }), 78],
     ['a negative timeout', (b) => JSON.stringify({ profiles: { default: { ...b, apiTimeout: -5 } } }), 78],
     ['a bad allow-list regex', (b) => JSON.stringify({ profiles: { default: { ...b, allowedNamespaces: '(dss-' } } }), 78],
-    ['a label trying to replace managed-by', (b) => JSON.stringify({ profiles: { default: { ...b, labels: { 'app.kubernetes.io/managed-by': 'not ours' } } } }), 78],
+    [
+      'a label trying to replace managed-by',
+      (b) => JSON.stringify({ profiles: { default: { ...b, labels: { 'app.kubernetes.io/managed-by': 'not ours' } } } }),
+      78,
+    ],
     ['a token lifetime below the minimum', (b) => JSON.stringify({ profiles: { default: { ...b, tokenTtl: '9m' } } }), 78],
     ['a system namespace', (b) => JSON.stringify({ profiles: { default: { ...b, targetNamespace: 'kube-system', allowedNamespaces: '.*' } } }), 65],
     ['a namespace template with an unknown variable', (b) => JSON.stringify({ profiles: { default: { ...b, targetNamespace: 'dss-${dssUserHome}' } } }), 78],
@@ -612,50 +668,82 @@ describe.concurrent('adversarial input through the real CLI', () => {
     ['--name', 'x', '--kubernetes-namespace', 'kube-system', 'app'],
   ];
 
-  cell(`${MUTATED_CONFIGS.length} mutated configs and ${HOSTILE_ARGS.length} hostile argument lists: documented exit, one line, no cluster write`, async (expect) => {
-    const env = await cellEnv();
-    try {
-      const base = JSON.parse(readFileSync(env.config.path, 'utf8')).profiles.default as Record<string, unknown>;
-      const inputs: { what: string; args: string[]; code: number; jobId: string }[] = [];
-      MUTATED_CONFIGS.forEach(([what, mutate, code], i) => {
-        const path = join(dssuserDir('dss-spark-k8s-fault-mut-'), 'config.yaml');
-        writeFileSync(path, mutate(base));
-        chownSync(path, unix.dssuser.uid, unix.dssuser.gid);
-        const jobId = `${env.jobId}c${i}`;
-        inputs.push({ what, args: ['run', '--user', alice.name, '--config', path, '--job-id', jobId, '--', 'app', 'marker', 'never'], code, jobId });
-      });
-      HOSTILE_ARGS.forEach((sparkArgs, i) => {
-        const jobId = `${env.jobId}a${i}`;
-        inputs.push({ what: sparkArgs.join(' '), args: ['run', '--user', alice.name, '--config', env.config.path, '--job-id', jobId, '--', ...sparkArgs], code: 64, jobId });
-      });
-      const results = await Promise.all(
-        inputs.map(async (input) => {
-          const cli = launch(input.args);
-          const exit = await within(cli.exited, 60_000);
-          return { input, exit, stdout: cli.stdout, stderr: cli.stderr };
-        }),
-      );
-      for (const { input, exit, stdout, stderr } of results) {
-        expect(exit?.exitCode, `${input.what}: ${stderr}`).toBe(input.code);
-        expect(errorLines(stderr), `${input.what}: ${stderr}`).toHaveLength(1);
-        expect(stderr.trim().split('\n'), `${input.what}: ${stderr}`).toHaveLength(1);
-        expect(stdout, input.what).toBe('');
-        expectCleanOutput(expect, stdout, stderr, []);
-        expect(await jobObjects(input.jobId), input.what).toEqual([]);
+  cell(
+    `${MUTATED_CONFIGS.length} mutated configs and ${HOSTILE_ARGS.length} hostile argument lists: documented exit, one line, no cluster write`,
+    async (expect) => {
+      const env = await cellEnv();
+      try {
+        const base = JSON.parse(readFileSync(env.config.path, 'utf8')).profiles.default as Record<string, unknown>;
+        const inputs: { what: string; args: string[]; code: number; jobId: string }[] = [];
+        MUTATED_CONFIGS.forEach(([what, mutate, code], i) => {
+          const path = join(dssuserDir('dss-spark-k8s-fault-mut-'), 'config.yaml');
+          writeFileSync(path, mutate(base));
+          chownSync(path, unix.dssuser.uid, unix.dssuser.gid);
+          const jobId = `${env.jobId}c${i}`;
+          inputs.push({ what, args: ['run', '--user', alice.name, '--config', path, '--job-id', jobId, '--', 'app', 'marker', 'never'], code, jobId });
+        });
+        HOSTILE_ARGS.forEach((sparkArgs, i) => {
+          const jobId = `${env.jobId}a${i}`;
+          inputs.push({
+            what: sparkArgs.join(' '),
+            args: ['run', '--user', alice.name, '--config', env.config.path, '--job-id', jobId, '--', ...sparkArgs],
+            code: 64,
+            jobId,
+          });
+        });
+        const results = await Promise.all(
+          inputs.map(async (input) => {
+            const cli = launch(input.args);
+            const exit = await within(cli.exited, 60_000);
+            return { input, exit, stdout: cli.stdout, stderr: cli.stderr };
+          }),
+        );
+        for (const { input, exit, stdout, stderr } of results) {
+          expect(exit?.exitCode, `${input.what}: ${stderr}`).toBe(input.code);
+          expect(errorLines(stderr), `${input.what}: ${stderr}`).toHaveLength(1);
+          expect(stderr.trim().split('\n'), `${input.what}: ${stderr}`).toHaveLength(1);
+          expect(stdout, input.what).toBe('');
+          expectCleanOutput(expect, stdout, stderr, []);
+          expect(await jobObjects(input.jobId), input.what).toEqual([]);
+        }
+        expect(env.proxy.log, 'requests to the apiserver').toEqual([]);
+        expect(
+          auditWrites(
+            inputs.map((i) => i.jobId),
+            [env.namespace],
+          ),
+          'audit log: writes by dssuser',
+        ).toEqual([]);
+        expect(dirEntries(env.config.tempDir)).toEqual([]);
+      } finally {
+        await env.proxy.close();
       }
-      expect(env.proxy.log, 'requests to the apiserver').toEqual([]);
-      expect(auditWrites(inputs.map((i) => i.jobId), [env.namespace]), 'audit log: writes by dssuser').toEqual([]);
-      expect(dirEntries(env.config.tempDir)).toEqual([]);
-    } finally {
-      await env.proxy.close();
-    }
-  });
+    },
+  );
 
   // Values with a line break: an end user's spark-submit argument or a login must not add lines of its own
   // to the CLI's one error line (a job runner reads that line; a forged second line could say anything).
   const LINE_BREAKS: [string, (env: CellEnv) => string[], number][] = [
-    ['a spark-submit --deploy-mode value', (env) => ['run', '--user', alice.name, '--config', env.config.path, '--', '--deploy-mode', 'cluster\ndss-spark-k8s: torn down job x: nothing left', 'app'], 64],
-    ['a spark-submit option name', (env) => ['run', '--user', alice.name, '--config', env.config.path, '--', '--kubernetes-x\ndss-spark-k8s: forged', 'app'], 64],
+    [
+      'a spark-submit --deploy-mode value',
+      (env) => [
+        'run',
+        '--user',
+        alice.name,
+        '--config',
+        env.config.path,
+        '--',
+        '--deploy-mode',
+        'cluster\ndss-spark-k8s: torn down job x: nothing left',
+        'app',
+      ],
+      64,
+    ],
+    [
+      'a spark-submit option name',
+      (env) => ['run', '--user', alice.name, '--config', env.config.path, '--', '--kubernetes-x\ndss-spark-k8s: forged', 'app'],
+      64,
+    ],
     ['a --job-id', (env) => ['run', '--user', alice.name, '--config', env.config.path, '--job-id', 'a\ndss-spark-k8s: forged', '--', 'app'], 64],
     ['a --user', (env) => ['run', '--user', 'alice\ndss-spark-k8s: forged', '--config', env.config.path, '--', 'app'], 65],
   ];

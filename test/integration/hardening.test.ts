@@ -22,7 +22,9 @@ describe("the driver's environment", () => {
     drop = dssuserDir('dss-spark-k8s-test-envdump-');
     chownSync(drop, alice.uid, alice.gid);
     envDump = join(unix.sharedDir, 'env-dump');
-    writeFileSync(envDump, `#!${unix.node}\nrequire('node:fs').writeFileSync(${JSON.stringify(join(drop, 'env.json'))}, JSON.stringify(process.env));\n`, { mode: 0o755 });
+    writeFileSync(envDump, `#!${unix.node}\nrequire('node:fs').writeFileSync(${JSON.stringify(join(drop, 'env.json'))}, JSON.stringify(process.env));\n`, {
+      mode: 0o755,
+    });
     const staged = `${sudoers}.tmp`;
     writeFileSync(staged, `${unix.dssuser.name} ALL = (%${unix.group}) NOPASSWD: ${envDump}\n`, { mode: 0o440 });
     execFileSync('visudo', ['-c', '-q', '-f', staged]);
@@ -30,9 +32,16 @@ describe("the driver's environment", () => {
   });
   afterAll(() => rmSync(sudoers, { force: true }));
 
-  it('is what sudo sets plus KUBECONFIG: nothing of dssuser\'s', async () => {
+  it("is what sudo sets plus KUBECONFIG: nothing of dssuser's", async () => {
     const config = writeConfig({ sparkSubmit: envDump });
-    const leaky = { KRB5CCNAME: 'FILE:/tmp/krb5cc_dssuser', DISPLAY: ':42', XAUTHORITY: '/home/dssuser/.Xauthority', LANG: 'dssuser-lang', TZ: 'dssuser-tz', SECRET_X: 'dssuser-secret' };
+    const leaky = {
+      KRB5CCNAME: 'FILE:/tmp/krb5cc_dssuser',
+      DISPLAY: ':42',
+      XAUTHORITY: '/home/dssuser/.Xauthority',
+      LANG: 'dssuser-lang',
+      TZ: 'dssuser-tz',
+      SECRET_X: 'dssuser-secret',
+    };
     const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', uniqueJobId('env'), '--', 'app'], leaky);
     const result = await cli.result;
     expect(result.exitCode, result.stderr).toBe(0);
@@ -51,7 +60,7 @@ describe("the driver's environment", () => {
 });
 
 describe('a closed stderr', () => {
-  it('does not stop teardown: nothing of the job is left and the exit code is the driver\'s', async () => {
+  it("does not stop teardown: nothing of the job is left and the exit code is the driver's", async () => {
     const config = writeConfig({});
     const jobId = uniqueJobId('epipe');
     const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'sleep', '2', 'exit', '7']);

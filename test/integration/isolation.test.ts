@@ -85,7 +85,12 @@ async function sparkSubmit(job: Job, extra: string[]): Promise<{ code: number | 
   ];
   const child = spawn(submit, args, {
     // The virtual environment's python: <venv>/bin/spark-submit or <venv>/lib/python3.x/site-packages/pyspark/bin/spark-submit.
-    env: { PATH: process.env.PATH!, HOME: dir, KUBECONFIG: join(dir, 'kubeconfig'), PYSPARK_PYTHON: submit.replace(/(\/lib\/python[^/]+\/site-packages\/pyspark)?\/bin\/spark-submit$/, '/bin/python') },
+    env: {
+      PATH: process.env.PATH!,
+      HOME: dir,
+      KUBECONFIG: join(dir, 'kubeconfig'),
+      PYSPARK_PYTHON: submit.replace(/(\/lib\/python[^/]+\/site-packages\/pyspark)?\/bin\/spark-submit$/, '/bin/python'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -164,7 +169,23 @@ function attacks(a: Job, b: Job, victims: { pod: string }) {
     "pod named like B's executors": () => create(executorPod(a, { name: `${b.plan.baseName}-exec-99` })),
     "patch B's pod": () => a.core.patchNamespacedPod({ namespace: ns, name: victims.pod, body: { metadata: { labels: { x: 'y' } } } }, mergePatch),
     "ephemeral claim labelled as B's job": () =>
-      create(executorPod(a, { spec: { volumes: [{ name: 'e', ephemeral: { volumeClaimTemplate: { metadata: { labels: b.labels }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } } } }] } })),
+      create(
+        executorPod(a, {
+          spec: {
+            volumes: [
+              {
+                name: 'e',
+                ephemeral: {
+                  volumeClaimTemplate: {
+                    metadata: { labels: b.labels },
+                    spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+                  },
+                },
+              },
+            ],
+          },
+        }),
+      ),
     "ephemeral claim cloned from B's claim": () =>
       create(
         executorPod(a, {
@@ -174,7 +195,11 @@ function attacks(a: Job, b: Job, victims: { pod: string }) {
                 name: 'e',
                 ephemeral: {
                   volumeClaimTemplate: {
-                    spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } }, dataSource: { kind: 'PersistentVolumeClaim', name: `${b.plan.baseName}-exec-1-pvc-0` } },
+                    spec: {
+                      accessModes: ['ReadWriteOnce'],
+                      resources: { requests: { storage: '1Gi' } },
+                      dataSource: { kind: 'PersistentVolumeClaim', name: `${b.plan.baseName}-exec-1-pvc-0` },
+                    },
                   },
                 },
               },
@@ -201,19 +226,31 @@ async function teamIdentity(namespaces: string[]): Promise<{ name: string; kubec
   await core.createNamespacedServiceAccount({ namespace: home, body: { metadata: { name: account } } });
   const name = `system:serviceaccount:${home}:${account}`;
   for (const namespace of namespaces) {
-    applyManifest(cluster.kubectl, cluster.adminKubeconfig, join(import.meta.dirname, '../../deploy/rbac/team-namespaces.yaml'), name, namespace, { namespacedOnly: true });
+    applyManifest(cluster.kubectl, cluster.adminKubeconfig, join(import.meta.dirname, '../../deploy/rbac/team-namespaces.yaml'), name, namespace, {
+      namespacedOnly: true,
+    });
   }
-  const { status } = await core.createNamespacedServiceAccountToken({ name: account, namespace: home, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const { status } = await core.createNamespacedServiceAccountToken({
+    name: account,
+    namespace: home,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const staged = join(mkdtempSync('/tmp/dss-spark-k8s-identity-'), 'kubeconfig');
   writeFileSync(staged, tokenKubeConfig(status!.token!).exportConfig(), { mode: 0o600 });
   const kubeconfig = join(unix.dssuser.home, `${account}.kubeconfig`);
   writeTokenKubeconfig(staged, kubeconfig, unix.dssuser);
   rmSync(dirname(staged), { recursive: true });
   const asIdentity = tokenKubeConfig(status!.token!);
-  return { name, kubeconfig, kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }), core: asIdentity.makeApiClient(CoreV1Api), rbac: asIdentity.makeApiClient(RbacAuthorizationV1Api) };
+  return {
+    name,
+    kubeconfig,
+    kube: Kube.load({ kubeconfig, timeoutSeconds: 30 }),
+    core: asIdentity.makeApiClient(CoreV1Api),
+    rbac: asIdentity.makeApiClient(RbacAuthorizationV1Api),
+  };
 }
 
-describe('run in a team namespace with only the team manifest\'s rights', () => {
+describe("run in a team namespace with only the team manifest's rights", () => {
   const team = uniqueName('dss-team');
   const otherTeam = uniqueName('dss-team');
   const alice = inject('unix').endUsers[0]!;
@@ -223,7 +260,12 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
   beforeAll(async () => {
     await Promise.all([createManagedNamespace(team), createManagedNamespace(otherTeam)]);
     identity = await teamIdentity([team]);
-    config = writeConfig({ targetNamespace: '${adminProperty:k8sNS}', autoCreateNamespace: false, allowedNamespaces: '^dss-team-', kubeconfig: identity.kubeconfig });
+    config = writeConfig({
+      targetNamespace: '${adminProperty:k8sNS}',
+      autoCreateNamespace: false,
+      allowedNamespaces: '^dss-team-',
+      kubeconfig: identity.kubeconfig,
+    });
   });
   afterAll(() => identity?.kube.close());
 
@@ -250,7 +292,10 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
     expect([planted.status, deleted.status]).toEqual([403, 403]);
     expect(planted.message).toContain("ValidatingAdmissionPolicy 'dss-spark-k8s-dssuser-scope'");
     const anchorLabels = { ...labels, [OWNER_LABEL]: 'dss-spark-x-y' };
-    const anchor = await core.createNamespacedSecret({ namespace: team, body: { metadata: { name: 'dss-spark-x-y-t1', labels: anchorLabels }, type: 'Opaque', immutable: true } });
+    const anchor = await core.createNamespacedSecret({
+      namespace: team,
+      body: { metadata: { name: 'dss-spark-x-y-t1', labels: anchorLabels }, type: 'Opaque', immutable: true },
+    });
     await core.deleteNamespacedSecret({ namespace: team, name: anchor.metadata!.name! });
   });
 
@@ -260,12 +305,17 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
         identity.rbac.createNamespacedRoleBinding({
           namespace: team,
           dryRun,
-          body: { metadata: { name: uniqueName('rb') }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [subject] },
+          body: {
+            metadata: { name: uniqueName('rb') },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName },
+            subjects: [subject],
+          },
         }),
       );
     const mallory = { kind: 'User', name: 'mallory' };
     // The manifest's admission policy takes effect a moment after it is applied.
-    for (const deadline = Date.now() + 30_000; (await binding('dss-spark-k8s-driver', mallory, 'All')).status !== 403 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 200));
+    for (const deadline = Date.now() + 30_000; (await binding('dss-spark-k8s-driver', mallory, 'All')).status !== 403 && Date.now() < deadline; )
+      await new Promise((r) => setTimeout(r, 200));
     const toUser = await binding('dss-spark-k8s-driver', mallory);
     expect(toUser.status).toBe(403);
     expect(toUser.message).toContain("ValidatingAdmissionPolicy 'dss-spark-k8s-dssuser-scope'");
@@ -289,16 +339,46 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
 
   it('runs the whole job flow in the team namespace and leaves nothing', async () => {
     const jobId = uniqueJobId();
-    const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--admin-property', `k8sNS=${team}`, '--', 'app', 'probe']);
+    const result = await runCli([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      config.path,
+      '--job-id',
+      jobId,
+      '--admin-property',
+      `k8sNS=${team}`,
+      '--',
+      'app',
+      'probe',
+    ]);
     expect(result.exitCode, result.stderr).toBe(0);
     const probe = JSON.parse(result.stdout.split('\n').find((line) => line.includes('"event":"probe"'))!);
-    expect(probe).toMatchObject({ username: expect.stringMatching(new RegExp(`^system:serviceaccount:${team}:dss-spark-`)), createPod: 200, listSecrets: 403, createNamespace: 403 });
+    expect(probe).toMatchObject({
+      username: expect.stringMatching(new RegExp(`^system:serviceaccount:${team}:dss-spark-`)),
+      createPod: 200,
+      listSecrets: 403,
+      createNamespace: 403,
+    });
     expect(await jobObjects(jobId)).toEqual([]);
   });
 
   it('refuses a property pointing at kube-system before creating anything', async () => {
     const jobId = uniqueJobId();
-    const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--admin-property', 'k8sNS=kube-system', '--', 'app']);
+    const result = await runCli([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      config.path,
+      '--job-id',
+      jobId,
+      '--admin-property',
+      'k8sNS=kube-system',
+      '--',
+      'app',
+    ]);
     expect(result.exitCode).toBe(65);
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^dss-spark-k8s: namespace "kube-system" .* is a system namespace/)]);
     expect(await jobObjects(jobId)).toEqual([]);
@@ -306,10 +386,27 @@ describe('run in a team namespace with only the team manifest\'s rights', () => 
 
   it("fails with one line, leaving nothing, when the property points at another team's namespace", async () => {
     const jobId = uniqueJobId();
-    const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--admin-property', `k8sNS=${otherTeam}`, '--', 'app']);
+    const result = await runCli([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      config.path,
+      '--job-id',
+      jobId,
+      '--admin-property',
+      `k8sNS=${otherTeam}`,
+      '--',
+      'app',
+    ]);
     expect(result.exitCode).toBe(69);
     expect(result.stderr).toMatch(/\(403 Forbidden\)/);
-    expect(result.stderr.trim().split('\n').filter((l) => l.startsWith('dss-spark-k8s: '))).toHaveLength(1);
+    expect(
+      result.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('dss-spark-k8s: ')),
+    ).toHaveLength(1);
     expect(await jobObjects(jobId)).toEqual([]);
   });
 });
@@ -360,7 +457,9 @@ describe('isolation of jobs sharing a team namespace', () => {
       expect(result.message, name).toContain(`ValidatingAdmissionPolicy '${ISOLATION_POLICY_NAME}'`);
     }
     expect(results["pod as B's executor account"]!.message).toContain(`must run as the service account ${a.plan.baseName}-exec`);
-    expect(results['unlabelled pod']!.message).toContain(`must carry the labels ${OWNER_LABEL}=${a.plan.baseName} and app.kubernetes.io/managed-by=dss-spark-k8s`);
+    expect(results['unlabelled pod']!.message).toContain(
+      `must carry the labels ${OWNER_LABEL}=${a.plan.baseName} and app.kubernetes.io/managed-by=dss-spark-k8s`,
+    );
   });
 
   it('lets job A do everything Spark needs with its own objects', async () => {

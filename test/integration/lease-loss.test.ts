@@ -57,7 +57,14 @@ async function proxiedDssuser(proxy: FaultProxy, timeoutSeconds: number): Promis
   const cluster = { server: proxy.url, 'certificate-authority-data': Buffer.from(dssuser.endpoint.caPem!).toString('base64') };
   writeFileSync(
     path,
-    JSON.stringify({ apiVersion: 'v1', kind: 'Config', 'current-context': 'x', clusters: [{ name: 'c', cluster }], users: [{ name: 'u', user: { token } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }] }),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'x',
+      clusters: [{ name: 'c', cluster }],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+    }),
     { mode: 0o600 },
   );
   return Kube.load({ kubeconfig: path, timeoutSeconds });
@@ -65,7 +72,12 @@ async function proxiedDssuser(proxy: FaultProxy, timeoutSeconds: number): Promis
 
 function startProxy(): Promise<FaultProxy> {
   const cluster = inject('cluster');
-  return startFaultProxy({ server: cluster.server, caFile: cluster.caFile, certFile: join(cluster.dir, 'apiserver.crt'), keyFile: join(cluster.dir, 'apiserver.key') });
+  return startFaultProxy({
+    server: cluster.server,
+    caFile: cluster.caFile,
+    certFile: join(cluster.dir, 'apiserver.crt'),
+    keyFile: join(cluster.dir, 'apiserver.key'),
+  });
 }
 
 beforeAll(async () => {
@@ -88,7 +100,10 @@ describe('Lease renewal against the real apiserver', () => {
     const lost: string[] = [];
     const stop = startLeaseRenewal(kube, stored, 1, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace, name: p.baseName });
     try {
-      const first = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(stored as V1Lease));
+      const first = await eventually(
+        () => readLease(p),
+        (l) => renewedAt(l) > renewedAt(stored as V1Lease),
+      );
       expect(renewedAt(first)).toBeGreaterThan(renewedAt(stored as V1Lease));
 
       const updated = await coordination().replaceNamespacedLease({
@@ -98,7 +113,10 @@ describe('Lease renewal against the real apiserver', () => {
       });
       expect(updated.metadata!.resourceVersion).not.toBe(first.metadata!.resourceVersion);
 
-      const later = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(updated) + 1000);
+      const later = await eventually(
+        () => readLease(p),
+        (l) => renewedAt(l) > renewedAt(updated) + 1000,
+      );
       expect(renewedAt(later)).toBeGreaterThan(renewedAt(updated) + 1000);
       // The administrator's change is kept: the renewal is based on the Lease as it is now.
       expect(later.metadata!.annotations!['example.com/audited']).toBe('yes');
@@ -131,9 +149,15 @@ describe('Lease renewal against the real apiserver', () => {
     const stop = startLeaseRenewal(proxied, stored, 1, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace, name: p.baseName });
     const isLeaseRequest = (r: { path: string }) => r.path.split('?')[0]!.endsWith(`/leases/${p.baseName}`);
     try {
-      const before = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(stored as V1Lease));
+      const before = await eventually(
+        () => readLease(p),
+        (l) => renewedAt(l) > renewedAt(stored as V1Lease),
+      );
       loseNext = true;
-      await eventually(async () => warnings.length, (n) => n > 0);
+      await eventually(
+        async () => warnings.length,
+        (n) => n > 0,
+      );
       expect(warnings).toEqual([`renew Lease ${namespace}/${p.baseName} failed: the request timed out`]);
       // The apiserver did renew: the client just never heard of it.
       const afterLoss = await readLease(p);
@@ -142,15 +166,28 @@ describe('Lease renewal against the real apiserver', () => {
       const lostAt = proxy.log.findIndex((r) => isRenewal(r) && (r.outcome === 'held' || r.outcome === 'dropped'));
       expect(lostAt).toBeGreaterThanOrEqual(0);
 
-      const later = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(afterLoss) + 1000);
+      const later = await eventually(
+        () => readLease(p),
+        (l) => renewedAt(l) > renewedAt(afterLoss) + 1000,
+      );
       expect(renewedAt(later)).toBeGreaterThan(renewedAt(afterLoss) + 1000);
       // The renewal after the lost answer met the stale resourceVersion, re-read the Lease and renewed.
       const next = await eventually(
-        async () => proxy.log.slice(lostAt + 1).filter(isLeaseRequest).slice(0, 3).map((r) => `${r.method} ${r.outcome}`),
+        async () =>
+          proxy.log
+            .slice(lostAt + 1)
+            .filter(isLeaseRequest)
+            .slice(0, 3)
+            .map((r) => `${r.method} ${r.outcome}`),
         (requests) => requests.length === 3 && !requests.some((r) => r.endsWith('held')),
       );
       expect(next).toEqual(['PUT 409', 'GET 200', 'PUT 200']);
-      expect(await eventually(async () => proxy.log[lostAt]!.outcome, (outcome) => outcome !== 'held')).toBe('dropped');
+      expect(
+        await eventually(
+          async () => proxy.log[lostAt]!.outcome,
+          (outcome) => outcome !== 'held',
+        ),
+      ).toBe('dropped');
       expect(warnings).toHaveLength(1);
       expect(lost).toEqual([]);
     } finally {
@@ -167,13 +204,19 @@ describe('Lease renewal against the real apiserver', () => {
     const lost: string[] = [];
     const stop = startLeaseRenewal(kube, stored, 1, { warn: () => undefined, lost: (r) => lost.push(r) }, { namespace, name: p.baseName });
     try {
-      const current = await eventually(() => readLease(p), (l) => renewedAt(l) > renewedAt(stored as V1Lease));
+      const current = await eventually(
+        () => readLease(p),
+        (l) => renewedAt(l) > renewedAt(stored as V1Lease),
+      );
       const taken = await coordination().replaceNamespacedLease({
         namespace,
         name: p.baseName,
         body: { ...current, spec: { ...current.spec, holderIdentity: 'other-host/1/2026-01-01T00:00:00.000Z' } },
       });
-      await eventually(async () => lost.length, (n) => n > 0);
+      await eventually(
+        async () => lost.length,
+        (n) => n > 0,
+      );
       await new Promise((r) => setTimeout(r, 2500));
       expect(lost).toEqual([`its Lease ${namespace}/${p.baseName} (now held by other-host/1/2026-01-01T00:00:00.000Z)`]);
       expect((await readLease(p)).metadata!.resourceVersion).toBe(taken.metadata!.resourceVersion);
@@ -192,7 +235,10 @@ describe('Lease renewal against the real apiserver', () => {
       try {
         if (gone === 'Lease') await coordination().deleteNamespacedLease({ namespace, name: p.baseName });
         else await adminCore().deleteNamespacedServiceAccount({ namespace, name: p.baseName });
-        await eventually(async () => lost.length, (n) => n > 0);
+        await eventually(
+          async () => lost.length,
+          (n) => n > 0,
+        );
         await new Promise((r) => setTimeout(r, 2500));
         expect(lost).toHaveLength(1);
         expect(lost[0]).toContain(`its ${gone} ${namespace}/${p.baseName}`);
@@ -210,7 +256,23 @@ describe('run: a job whose Lease or ServiceAccount is deleted while it runs', ()
       const config = writeConfig({ targetNamespace: namespace, leaseRenewSeconds: '1s' });
       const events = join(dssuserDir(), 'events.jsonl');
       const jobId = uniqueJobId('lost');
-      const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--events', events, '--', 'app', 'marker', 'running', 'sleep', '30']);
+      const cli = startCli([
+        'run',
+        '--user',
+        alice.name,
+        '--config',
+        config.path,
+        '--job-id',
+        jobId,
+        '--events',
+        events,
+        '--',
+        'app',
+        'marker',
+        'running',
+        'sleep',
+        '30',
+      ]);
       await cli.waitForEvent('marker');
       const selector = { namespace, labelSelector: `${JOB_LABEL}=${jobId}` };
       if (gone === 'Lease') {
@@ -225,7 +287,10 @@ describe('run: a job whose Lease or ServiceAccount is deleted while it runs', ()
       expect(result.exitCode, result.stderr).toBe(76);
       expect(result.stdout).toContain('"event":"signalled","signal":"SIGTERM"'); // the driver was stopped
       expect(result.stderr).toContain(`job ${jobId} lost its ${gone} ${namespace}/`);
-      const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; reason?: string });
+      const lines = readFileSync(events, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string; reason?: string });
       expect(lines.filter((l) => l.event === 'lost')).toEqual([expect.objectContaining({ reason: expect.stringContaining(`its ${gone} ${namespace}/`) })]);
       expect(lines.at(-1)).toMatchObject({ event: 'torn-down', outcome: 'ok', left: [] });
       expect(await jobObjects(jobId)).toEqual([]);

@@ -127,7 +127,9 @@ describe('a kubernetes.io/service-account-token Secret', () => {
       });
       const review = await tokenApi(token).create('selfsubjectreviews', undefined, { spec: {} }, { dryRun: false });
       expect(review.status, review.message).toBe(201);
-      expect((review.body.status as { userInfo: { username: string } }).userInfo.username).toBe(`system:serviceaccount:${attacker.namespace}:${victim.executorAccount}`);
+      expect((review.body.status as { userInfo: { username: string } }).userInfo.username).toBe(
+        `system:serviceaccount:${attacker.namespace}:${victim.executorAccount}`,
+      );
     } finally {
       await admin.delete('secrets', attacker.namespace, name, { dryRun: false });
     }
@@ -168,7 +170,10 @@ describe("an ephemeral volume claim made by the controller from a job pod's temp
         const got = await admin.get('persistentvolumeclaims', attacker.namespace, `${name}-scratch`);
         return got.status === 200 ? got.body : undefined;
       });
-      expect((claim.metadata as { labels: Record<string, string> }).labels).toMatchObject({ [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: victim.labels[JOB_LABEL] });
+      expect((claim.metadata as { labels: Record<string, string> }).labels).toMatchObject({
+        [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+        [JOB_LABEL]: victim.labels[JOB_LABEL],
+      });
     } finally {
       await deletePod(attacker.namespace, name);
     }

@@ -93,15 +93,30 @@ function startJob(mode: 'ok' | 'hold', profile: { path: string }): Job {
   scratch.push(eventsDir);
   const events = join(eventsDir, 'events.jsonl');
   const cli = startCli([
-    'run', '--user', alice.name, '--config', profile.path, '--job-id', jobId, '--events', events, '--',
-    '--driver-java-options', `-Djava.io.tmpdir=${join(work, 'tmp')}`,
-    appFile, work, mode,
+    'run',
+    '--user',
+    alice.name,
+    '--config',
+    profile.path,
+    '--job-id',
+    jobId,
+    '--events',
+    events,
+    '--',
+    '--driver-java-options',
+    `-Djava.io.tmpdir=${join(work, 'tmp')}`,
+    appFile,
+    work,
+    mode,
   ]);
   running.push(cli);
   let stdout = '';
   cli.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   return {
-    cli, jobId, work, events,
+    cli,
+    jobId,
+    work,
+    events,
     stdout: () => stdout,
     result: cli.result,
     release: () => writeFileSync(join(work, 'release'), ''),
@@ -126,11 +141,19 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | undefi
 
 function events(job: Job): Record<string, unknown>[] {
   if (!existsSync(job.events)) return [];
-  return readFileSync(job.events, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return readFileSync(job.events, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 }
 
 function provisioned(job: Job): Promise<{ namespace: string; serviceAccount: string }> {
-  return until('"provisioned" event', 60_000, () => events(job).find((e) => e.event === 'provisioned') as { namespace: string; serviceAccount: string } | undefined, job);
+  return until(
+    '"provisioned" event',
+    60_000,
+    () => events(job).find((e) => e.event === 'provisioned') as { namespace: string; serviceAccount: string } | undefined,
+    job,
+  );
 }
 
 function waitForLine(job: Job, pattern: RegExp, timeoutMs = 240_000): Promise<RegExpMatchArray> {
@@ -143,15 +166,21 @@ async function jobPods(namespace: string, jobId: string): Promise<V1Pod[]> {
 
 /** A command in a running executor container, as an administrator (kubectl exec through the kubelet). */
 function execInExecutor(namespace: string, pod: string, script: string): string {
-  return execFileSync(cluster.kubectl, ['--kubeconfig', cluster.adminKubeconfig, 'exec', '-n', namespace, pod, '-c', 'spark-kubernetes-executor', '--', 'sh', '-c', script], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
+  return execFileSync(
+    cluster.kubectl,
+    ['--kubeconfig', cluster.adminKubeconfig, 'exec', '-n', namespace, pod, '-c', 'spark-kubernetes-executor', '--', 'sh', '-c', script],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
 }
 
 /** The driver: the JVM that sudo runs for the end user, found by its work directory. */
 function driverPid(job: Job): number {
-  const pids = execFileSync('pgrep', ['-u', String(alice.uid), '-f', `java .*${job.work}`], { encoding: 'utf8' }).trim().split('\n');
+  const pids = execFileSync('pgrep', ['-u', String(alice.uid), '-f', `java .*${job.work}`], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
   expect(pids).toHaveLength(1);
   return Number(pids[0]);
 }
@@ -244,13 +273,17 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
       expect(pod.spec?.nodeName).toBe(cluster.node!.name || pod.spec?.nodeName);
       expect(pod.spec?.serviceAccountName).toBe(`${serviceAccount}-exec`);
       expect(podSecurityVerdict(namespace, name)).toBe('restricted:latest');
-      const inside = execInExecutor(namespace, name, [
-        'id -u; id -un',
-        'if [ -e /var/run/secrets/kubernetes.io ]; then echo token-dir-present; else echo no-token-dir; fi',
-        // The JVM under tini: Spark's executor backend, started by the image's entrypoint.
-        "tr '\\0' ' ' </proc/1/cmdline; echo",
-        "ps -o args= -u 185 | grep -c '[K]ubernetesExecutorBackend'",
-      ].join('; '));
+      const inside = execInExecutor(
+        namespace,
+        name,
+        [
+          'id -u; id -un',
+          'if [ -e /var/run/secrets/kubernetes.io ]; then echo token-dir-present; else echo no-token-dir; fi',
+          // The JVM under tini: Spark's executor backend, started by the image's entrypoint.
+          "tr '\\0' ' ' </proc/1/cmdline; echo",
+          "ps -o args= -u 185 | grep -c '[K]ubernetesExecutorBackend'",
+        ].join('; '),
+      );
       expect(inside.split('\n').slice(0, 5)).toEqual(['185', 'spark', 'no-token-dir', '/usr/bin/tini -s -- /opt/entrypoint.sh executor ', '1']);
     }
   });

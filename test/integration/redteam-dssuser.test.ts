@@ -58,18 +58,25 @@ const clone = <T>(object: T, change: (copy: T) => void = () => {}): T => {
 const withoutManagedBy = <T extends { metadata?: { labels?: Record<string, string> } }>(object: T) =>
   clone(object, (copy) => delete copy.metadata!.labels![MANAGED_BY_LABEL]);
 const renamed = <T extends { metadata?: { name?: string } }>(object: T, name: string) => clone(object, (copy) => (copy.metadata!.name = name));
-const inNamespace = <T extends { metadata?: { namespace?: string } }>(object: T, namespace: string) => clone(object, (copy) => (copy.metadata!.namespace = namespace));
+const inNamespace = <T extends { metadata?: { namespace?: string } }>(object: T, namespace: string) =>
+  clone(object, (copy) => (copy.metadata!.namespace = namespace));
 
 function token(api: Api, namespace: string, account: string, spec: Record<string, unknown>) {
   return api.post('serviceaccounts', namespace, account, 'token', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec }, { dryRun: 'All' });
 }
 const anchorRef = (name: string) => ({ apiVersion: 'v1', kind: 'Secret', name });
-const binding = (subjects: unknown[], roleRef: Record<string, string> = { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-driver' }) =>
-  clone(planned.roleBinding, (rb) => Object.assign(rb, { roleRef, subjects }));
+const binding = (
+  subjects: unknown[],
+  roleRef: Record<string, string> = { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s-driver' },
+) => clone(planned.roleBinding, (rb) => Object.assign(rb, { roleRef, subjects }));
 const jobSubject = () => ({ kind: 'ServiceAccount', name: planned.baseName, namespace: team });
 
 /** The namespace the tool would create, with `change` applied. */
-function namespaceAttack(name: string, change: (labels: Record<string, string>, object: { metadata: { name: string } }) => void, pre13: Attack['pre13']): Attack {
+function namespaceAttack(
+  name: string,
+  change: (labels: Record<string, string>, object: { metadata: { name: string } }) => void,
+  pre13: Attack['pre13'],
+): Attack {
   return {
     name,
     attempt: (api) => {
@@ -87,22 +94,34 @@ const rbac = { refusedBy: 'rbac' } as const;
 
 const NAMESPACE_ATTACKS: Attack[] = [
   namespaceAttack('namespace whose name does not start with dss-', (_, ns) => (ns.metadata.name = uniqueName('evil')), 'refused'),
-  namespaceAttack('namespace dss-evil, managed, enforcing privileged (the node-root attack)', (labels, ns) => {
-    ns.metadata.name = uniqueName('dss-evil');
-    labels['pod-security.kubernetes.io/enforce'] = 'privileged';
-  }, 'admitted'),
+  namespaceAttack(
+    'namespace dss-evil, managed, enforcing privileged (the node-root attack)',
+    (labels, ns) => {
+      ns.metadata.name = uniqueName('dss-evil');
+      labels['pod-security.kubernetes.io/enforce'] = 'privileged';
+    },
+    'admitted',
+  ),
   namespaceAttack('namespace with no enforce label', (labels) => delete labels['pod-security.kubernetes.io/enforce'], 'admitted'),
   namespaceAttack('namespace with enforce-version not latest', (labels) => (labels['pod-security.kubernetes.io/enforce-version'] = 'v1.24'), 'admitted'),
   namespaceAttack('namespace auditing privileged', (labels) => (labels['pod-security.kubernetes.io/audit'] = 'privileged'), 'admitted'),
   namespaceAttack('namespace warning privileged', (labels) => (labels['pod-security.kubernetes.io/warn'] = 'privileged'), 'admitted'),
   namespaceAttack('namespace without the managed-by label', (labels) => delete labels[MANAGED_BY_LABEL], 'admitted'),
   namespaceAttack('namespace without the managed label', (labels) => delete labels['dss-spark-k8s.dataiku.io/managed'], 'refused'),
-  namespaceAttack('namespace with a finalizer (it would never finish deleting)', (_, ns) => {
-    (ns.metadata as { finalizers?: string[] }).finalizers = ['example.com/block'];
-  }, 'admitted'),
-  namespaceAttack('namespace allowing its jobs to bind any PersistentVolume by name (an administrator\'s annotation)', (_, ns) => {
-    (ns.metadata as { annotations?: Record<string, string> }).annotations = { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'other-teams-pv' };
-  }, 'admitted'),
+  namespaceAttack(
+    'namespace with a finalizer (it would never finish deleting)',
+    (_, ns) => {
+      (ns.metadata as { finalizers?: string[] }).finalizers = ['example.com/block'];
+    },
+    'admitted',
+  ),
+  namespaceAttack(
+    "namespace allowing its jobs to bind any PersistentVolume by name (an administrator's annotation)",
+    (_, ns) => {
+      (ns.metadata as { annotations?: Record<string, string> }).annotations = { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'other-teams-pv' };
+    },
+    'admitted',
+  ),
   {
     name: 'relabelling an existing managed namespace to enforce privileged',
     attempt: (api) => api.patch('namespaces', undefined, team, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } }),
@@ -113,7 +132,12 @@ const NAMESPACE_ATTACKS: Attack[] = [
 ];
 
 const TOKEN_ATTACKS: Attack[] = [
-  { name: "token for an administrator's account (team-ci) in a managed namespace", attempt: (api) => token(api, team, 'team-ci', {}), ...policy, pre13: 'admitted' },
+  {
+    name: "token for an administrator's account (team-ci) in a managed namespace",
+    attempt: (api) => token(api, team, 'team-ci', {}),
+    ...policy,
+    pre13: 'admitted',
+  },
   {
     name: "token for team-ci bound to a job's anchor Secret",
     attempt: (api) => token(api, team, 'team-ci', { boundObjectRef: anchorRef(`${jobA.base}-t0`) }),
@@ -126,7 +150,12 @@ const TOKEN_ATTACKS: Attack[] = [
     ...policy,
     pre13: 'admitted',
   },
-  { name: 'token for a job account without boundObjectRef', attempt: (api) => token(api, team, jobA.base, { expirationSeconds: 3600 }), ...policy, pre13: 'admitted' },
+  {
+    name: 'token for a job account without boundObjectRef',
+    attempt: (api) => token(api, team, jobA.base, { expirationSeconds: 3600 }),
+    ...policy,
+    pre13: 'admitted',
+  },
   {
     name: 'token for a job account for more than 24 hours',
     attempt: (api) => token(api, team, jobA.base, { expirationSeconds: 86401, boundObjectRef: anchorRef(`${jobA.base}-t0`) }),
@@ -148,18 +177,48 @@ const TOKEN_ATTACKS: Attack[] = [
 ];
 
 const DELETE_ATTACKS: Attack[] = [
-  { name: "delete of an unlabelled RoleBinding (an administrator's)", attempt: (api) => api.delete('rolebindings', team, 'team-ci-view'), ...policy, pre13: 'admitted' },
-  { name: "delete of an unlabelled ServiceAccount (an administrator's)", attempt: (api) => api.delete('serviceaccounts', team, 'team-ci'), ...policy, pre13: 'admitted' },
-  { name: 'delete of a ServiceAccount labelled managed-by but not named dss-spark-…', attempt: (api) => api.delete('serviceaccounts', team, 'team-bot'), ...policy, pre13: 'admitted' },
+  {
+    name: "delete of an unlabelled RoleBinding (an administrator's)",
+    attempt: (api) => api.delete('rolebindings', team, 'team-ci-view'),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: "delete of an unlabelled ServiceAccount (an administrator's)",
+    attempt: (api) => api.delete('serviceaccounts', team, 'team-ci'),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: 'delete of a ServiceAccount labelled managed-by but not named dss-spark-…',
+    attempt: (api) => api.delete('serviceaccounts', team, 'team-bot'),
+    ...policy,
+    pre13: 'admitted',
+  },
   { name: 'delete of an unlabelled Lease', attempt: (api) => api.delete('leases', team, 'team-lock'), ...policy, pre13: 'admitted' },
   { name: 'delete of an unlabelled Secret', attempt: (api) => api.delete('secrets', team, 'team-secret'), ...policy, pre13: 'refused' },
   { name: 'delete of an unlabelled pod', attempt: (api) => api.delete('pods', team, 'team-pod'), ...policy, pre13: 'admitted' },
   { name: 'delete of an unlabelled claim', attempt: (api) => api.delete('persistentvolumeclaims', team, 'team-data'), ...policy, pre13: 'admitted' },
-  { name: 'deletecollection of every RoleBinding of the namespace', attempt: (api) => api.deleteCollection('rolebindings', team, undefined), ...policy, pre13: 'admitted' },
+  {
+    name: 'deletecollection of every RoleBinding of the namespace',
+    attempt: (api) => api.deleteCollection('rolebindings', team, undefined),
+    ...policy,
+    pre13: 'admitted',
+  },
   { name: 'deletecollection of every Lease of the namespace', attempt: (api) => api.deleteCollection('leases', team, undefined), ...policy, pre13: 'admitted' },
-  { name: 'deletecollection of every Secret of the namespace', attempt: (api) => api.deleteCollection('secrets', team, undefined), ...policy, pre13: 'refused' },
+  {
+    name: 'deletecollection of every Secret of the namespace',
+    attempt: (api) => api.deleteCollection('secrets', team, undefined),
+    ...policy,
+    pre13: 'refused',
+  },
   { name: 'deletecollection of every pod of the namespace', attempt: (api) => api.deleteCollection('pods', team, undefined), ...policy, pre13: 'admitted' },
-  { name: 'deletecollection of every claim of the namespace', attempt: (api) => api.deleteCollection('persistentvolumeclaims', team, undefined), ...policy, pre13: 'admitted' },
+  {
+    name: 'deletecollection of every claim of the namespace',
+    attempt: (api) => api.deleteCollection('persistentvolumeclaims', team, undefined),
+    ...policy,
+    pre13: 'admitted',
+  },
   {
     name: 'deletecollection of the ServiceAccounts labelled managed-by',
     attempt: (api) => api.deleteCollection('serviceaccounts', team, `${MANAGED_BY_LABEL}=dss-spark-k8s`),
@@ -169,41 +228,86 @@ const DELETE_ATTACKS: Attack[] = [
 ];
 
 const CREATE_ATTACKS: Attack[] = [
-  { name: 'ServiceAccount not named dss-spark-…', attempt: (api) => api.create('serviceaccounts', team, renamed(planned.serviceAccount, 'team-x')), ...policy, pre13: 'admitted' },
-  { name: 'RoleBinding not named dss-spark-…', attempt: (api) => api.create('rolebindings', team, renamed(planned.roleBinding, 'team-x')), ...policy, pre13: 'admitted' },
+  {
+    name: 'ServiceAccount not named dss-spark-…',
+    attempt: (api) => api.create('serviceaccounts', team, renamed(planned.serviceAccount, 'team-x')),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: 'RoleBinding not named dss-spark-…',
+    attempt: (api) => api.create('rolebindings', team, renamed(planned.roleBinding, 'team-x')),
+    ...policy,
+    pre13: 'admitted',
+  },
   { name: 'Lease not named dss-spark-…', attempt: (api) => api.create('leases', team, renamed(planned.lease, 'team-x')), ...policy, pre13: 'admitted' },
   { name: 'Secret not named dss-spark-…', attempt: (api) => api.create('secrets', team, renamed(planned.tokenAnchor, 'team-x')), ...policy, pre13: 'admitted' },
-  { name: 'ServiceAccount without managed-by', attempt: (api) => api.create('serviceaccounts', team, withoutManagedBy(planned.serviceAccount)), ...policy, pre13: 'admitted' },
-  { name: 'RoleBinding without managed-by', attempt: (api) => api.create('rolebindings', team, withoutManagedBy(planned.roleBinding)), ...policy, pre13: 'admitted' },
+  {
+    name: 'ServiceAccount without managed-by',
+    attempt: (api) => api.create('serviceaccounts', team, withoutManagedBy(planned.serviceAccount)),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
+    name: 'RoleBinding without managed-by',
+    attempt: (api) => api.create('rolebindings', team, withoutManagedBy(planned.roleBinding)),
+    ...policy,
+    pre13: 'admitted',
+  },
   { name: 'Lease without managed-by', attempt: (api) => api.create('leases', team, withoutManagedBy(planned.lease)), ...policy, pre13: 'admitted' },
   { name: 'Secret without managed-by', attempt: (api) => api.create('secrets', team, withoutManagedBy(planned.tokenAnchor)), ...policy, pre13: 'refused' },
   {
     name: 'ServiceAccount named after no job account (owner label of another name)',
-    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => (sa.metadata!.labels![OWNER_LABEL] = jobA.base))),
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(planned.serviceAccount, (sa) => (sa.metadata!.labels![OWNER_LABEL] = jobA.base)),
+      ),
     ...policy,
     pre13: 'admitted',
   },
   {
     name: 'ServiceAccount with automountServiceAccountToken true',
-    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => (sa.automountServiceAccountToken = true))),
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(planned.serviceAccount, (sa) => (sa.automountServiceAccountToken = true)),
+      ),
     ...policy,
     pre13: 'admitted',
   },
   {
     name: 'ServiceAccount with automountServiceAccountToken unset',
-    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => delete sa.automountServiceAccountToken)),
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(planned.serviceAccount, (sa) => delete sa.automountServiceAccountToken),
+      ),
     ...policy,
     pre13: 'admitted',
   },
   {
     name: 'ServiceAccount listing secrets',
-    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => (sa.secrets = [{ name: 'team-secret' }]))),
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(planned.serviceAccount, (sa) => (sa.secrets = [{ name: 'team-secret' }])),
+      ),
     ...policy,
     pre13: 'admitted',
   },
   {
     name: 'ServiceAccount listing image pull secrets',
-    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => (sa.imagePullSecrets = [{ name: 'team-secret' }]))),
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(planned.serviceAccount, (sa) => (sa.imagePullSecrets = [{ name: 'team-secret' }])),
+      ),
     ...policy,
     pre13: 'admitted',
   },
@@ -217,7 +321,8 @@ const CREATE_ATTACKS: Attack[] = [
   },
   {
     name: "RoleBinding to dssuser's own ClusterRole",
-    attempt: (api) => api.create('rolebindings', team, binding([jobSubject()], { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s' })),
+    attempt: (api) =>
+      api.create('rolebindings', team, binding([jobSubject()], { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'dss-spark-k8s' })),
     ...policy,
     pre13: 'refused',
   },
@@ -227,7 +332,12 @@ const CREATE_ATTACKS: Attack[] = [
     ...policy,
     pre13: 'refused',
   },
-  { name: 'RoleBinding to a User', attempt: (api) => api.create('rolebindings', team, binding([{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'mallory' }])), ...policy, pre13: 'refused' },
+  {
+    name: 'RoleBinding to a User',
+    attempt: (api) => api.create('rolebindings', team, binding([{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'mallory' }])),
+    ...policy,
+    pre13: 'refused',
+  },
   {
     name: "RoleBinding to an administrator's ServiceAccount (team-ci)",
     attempt: (api) => api.create('rolebindings', team, binding([{ kind: 'ServiceAccount', name: 'team-ci', namespace: team }])),
@@ -267,15 +377,37 @@ const CREATE_ATTACKS: Attack[] = [
     ...policy,
     pre13: 'admitted',
   },
-  { name: 'Opaque Secret with data', attempt: (api) => api.create('secrets', team, clone(planned.tokenAnchor, (s) => (s.data = { k: 'dg==' }))), ...policy, pre13: 'refused' },
-  { name: 'Opaque Secret with stringData', attempt: (api) => api.create('secrets', team, clone(planned.tokenAnchor, (s) => (s.stringData = { k: 'v' }))), ...policy, pre13: 'refused' },
+  {
+    name: 'Opaque Secret with data',
+    attempt: (api) =>
+      api.create(
+        'secrets',
+        team,
+        clone(planned.tokenAnchor, (s) => (s.data = { k: 'dg==' })),
+      ),
+    ...policy,
+    pre13: 'refused',
+  },
+  {
+    name: 'Opaque Secret with stringData',
+    attempt: (api) =>
+      api.create(
+        'secrets',
+        team,
+        clone(planned.tokenAnchor, (s) => (s.stringData = { k: 'v' })),
+      ),
+    ...policy,
+    pre13: 'refused',
+  },
   {
     name: 'Secret of type kubernetes.io/dockerconfigjson',
     attempt: (api) =>
       api.create(
         'secrets',
         team,
-        clone(planned.tokenAnchor, (s) => Object.assign(s, { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') } })),
+        clone(planned.tokenAnchor, (s) =>
+          Object.assign(s, { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') } }),
+        ),
       ),
     ...policy,
     pre13: 'refused',
@@ -320,13 +452,18 @@ const CREATE_ATTACKS: Attack[] = [
   },
   {
     name: 'ResourceQuota of another name',
-    attempt: (api) => api.create('resourcequotas', team, { metadata: { name: 'team-x', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } }, spec: { hard: { pods: '1000' } } }),
+    attempt: (api) =>
+      api.create('resourcequotas', team, { metadata: { name: 'team-x', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } }, spec: { hard: { pods: '1000' } } }),
     ...policy,
     pre13: 'admitted',
   },
   {
-    name: "the dss-spark-k8s ResourceQuota in a namespace an administrator made (pods: 0 starves the team)",
-    attempt: (api) => api.create('resourcequotas', adminTeam, { metadata: { name: 'dss-spark-k8s', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } }, spec: { hard: { pods: '0' } } }),
+    name: 'the dss-spark-k8s ResourceQuota in a namespace an administrator made (pods: 0 starves the team)',
+    attempt: (api) =>
+      api.create('resourcequotas', adminTeam, {
+        metadata: { name: 'dss-spark-k8s', labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } },
+        spec: { hard: { pods: '0' } },
+      }),
     ...policy,
     pre13: 'admitted',
   },
@@ -342,7 +479,15 @@ const CREATE_ATTACKS: Attack[] = [
   },
   {
     name: 'ServiceAccount carrying a cloud workload identity (eks.amazonaws.com/role-arn)',
-    attempt: (api) => api.create('serviceaccounts', team, clone(planned.serviceAccount, (sa) => (sa.metadata!.annotations = { ...sa.metadata!.annotations, 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/admin' }))),
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(
+          planned.serviceAccount,
+          (sa) => (sa.metadata!.annotations = { ...sa.metadata!.annotations, 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/admin' }),
+        ),
+      ),
     ...policy,
     pre13: 'admitted',
   },
@@ -368,20 +513,36 @@ const CREATE_ATTACKS: Attack[] = [
   {
     name: 'pod create (its role has no pods create: RBAC)',
     attempt: (api) =>
-      api.create('pods', team, { metadata: { name: uniqueName('p') }, spec: { automountServiceAccountToken: false, containers: [{ name: 'c', image: 'busybox' }] } }),
+      api.create('pods', team, {
+        metadata: { name: uniqueName('p') },
+        spec: { automountServiceAccountToken: false, containers: [{ name: 'c', image: 'busybox' }] },
+      }),
     ...rbac,
     pre13: 'refused',
   },
   {
     name: 'claim create (RBAC)',
     attempt: (api) =>
-      api.create('persistentvolumeclaims', team, { metadata: { name: uniqueName('c') }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }),
+      api.create('persistentvolumeclaims', team, {
+        metadata: { name: uniqueName('c') },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      }),
     ...rbac,
     pre13: 'refused',
   },
   { name: 'ConfigMap create (RBAC)', attempt: (api) => api.create('configmaps', team, { metadata: { name: uniqueName('cm') } }), ...rbac, pre13: 'refused' },
-  { name: 'Service create (RBAC)', attempt: (api) => api.create('services', team, { metadata: { name: uniqueName('s') }, spec: { ports: [{ port: 80 }] } }), ...rbac, pre13: 'refused' },
-  { name: 'pods/exec (RBAC)', attempt: (api) => api.post('pods', team, 'team-pod', 'exec', undefined, { command: 'sh', stdout: 'true' }), ...rbac, pre13: 'refused' },
+  {
+    name: 'Service create (RBAC)',
+    attempt: (api) => api.create('services', team, { metadata: { name: uniqueName('s') }, spec: { ports: [{ port: 80 }] } }),
+    ...rbac,
+    pre13: 'refused',
+  },
+  {
+    name: 'pods/exec (RBAC)',
+    attempt: (api) => api.post('pods', team, 'team-pod', 'exec', undefined, { command: 'sh', stdout: 'true' }),
+    ...rbac,
+    pre13: 'refused',
+  },
   {
     name: 'ClusterRoleBinding create (RBAC)',
     attempt: (api) =>
@@ -395,20 +556,47 @@ const CREATE_ATTACKS: Attack[] = [
   },
 ];
 
-const UNMANAGED_ATTACKS: Attack[] = ['default', 'kube-system'].flatMap((namespace): Attack[] => [
-  { name: `job ServiceAccount in ${namespace}`, attempt: (api) => api.create('serviceaccounts', namespace, inNamespace(planned.serviceAccount, namespace)), ...policy, pre13: 'refused' },
-  { name: `job RoleBinding in ${namespace}`, attempt: (api) => api.create('rolebindings', namespace, inNamespace(binding([{ ...jobSubject(), namespace }]), namespace)), ...policy, pre13: 'refused' },
-  { name: `job Lease in ${namespace}`, attempt: (api) => api.create('leases', namespace, inNamespace(planned.lease, namespace)), ...policy, pre13: 'refused' },
-  { name: `job Secret in ${namespace}`, attempt: (api) => api.create('secrets', namespace, inNamespace(planned.tokenAnchor, namespace)), ...policy, pre13: 'refused' },
-]).concat([
-  { name: 'delete of a labelled dss-spark- ServiceAccount in default', attempt: (api) => api.delete('serviceaccounts', 'default', unmanagedVictim), ...policy, pre13: 'refused' },
-  {
-    name: 'token for a dss-spark- ServiceAccount in default',
-    attempt: (api) => token(api, 'default', unmanagedVictim, { boundObjectRef: anchorRef(`${unmanagedVictim}-t0`) }),
-    ...policy,
-    pre13: 'refused',
-  },
-]);
+const UNMANAGED_ATTACKS: Attack[] = ['default', 'kube-system']
+  .flatMap((namespace): Attack[] => [
+    {
+      name: `job ServiceAccount in ${namespace}`,
+      attempt: (api) => api.create('serviceaccounts', namespace, inNamespace(planned.serviceAccount, namespace)),
+      ...policy,
+      pre13: 'refused',
+    },
+    {
+      name: `job RoleBinding in ${namespace}`,
+      attempt: (api) => api.create('rolebindings', namespace, inNamespace(binding([{ ...jobSubject(), namespace }]), namespace)),
+      ...policy,
+      pre13: 'refused',
+    },
+    {
+      name: `job Lease in ${namespace}`,
+      attempt: (api) => api.create('leases', namespace, inNamespace(planned.lease, namespace)),
+      ...policy,
+      pre13: 'refused',
+    },
+    {
+      name: `job Secret in ${namespace}`,
+      attempt: (api) => api.create('secrets', namespace, inNamespace(planned.tokenAnchor, namespace)),
+      ...policy,
+      pre13: 'refused',
+    },
+  ])
+  .concat([
+    {
+      name: 'delete of a labelled dss-spark- ServiceAccount in default',
+      attempt: (api) => api.delete('serviceaccounts', 'default', unmanagedVictim),
+      ...policy,
+      pre13: 'refused',
+    },
+    {
+      name: 'token for a dss-spark- ServiceAccount in default',
+      attempt: (api) => token(api, 'default', unmanagedVictim, { boundObjectRef: anchorRef(`${unmanagedVictim}-t0`) }),
+      ...policy,
+      pre13: 'refused',
+    },
+  ]);
 
 const ATTACKS = [...NAMESPACE_ATTACKS, ...TOKEN_ATTACKS, ...DELETE_ATTACKS, ...CREATE_ATTACKS, ...UNMANAGED_ATTACKS];
 
@@ -425,13 +613,22 @@ beforeAll(async () => {
     admin.create(
       'rolebindings',
       team,
-      { metadata: { name: 'team-ci-view' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' }, subjects: [{ kind: 'ServiceAccount', name: 'team-ci', namespace: team }] },
+      {
+        metadata: { name: 'team-ci-view' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+        subjects: [{ kind: 'ServiceAccount', name: 'team-ci', namespace: team }],
+      },
       real,
     ),
     admin.create('roles', team, { metadata: { name: 'team-empty' }, rules: [] }, real),
     admin.create('leases', team, { metadata: { name: 'team-lock' }, spec: { holderIdentity: 'ci' } }, real),
     admin.create('secrets', team, { metadata: { name: 'team-secret' }, stringData: { k: 'v' } }, real),
-    admin.create('persistentvolumeclaims', team, { metadata: { name: 'team-data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }, real),
+    admin.create(
+      'persistentvolumeclaims',
+      team,
+      { metadata: { name: 'team-data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+      real,
+    ),
     admin.create('serviceaccounts', 'default', { metadata: { name: unmanagedVictim, labels: { ...labelled, [OWNER_LABEL]: unmanagedVictim } } }, real),
     admin.create('secrets', 'default', { metadata: { name: `${unmanagedVictim}-t0`, labels: { ...labelled, [OWNER_LABEL]: unmanagedVictim } } }, real),
   ]);
@@ -439,14 +636,21 @@ beforeAll(async () => {
   for (const answer of [...made, pod]) if (answer.status !== 201) throw new Error(`set-up: ${answer.status} ${answer.message}`);
   [jobA, jobB] = await Promise.all([provisionJob(teamProfile, 'alice', { k8sNS: team }), provisionJob(teamProfile, 'bob', { k8sNS: team })]);
   // A pod running as job A's account, for a token bound to it (the apiserver binds only to a pod of the same account).
-  const jobPod = { metadata: { name: 'job-pod' }, spec: { serviceAccountName: jobA.base, automountServiceAccountToken: false, containers: [{ name: 'c', image: 'busybox' }] } };
+  const jobPod = {
+    metadata: { name: 'job-pod' },
+    spec: { serviceAccountName: jobA.base, automountServiceAccountToken: false, containers: [{ name: 'c', image: 'busybox' }] },
+  };
   const madePod = await admin.create('pods', team, jobPod, real);
   if (madePod.status !== 201) throw new Error(`set-up: ${madePod.status} ${madePod.message}`);
   perUserJob = await provisionJob(perUserProfile, uniqueName('rt'));
   planned = planFor(teamProfile, 'carol', { k8sNS: team });
   intruder = (() => {
     const plan = planFor(perUserProfile, 'mallory');
-    return { ...plan, serviceAccount: inNamespace(plan.serviceAccount, perUserJob.namespace), tokenAnchor: inNamespace(plan.tokenAnchor, perUserJob.namespace) };
+    return {
+      ...plan,
+      serviceAccount: inNamespace(plan.serviceAccount, perUserJob.namespace),
+      tokenAnchor: inNamespace(plan.tokenAnchor, perUserJob.namespace),
+    };
   })();
   pre13 = await installPreIssue13Dssuser();
 });
@@ -517,7 +721,9 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
 
     it("to delete a job's accounts, bindings, Leases and anchors as a collection, by the job's labels", async () => {
       const selector = `${MANAGED_BY_LABEL}=dss-spark-k8s,${OWNER_LABEL}=${jobA.base}`;
-      const outcomes = await Promise.all(['serviceaccounts', 'rolebindings', 'leases', 'secrets'].map((kind) => dssuserApi().deleteCollection(kind, team, selector)));
+      const outcomes = await Promise.all(
+        ['serviceaccounts', 'rolebindings', 'leases', 'secrets'].map((kind) => dssuserApi().deleteCollection(kind, team, selector)),
+      );
       expect(outcomes.map((o) => `${o.status} ${o.message}`)).toEqual(outcomes.map(() => '200 '));
     });
 
@@ -538,7 +744,8 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
         const dssuser = dssuserKube();
         const result = await teardown(dssuser, job.namespace, { baseName: job.base }, job.created, { driverMayHaveRun: true }).finally(() => dssuser.close());
         expect(result.left).toEqual([]);
-        for (const object of job.created) expect((await admin.get(object.kind, object.namespace, object.name)).status, `${object.kind} ${object.name}`).toBe(404);
+        for (const object of job.created)
+          expect((await admin.get(object.kind, object.namespace, object.name)).status, `${object.kind} ${object.name}`).toBe(404);
       });
     }
   });

@@ -93,31 +93,29 @@ const POD_ATTACKS: Attack[] = [
   podAttack('pod without labels', (pod) => (pod.metadata!.labels = {}), { ...podPolicy, pre13: 'refused' }),
   podAttack('pod without the managed-by label', (pod) => delete pod.metadata!.labels![MANAGED_BY_LABEL], { ...podPolicy, pre13: 'admitted' }),
   podAttack("pod with the other job's labels", (pod, side) => (pod.metadata!.labels = { ...side.victim.labels }), { ...podPolicy, pre13: 'refused' }),
-  podAttack("pod named like the other job's executors", (pod, side) => (pod.metadata!.name = `${side.victim.base}-exec-99`), { ...podPolicy, pre13: 'refused' }),
+  podAttack("pod named like the other job's executors", (pod, side) => (pod.metadata!.name = `${side.victim.base}-exec-99`), {
+    ...podPolicy,
+    pre13: 'refused',
+  }),
   podAttack('pod as serviceAccountName default', (pod) => (pod.spec!.serviceAccountName = 'default'), { ...podPolicy, pre13: 'refused' }),
-  podAttack("pod as the other job's executor account", (pod, side) => (pod.spec!.serviceAccountName = side.victim.executorAccount), { ...podPolicy, pre13: 'refused' }),
+  podAttack("pod as the other job's executor account", (pod, side) => (pod.spec!.serviceAccountName = side.victim.executorAccount), {
+    ...podPolicy,
+    pre13: 'refused',
+  }),
   podAttack("pod as the other job's account", (pod, side) => (pod.spec!.serviceAccountName = side.victim.base), { ...podPolicy, pre13: 'refused' }),
   podAttack('pod with automountServiceAccountToken true', (pod) => (pod.spec!.automountServiceAccountToken = true), { ...podPolicy, pre13: 'refused' }),
   podAttack('pod with hostNetwork', (pod) => (pod.spec!.hostNetwork = true), { ...nodeReach, pre13: 'admitted' }),
   podAttack('pod with hostPID', (pod) => (pod.spec!.hostPID = true), { ...nodeReach, pre13: 'admitted' }),
   podAttack('pod with hostIPC', (pod) => (pod.spec!.hostIPC = true), { ...nodeReach, pre13: 'admitted' }),
   podAttack('pod with nodeName (bypassing the scheduler)', (pod) => (pod.spec!.nodeName = 'node-1'), { ...podPolicy, pre13: 'admitted' }),
-  podAttack(
-    'pod with a privileged container',
-    (pod) => (container(pod).securityContext = { privileged: true }),
-    { ...nodeReach, pre13: 'admitted' },
-  ),
+  podAttack('pod with a privileged container', (pod) => (container(pod).securityContext = { privileged: true }), { ...nodeReach, pre13: 'admitted' }),
   podAttack(
     'pod with a privileged init container',
     (pod) => (pod.spec!.initContainers = [{ name: 'init', image: 'busybox', securityContext: { privileged: true } }]),
     { ...nodeReach, pre13: 'admitted' },
   ),
   podAttack('pod with a hostPort', (pod) => (container(pod).ports = [{ containerPort: 7079, hostPort: 7079 }]), { ...nodeReach, pre13: 'admitted' }),
-  podAttack(
-    'pod adding capability SYS_ADMIN',
-    (pod) => (securityContext(pod).capabilities = { add: ['SYS_ADMIN'] }),
-    { ...nodeReach, pre13: 'admitted' },
-  ),
+  podAttack('pod adding capability SYS_ADMIN', (pod) => (securityContext(pod).capabilities = { add: ['SYS_ADMIN'] }), { ...nodeReach, pre13: 'admitted' }),
   podAttack(
     'pod with seccomp Unconfined',
     (pod) => {
@@ -141,11 +139,10 @@ const POD_ATTACKS: Attack[] = [
     (pod) => (pod.spec!.securityContext = { ...pod.spec!.securityContext, sysctls: [{ name: 'kernel.msgmax', value: '65536' }] }),
     { ...nodeReach, pre13: 'admitted' },
   ),
-  podAttack(
-    'pod with a system priority class (it preempts other tenants\' and system pods)',
-    (pod) => (pod.spec!.priorityClassName = 'system-node-critical'),
-    { ...podPolicy, pre13: 'admitted' },
-  ),
+  podAttack("pod with a system priority class (it preempts other tenants' and system pods)", (pod) => (pod.spec!.priorityClassName = 'system-node-critical'), {
+    ...podPolicy,
+    pre13: 'admitted',
+  }),
   podAttack(
     'pod whose liveness probe makes the kubelet call a host of its choosing (the cloud metadata address)',
     (pod) => (container(pod).livenessProbe = { httpGet: { host: '169.254.169.254', path: '/latest/meta-data/', port: 80 } }),
@@ -166,9 +163,15 @@ const POD_ATTACKS: Attack[] = [
     (pod) => (pod.spec!.resourceClaims = [{ name: 'gpu', resourceClaimName: 'team-gpu' }]),
     { ...podPolicy, pre13: 'admitted' },
   ),
-  podAttack('pod with a finalizer (it would outlive teardown)', (pod) => (pod.metadata!.finalizers = ['example.com/keep']), { ...podPolicy, pre13: 'admitted' }),
+  podAttack('pod with a finalizer (it would outlive teardown)', (pod) => (pod.metadata!.finalizers = ['example.com/keep']), {
+    ...podPolicy,
+    pre13: 'admitted',
+  }),
   podAttack('pod with a hostPath volume', (pod) => addVolume(pod, { name: 'node', hostPath: { path: '/' } }), { ...nodeReach, pre13: 'refused' }),
-  podAttack('pod with an nfs volume', (pod) => addVolume(pod, { name: 'home', nfs: { server: 'nfs.example', path: '/home' } }), { ...nodeReach, pre13: 'admitted' }),
+  podAttack('pod with an nfs volume', (pod) => addVolume(pod, { name: 'home', nfs: { server: 'nfs.example', path: '/home' } }), {
+    ...nodeReach,
+    pre13: 'admitted',
+  }),
   podAttack('pod with a secret volume', (pod) => addVolume(pod, { name: 's', secret: { secretName: 'team-registry' } }), { ...podPolicy, pre13: 'refused' }),
   podAttack(
     'pod with a projected service-account token',
@@ -190,11 +193,7 @@ const POD_ATTACKS: Attack[] = [
     (pod) => addVolume(pod, { name: 'csi', csi: { driver: 'secrets-store.csi.k8s.io', volumeAttributes: { secretProviderClass: 'team' } } }),
     { ...podPolicy, pre13: 'refused' },
   ),
-  podAttack(
-    'pod with a flexVolume',
-    (pod) => addVolume(pod, { name: 'flex', flexVolume: { driver: 'example/driver' } }),
-    { ...nodeReach, pre13: 'refused' },
-  ),
+  podAttack('pod with a flexVolume', (pod) => addVolume(pod, { name: 'flex', flexVolume: { driver: 'example/driver' } }), { ...nodeReach, pre13: 'refused' }),
   podAttack(
     'pod with a gitRepo volume (git runs on the node)',
     (pod) => addVolume(pod, { name: 'git', gitRepo: { repository: 'https://example.com/x.git' } }),
@@ -205,18 +204,17 @@ const POD_ATTACKS: Attack[] = [
     (pod) => addVolume(pod, { name: 'az', azureFile: { secretName: 'team-registry', shareName: 'share' } }),
     { ...nodeReach, pre13: 'refused' },
   ),
-  podAttack(
-    "pod mounting the other job's claim",
-    (pod, side) => addVolume(pod, { name: 'spill', persistentVolumeClaim: { claimName: victimClaim(side) } }),
-    { ...podPolicy, pre13: 'refused' },
-  ),
+  podAttack("pod mounting the other job's claim", (pod, side) => addVolume(pod, { name: 'spill', persistentVolumeClaim: { claimName: victimClaim(side) } }), {
+    ...podPolicy,
+    pre13: 'refused',
+  }),
   podAttack(
     'pod with an ephemeral claim template labelled managed-by',
     (pod) => addVolume(pod, ephemeralVolume({ labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s' } })),
     { ...podPolicy, pre13: 'admitted' },
   ),
   podAttack(
-    "pod with an ephemeral claim template posing as the other job (finding 1)",
+    'pod with an ephemeral claim template posing as the other job (finding 1)',
     (pod, side) => addVolume(pod, ephemeralVolume({ labels: { [MANAGED_BY_LABEL]: 'dss-spark-k8s', [JOB_LABEL]: side.victim.labels[JOB_LABEL] ?? 'victim' } })),
     { ...podPolicy, pre13: 'admitted' },
   ),
@@ -240,11 +238,10 @@ const POD_ATTACKS: Attack[] = [
     (pod) => addVolume(pod, ephemeralVolume({ spec: { selector: { matchLabels: { team: 'other' } } } })),
     { ...podPolicy, pre13: 'admitted' },
   ),
-  podAttack(
-    'pod with an ephemeral claim bound by volumeName',
-    (pod) => addVolume(pod, ephemeralVolume({ spec: { volumeName: 'team-pv' } })),
-    { ...podPolicy, pre13: 'admitted' },
-  ),
+  podAttack('pod with an ephemeral claim bound by volumeName', (pod) => addVolume(pod, ephemeralVolume({ spec: { volumeName: 'team-pv' } })), {
+    ...podPolicy,
+    pre13: 'admitted',
+  }),
   // The ephemeral-volume controller names the claim "<pod>-<volume>": pod "dss" and volume "spark-…" make a
   // claim named like the other job's OnDemand claim.
   podAttack(
@@ -260,7 +257,10 @@ const POD_ATTACKS: Attack[] = [
     (pod) => container(pod).env!.push({ name: 'S', valueFrom: { secretKeyRef: { name: 'team-registry', key: 'k' } } }),
     { ...podPolicy, pre13: 'refused' },
   ),
-  podAttack('pod reading a secret through envFrom', (pod) => (container(pod).envFrom = [{ secretRef: { name: 'team-registry' } }]), { ...podPolicy, pre13: 'refused' }),
+  podAttack('pod reading a secret through envFrom', (pod) => (container(pod).envFrom = [{ secretRef: { name: 'team-registry' } }]), {
+    ...podPolicy,
+    pre13: 'refused',
+  }),
   podAttack(
     'pod whose init container reads a secret through env',
     (pod) =>
@@ -269,7 +269,10 @@ const POD_ATTACKS: Attack[] = [
       ]),
     { ...podPolicy, pre13: 'refused' },
   ),
-  podAttack('pod with an unlisted image pull secret', (pod) => (pod.spec!.imagePullSecrets = [{ name: 'other-team-registry' }]), { ...podPolicy, pre13: 'admitted' }),
+  podAttack('pod with an unlisted image pull secret', (pod) => (pod.spec!.imagePullSecrets = [{ name: 'other-team-registry' }]), {
+    ...podPolicy,
+    pre13: 'admitted',
+  }),
   podAttack(
     'pod with a listed and an unlisted image pull secret',
     (pod) => (pod.spec!.imagePullSecrets = [{ name: 'team-registry' }, { name: 'other-team-registry' }]),
@@ -306,7 +309,11 @@ const CLAIM_ATTACKS: Attack[] = [
     'refused',
   ),
   claimAttack('claim bound to an unlisted PersistentVolume', (claim) => Object.assign(claim.spec, { volumeName: 'other-team-pv' }), 'admitted'),
-  claimAttack('claim choosing its PersistentVolume by selector', (claim) => Object.assign(claim.spec, { selector: { matchLabels: { team: 'other' } } }), 'admitted'),
+  claimAttack(
+    'claim choosing its PersistentVolume by selector',
+    (claim) => Object.assign(claim.spec, { selector: { matchLabels: { team: 'other' } } }),
+    'admitted',
+  ),
   claimAttack('claim with a finalizer (it would outlive teardown)', (claim) => Object.assign(claim.metadata, { finalizers: ['example.com/keep'] }), 'admitted'),
 ];
 
@@ -330,7 +337,8 @@ const API_ATTACKS: Attack[] = [
   },
   {
     name: 'ConfigMap create',
-    attempt: (side) => side.attacker.api.create('configmaps', side.namespace, { metadata: { name: uniqueName('cm'), labels: side.attacker.labels }, data: { k: 'v' } }),
+    attempt: (side) =>
+      side.attacker.api.create('configmaps', side.namespace, { metadata: { name: uniqueName('cm'), labels: side.attacker.labels }, data: { k: 'v' } }),
     ...rbac,
     pre13: 'admitted',
   },
@@ -346,7 +354,10 @@ const API_ATTACKS: Attack[] = [
   {
     name: 'NetworkPolicy create',
     attempt: (side) =>
-      side.attacker.api.create('networkpolicies', side.namespace, { metadata: { name: uniqueName('np'), labels: side.attacker.labels }, spec: { podSelector: {} } }),
+      side.attacker.api.create('networkpolicies', side.namespace, {
+        metadata: { name: uniqueName('np'), labels: side.attacker.labels },
+        spec: { podSelector: {} },
+      }),
     ...rbac,
     pre13: 'refused',
   },
@@ -357,7 +368,7 @@ const API_ATTACKS: Attack[] = [
     pre13: 'refused',
   },
   {
-    name: "token for its executor account (serviceaccounts/token)",
+    name: 'token for its executor account (serviceaccounts/token)',
     attempt: (side) => side.attacker.api.post('serviceaccounts', side.namespace, side.attacker.executorAccount, 'token', { spec: {} }),
     ...rbac,
     pre13: 'refused',
@@ -391,10 +402,30 @@ const API_ATTACKS: Attack[] = [
     ...rbac,
     pre13: 'refused',
   },
-  { name: 'pods/exec on its own pod', attempt: (side) => side.attacker.api.post('pods', side.namespace, side.ownPod, 'exec', undefined, { command: 'sh', stdout: 'true' }), ...rbac, pre13: 'refused' },
-  { name: 'pods/attach on its own pod', attempt: (side) => side.attacker.api.post('pods', side.namespace, side.ownPod, 'attach', undefined, { stdout: 'true' }), ...rbac, pre13: 'refused' },
-  { name: 'pods/portforward on its own pod', attempt: (side) => side.attacker.api.post('pods', side.namespace, side.ownPod, 'portforward', undefined, { ports: '7079' }), ...rbac, pre13: 'refused' },
-  { name: 'pods/proxy to its own pod', attempt: (side) => side.attacker.api.send('GET', `/api/v1/namespaces/${side.namespace}/pods/${side.ownPod}/proxy/`), ...rbac, pre13: 'refused' },
+  {
+    name: 'pods/exec on its own pod',
+    attempt: (side) => side.attacker.api.post('pods', side.namespace, side.ownPod, 'exec', undefined, { command: 'sh', stdout: 'true' }),
+    ...rbac,
+    pre13: 'refused',
+  },
+  {
+    name: 'pods/attach on its own pod',
+    attempt: (side) => side.attacker.api.post('pods', side.namespace, side.ownPod, 'attach', undefined, { stdout: 'true' }),
+    ...rbac,
+    pre13: 'refused',
+  },
+  {
+    name: 'pods/portforward on its own pod',
+    attempt: (side) => side.attacker.api.post('pods', side.namespace, side.ownPod, 'portforward', undefined, { ports: '7079' }),
+    ...rbac,
+    pre13: 'refused',
+  },
+  {
+    name: 'pods/proxy to its own pod',
+    attempt: (side) => side.attacker.api.send('GET', `/api/v1/namespaces/${side.namespace}/pods/${side.ownPod}/proxy/`),
+    ...rbac,
+    pre13: 'refused',
+  },
   {
     name: 'pods/ephemeralcontainers on its own pod',
     attempt: (side) =>
@@ -411,14 +442,28 @@ const API_ATTACKS: Attack[] = [
   {
     name: 'pods/binding of its own pod to a node',
     attempt: (side) =>
-      side.attacker.api.post('pods', side.namespace, side.ownPod, 'binding', { metadata: { name: side.ownPod }, target: { kind: 'Node', name: 'node-1' } }, { dryRun: 'All' }),
+      side.attacker.api.post(
+        'pods',
+        side.namespace,
+        side.ownPod,
+        'binding',
+        { metadata: { name: side.ownPod }, target: { kind: 'Node', name: 'node-1' } },
+        { dryRun: 'All' },
+      ),
     ...rbac,
     pre13: 'refused',
   },
   {
-    name: 'pods/eviction of the other job\'s pod',
+    name: "pods/eviction of the other job's pod",
     attempt: (side) =>
-      side.attacker.api.post('pods', side.namespace, side.victimPod, 'eviction', { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: side.victimPod } }, { dryRun: 'All' }),
+      side.attacker.api.post(
+        'pods',
+        side.namespace,
+        side.victimPod,
+        'eviction',
+        { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: side.victimPod } },
+        { dryRun: 'All' },
+      ),
     ...rbac,
     pre13: 'refused',
   },
@@ -441,10 +486,15 @@ const API_ATTACKS: Attack[] = [
 
 /** Job A on job B's pod, and on its own pod outside its lane (new code only: the old policy already refused these). */
 const NEIGHBOUR_ATTACKS: Omit<Attack, 'pre13'>[] = [
-  { name: "patch of the other job's pod", attempt: (side) => side.attacker.api.patch('pods', side.namespace, side.victimPod, { metadata: { labels: { x: 'y' } } }), refusedBy: 'isolationPolicy' },
+  {
+    name: "patch of the other job's pod",
+    attempt: (side) => side.attacker.api.patch('pods', side.namespace, side.victimPod, { metadata: { labels: { x: 'y' } } }),
+    refusedBy: 'isolationPolicy',
+  },
   {
     name: "update (PUT) of the other job's pod",
-    attempt: async (side) => side.attacker.api.replace('pods', side.namespace, side.victimPod, (await side.attacker.api.get('pods', side.namespace, side.victimPod)).body),
+    attempt: async (side) =>
+      side.attacker.api.replace('pods', side.namespace, side.victimPod, (await side.attacker.api.get('pods', side.namespace, side.victimPod)).body),
     refusedBy: 'rbac',
   },
   { name: "delete of the other job's pod", attempt: (side) => side.attacker.api.delete('pods', side.namespace, side.victimPod), refusedBy: 'isolationPolicy' },
@@ -507,7 +557,10 @@ const ALLOWED: Allowed[] = [
       return createPod(side, pod);
     },
   },
-  { name: 'a labelled claim with no binding fields', attempt: (side) => side.attacker.api.create('persistentvolumeclaims', side.namespace, ownClaim(side.attacker)) },
+  {
+    name: 'a labelled claim with no binding fields',
+    attempt: (side) => side.attacker.api.create('persistentvolumeclaims', side.namespace, ownClaim(side.attacker)),
+  },
   {
     name: 'a labelled claim bound to a listed PersistentVolume',
     attempt: (side) => {
@@ -516,9 +569,15 @@ const ALLOWED: Allowed[] = [
       return side.attacker.api.create('persistentvolumeclaims', side.namespace, claim);
     },
   },
-  { name: 'patch of its own pod (the labels Spark sets)', attempt: (side) => side.attacker.api.patch('pods', side.namespace, side.ownPod, { metadata: { labels: { 'spark-exec-inactive': 'true' } } }) },
+  {
+    name: 'patch of its own pod (the labels Spark sets)',
+    attempt: (side) => side.attacker.api.patch('pods', side.namespace, side.ownPod, { metadata: { labels: { 'spark-exec-inactive': 'true' } } }),
+  },
   { name: 'delete of its own pod', attempt: (side) => side.attacker.api.delete('pods', side.namespace, side.ownPod) },
-  { name: 'deletecollection of its own pods', attempt: (side) => side.attacker.api.deleteCollection('pods', side.namespace, `${OWNER_LABEL}=${side.attacker.base}`) },
+  {
+    name: 'deletecollection of its own pods',
+    attempt: (side) => side.attacker.api.deleteCollection('pods', side.namespace, `${OWNER_LABEL}=${side.attacker.base}`),
+  },
 ];
 
 function expectRefused(outcome: Outcome, refusedBy: Refuser, podSecurityToo = false) {
@@ -570,7 +629,13 @@ beforeAll(async () => {
   // The first job creates the per-user namespace; the second finds it.
   const first = await provisionJob(perUserProfile, perUserLogin);
   // PersistentVolumes are cluster-wide: only an administrator allows a namespace to bind one by name.
-  await admin.patch('namespaces', undefined, first.namespace, { metadata: { annotations: { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'team-pv' } } }, { dryRun: false });
+  await admin.patch(
+    'namespaces',
+    undefined,
+    first.namespace,
+    { metadata: { annotations: { 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes': 'team-pv' } } },
+    { dryRun: false },
+  );
   jobs['per-user'] = [first, await provisionJob(perUserProfile, perUserLogin)];
   for (const [kind, [a, b]] of Object.entries(jobs) as [keyof typeof jobs, [Job, Job]][]) {
     // Every real cluster has a "default" account (the controller makes it; this control plane runs none).
@@ -586,14 +651,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await pre13?.remove();
   await admin.delete('priorityclasses', undefined, priorityClass, { dryRun: false });
-  for (const namespace of [teamNamespace, jobs['per-user']?.[0].namespace].filter(Boolean)) await admin.delete('namespaces', undefined, namespace, { dryRun: false });
+  for (const namespace of [teamNamespace, jobs['per-user']?.[0].namespace].filter(Boolean))
+    await admin.delete('namespaces', undefined, namespace, { dryRun: false });
 });
 
 for (const kind of ['team', 'per-user'] as const) {
   describe(`a job token in a ${kind} namespace`, () => {
     it('holds exactly the driver rights in its namespace: pods, and claims create', async () => {
-      const rules = (await sides[kind].attacker.api.rulesIn(sides[kind].namespace)).filter((r) => !/^authorization\.k8s\.io\/|^authentication\.k8s\.io\//.test(r));
-      expect(rules).toEqual(['/persistentvolumeclaims:create', ...['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'watch'].map((v) => `/pods:${v}`)]);
+      const rules = (await sides[kind].attacker.api.rulesIn(sides[kind].namespace)).filter(
+        (r) => !/^authorization\.k8s\.io\/|^authentication\.k8s\.io\//.test(r),
+      );
+      expect(rules).toEqual([
+        '/persistentvolumeclaims:create',
+        ...['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'watch'].map((v) => `/pods:${v}`),
+      ]);
     });
 
     describe('is refused', () => {
@@ -612,7 +683,11 @@ for (const kind of ['team', 'per-user'] as const) {
       addVolume(pod, { name: 'img', image: { reference: 'registry.example/team-data:1' } } as V1Volume);
       const outcome = await createPod(side, pod);
       if (outcome.status === 403) expect(outcome.message).toMatch(REFUSED_BY.isolationPolicy);
-      else expect({ status: outcome.status, volumes: (outcome.body.spec as V1Pod['spec'])!.volumes!.map((v) => v.name) }).toEqual({ status: 201, volumes: ['spark-local-dir-1'] });
+      else
+        expect({ status: outcome.status, volumes: (outcome.body.spec as V1Pod['spec'])!.volumes!.map((v) => v.name) }).toEqual({
+          status: 201,
+          volumes: ['spark-local-dir-1'],
+        });
     });
 
     describe('is allowed', () => {
@@ -663,7 +738,9 @@ describe('teardown leaves nothing that the job token created (finding 7)', () =>
       expect(pods.map((p) => p.metadata!.labels?.[OWNER_LABEL])).toEqual(pods.map(() => b.base));
       expect(pods.length).toBeGreaterThan(0);
       // A claim keeps its protection finalizer until a controller (none here) sees no pod using it.
-      const claims = (await admin.list('persistentvolumeclaims', a.namespace)).body.items as { metadata: { labels?: Record<string, string>; deletionTimestamp?: string } }[];
+      const claims = (await admin.list('persistentvolumeclaims', a.namespace)).body.items as {
+        metadata: { labels?: Record<string, string>; deletionTimestamp?: string };
+      }[];
       expect(claims.filter((c) => !c.metadata.deletionTimestamp)).toEqual([]);
       for (const object of a.created) expect((await admin.get(object.kind, object.namespace, object.name)).status, `${object.kind} ${object.name}`).toBe(404);
     });
@@ -673,7 +750,10 @@ describe('teardown leaves nothing that the job token created (finding 7)', () =>
 describe('teardown while a process that kept the token goes on creating pods (red team 2, H1)', () => {
   it('revokes first and deletes the pods once the token is refused: none survives, in team and per-user namespaces', async () => {
     const teamProfile = profileWith({ targetNamespace: '${adminProperty:k8sNS}' });
-    for (const job of [await provisionJob(teamProfile, 'racer', { k8sNS: teamNamespace }), await provisionJob(profileWith({ autoCreateNamespace: true }), perUserLogin)]) {
+    for (const job of [
+      await provisionJob(teamProfile, 'racer', { k8sNS: teamNamespace }),
+      await provisionJob(profileWith({ autoCreateNamespace: true }), perUserLogin),
+    ]) {
       // Four loops, as a driver's forked children would, each creating pods until the token stops working.
       let stop = false;
       let made = 0;

@@ -42,7 +42,11 @@ interface Job {
 async function provisionJob(p: JobPlan): Promise<Job> {
   await kube.createServiceAccount(p.serviceAccount);
   const anchor = await kube.createSecret(p.tokenAnchor);
-  const { token } = await kube.requestToken(namespace, p.baseName, boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }));
+  const { token } = await kube.requestToken(
+    namespace,
+    p.baseName,
+    boundTokenRequest(p.tokenRequest, { name: anchor.metadata!.name!, uid: anchor.metadata!.uid! }),
+  );
   const dir = mkdtempSync(join(scratch, 'job-'));
   return {
     plan: p,
@@ -65,7 +69,12 @@ async function rotateUntilSuccess(job: Job, client: Kube): Promise<{ failures: s
   const success = new Promise<number>((resolve) => (rotated = resolve));
   let stopping: Promise<void> | undefined;
   const stop = startTokenRotation(
-    { kube: client, plan: job.plan, writeToken: (token) => writeJobKubeconfig(job.files, process.getuid!(), kube.endpoint, job.plan.namespace, token), created: job.created },
+    {
+      kube: client,
+      plan: job.plan,
+      writeToken: (token) => writeJobKubeconfig(job.files, process.getuid!(), kube.endpoint, job.plan.namespace, token),
+      created: job.created,
+    },
     1,
     new Date(Date.now() + 3600_000),
     {
@@ -90,7 +99,8 @@ async function anchorsInCluster(p: JobPlan): Promise<string[]> {
   return list.items.map((s) => s.metadata!.name!).sort();
 }
 
-const kubeconfigToken = (files: JobFiles) => (JSON.parse(readFileSync(files.kubeconfig, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token;
+const kubeconfigToken = (files: JobFiles) =>
+  (JSON.parse(readFileSync(files.kubeconfig, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token;
 const selfReview = (token: string) => () => tokenKubeConfig(token).makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
 
 beforeAll(async () => {
@@ -130,7 +140,12 @@ describe('token rotation after a failed attempt, on the real apiserver', () => {
     const job = await provisionJob(plan(uniqueName('lost')));
     const p = job.plan;
     const cluster = inject('cluster');
-    const proxy: FaultProxy = await startFaultProxy({ server: cluster.server, caFile: cluster.caFile, certFile: join(cluster.dir, 'apiserver.crt'), keyFile: join(cluster.dir, 'apiserver.key') });
+    const proxy: FaultProxy = await startFaultProxy({
+      server: cluster.server,
+      caFile: cluster.caFile,
+      certFile: join(cluster.dir, 'apiserver.crt'),
+      keyFile: join(cluster.dir, 'apiserver.key'),
+    });
     const proxied = await proxiedDssuser(proxy, 2);
     let loseNext = true;
     // The apiserver issues the token; the client hears of it only after 4 s, past its 2 s timeout.
@@ -171,7 +186,14 @@ async function proxiedDssuser(proxy: FaultProxy, timeoutSeconds: number): Promis
   const cluster = { server: proxy.url, 'certificate-authority-data': Buffer.from(dssuser.endpoint.caPem!).toString('base64') };
   writeFileSync(
     path,
-    JSON.stringify({ apiVersion: 'v1', kind: 'Config', 'current-context': 'x', clusters: [{ name: 'c', cluster }], users: [{ name: 'u', user: { token } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }] }),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'x',
+      clusters: [{ name: 'c', cluster }],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+    }),
     { mode: 0o600 },
   );
   return Kube.load({ kubeconfig: path, timeoutSeconds });

@@ -47,7 +47,25 @@ describe('run: the job lifecycle', () => {
   it('gives the end user only its namespace corner, through a kubeconfig nobody else can read', async () => {
     const jobId = uniqueJobId();
     const drop = endUserDropDir();
-    const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'probe', 'scan-argv', 'save-token', join(drop, 'token'), 'marker', 'probed', 'sleep', '3']);
+    const cli = startCli([
+      'run',
+      '--user',
+      alice.name,
+      '--config',
+      config.path,
+      '--job-id',
+      jobId,
+      '--',
+      'app',
+      'probe',
+      'scan-argv',
+      'save-token',
+      join(drop, 'token'),
+      'marker',
+      'probed',
+      'sleep',
+      '3',
+    ]);
     const started = await cli.waitForEvent('started');
     const probe = await cli.waitForEvent('probe');
     const scan = await cli.waitForEvent('argv-scan');
@@ -94,7 +112,11 @@ describe('run: the job lifecycle', () => {
     expect(dirEntries(config.tempDir)).toEqual([]);
   });
 
-  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const) {
     it(`forwards ${signal} to spark-submit, tears down and exits ${code}`, async () => {
       const jobId = uniqueJobId();
       const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'probe', 'sleep', '60']);
@@ -114,7 +136,10 @@ describe('run: the job lifecycle', () => {
     const events = join(dssuserDir(), 'events.jsonl');
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--events', events, '--', 'app', 'marker', 'hello']);
     expect(result.exitCode).toBe(0);
-    const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(events, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.event)).toEqual(['planned', 'provisioned', 'started', 'exited', 'torn-down']);
     expect(lines.every((l) => l.jobId === jobId)).toBe(true);
     expect(lines.at(-1)).toMatchObject({ outcome: 'ok', left: [] });
@@ -124,7 +149,9 @@ describe('run: the job lifecycle', () => {
   it('runs 20 jobs of one user at once: one namespace, created by the race, nothing left', async () => {
     const user = unix.endUsers[1]!;
     const jobIds = Array.from({ length: 20 }, () => uniqueJobId('par'));
-    const results = await Promise.all(jobIds.map((jobId) => runCli(['run', '--user', user.name, '--config', config.path, '--job-id', jobId, '--quiet', '--', 'app', 'marker', jobId])));
+    const results = await Promise.all(
+      jobIds.map((jobId) => runCli(['run', '--user', user.name, '--config', config.path, '--job-id', jobId, '--quiet', '--', 'app', 'marker', jobId])),
+    );
     expect(results.map((r) => r.exitCode)).toEqual(jobIds.map(() => 0));
     const namespaces = await adminCore().listNamespace();
     expect(namespaces.items.filter((n) => n.metadata?.name?.endsWith(`${user.name}`)).length).toBe(1);
@@ -178,7 +205,15 @@ describe('run: the job lifecycle', () => {
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json', '--', 'app']);
     expect(result.exitCode, result.stderr).toBe(0);
     const plan = JSON.parse(result.stdout);
-    expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual(['Namespace', 'ServiceAccount', 'ServiceAccount', 'RoleBinding', 'Lease', 'Secret', 'TokenRequest']);
+    expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual([
+      'Namespace',
+      'ServiceAccount',
+      'ServiceAccount',
+      'RoleBinding',
+      'Lease',
+      'Secret',
+      'TokenRequest',
+    ]);
     expect(plan.kubeconfig.users[0].user.token).toBe('<redacted>');
     // The managed executor pod template: compliant with Pod Security restricted, no token, the executor account.
     expect(plan.executorPodTemplate.spec).toMatchObject({
@@ -202,7 +237,10 @@ describe('run: the job lifecycle', () => {
 describe('run: bad input', () => {
   let config: { path: string; tempDir: string };
   beforeAll(() => {
-    config = writeConfig({ allowedNamespaces: '^dss-ns-' }, { strict: { targetNamespace: '${dssUserLogin}' }, nospark: { sparkSubmit: '/nonexistent/spark-submit' } });
+    config = writeConfig(
+      { allowedNamespaces: '^dss-ns-' },
+      { strict: { targetNamespace: '${dssUserLogin}' }, nospark: { sparkSubmit: '/nonexistent/spark-submit' } },
+    );
   });
 
   // [what, flags, spark-submit arguments, exit code, message]
@@ -216,7 +254,13 @@ describe('run: bad input', () => {
     ['a missing spark-submit', () => ['--user', alice.name, '--profile', 'nospark'], ['app'], 71, /does not exist or is not executable/],
     ['a user sudo does not allow', () => ['--user', unix.outsider.name], ['app'], 71, /sudo refuses/],
     ['a managed spark-submit option', () => ['--user', alice.name], ['--master', 'local', 'app'], 64, /--master/],
-    ['a spark-submit conf carrying credentials', () => ['--user', alice.name], ['--conf', 'spark.kubernetes.authenticate.oauthToken=x', 'app'], 64, /spark.kubernetes.authenticate/],
+    [
+      'a spark-submit conf carrying credentials',
+      () => ['--user', alice.name],
+      ['--conf', 'spark.kubernetes.authenticate.oauthToken=x', 'app'],
+      64,
+      /spark.kubernetes.authenticate/,
+    ],
     ['an unknown option', () => ['--user', alice.name, '--colour'], ['app'], 64, /unknown option/],
   ];
   for (const [what, flags, sparkArgs, code, message] of cases) {
@@ -262,4 +306,3 @@ describe('run: bad input', () => {
     expect(result.stderr).toContain('minUid');
   });
 });
-

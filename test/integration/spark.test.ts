@@ -65,10 +65,23 @@ function startSparkJob(mode: 'ok' | 'fail' | 'more', marker: string, profile = c
   const events = join(dssuserDir('dss-spark-k8s-test-events-'), 'events.jsonl');
   scratch.push(resolve(events, '..'));
   const cli = startCli([
-    'run', '--user', alice.name, '--config', profile.path, '--job-id', jobId, '--events', events, '--',
+    'run',
+    '--user',
+    alice.name,
+    '--config',
+    profile.path,
+    '--job-id',
+    jobId,
+    '--events',
+    events,
+    '--',
     // The caller's own option: Spark's scratch files (spark.local.dir defaults to it) in the work directory.
-    '--driver-java-options', `-Djava.io.tmpdir=${join(work, 'tmp')}`,
-    appFile, work, marker, mode,
+    '--driver-java-options',
+    `-Djava.io.tmpdir=${join(work, 'tmp')}`,
+    appFile,
+    work,
+    marker,
+    mode,
   ]);
   const startedAt = Date.now();
   let stdout = '';
@@ -78,7 +91,11 @@ function startSparkJob(mode: 'ok' | 'fail' | 'more', marker: string, profile = c
   cli.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   void cli.result.then(() => (closed = true));
   const run: SparkRun = {
-    cli, jobId, work, events, startedAt,
+    cli,
+    jobId,
+    work,
+    events,
+    startedAt,
     stdout: () => stdout,
     closed: () => (closed ? `\n${tail(stdout + stderr)}` : undefined),
     waitForLine: (pattern, timeoutMs = 120_000) =>
@@ -89,7 +106,12 @@ function startSparkJob(mode: 'ok' | 'fail' | 'more', marker: string, profile = c
 }
 
 /** Polls `probe` until it returns a value; fails early once `ended()` says why (e.g. the CLI has exited). */
-async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>, ended: () => string | undefined = () => undefined): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => T | undefined | Promise<T | undefined>,
+  ended: () => string | undefined = () => undefined,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -103,12 +125,20 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | undefi
 
 function readEvents(path: string): Record<string, unknown>[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 }
 
 /** The job's namespace and service account, from the CLI's own "provisioned" event. */
 function provisioned(run: SparkRun): Promise<{ namespace: string; serviceAccount: string }> {
-  return until('"provisioned" event', 60_000, () => readEvents(run.events).find((e) => e.event === 'provisioned') as { namespace: string; serviceAccount: string } | undefined, run.closed);
+  return until(
+    '"provisioned" event',
+    60_000,
+    () => readEvents(run.events).find((e) => e.event === 'provisioned') as { namespace: string; serviceAccount: string } | undefined,
+    run.closed,
+  );
 }
 
 async function jobPods(namespace: string, jobId: string): Promise<V1Pod[]> {
@@ -141,13 +171,23 @@ interface AuditWrite {
 /** Writes recorded by the apiserver's audit log (Metadata level) in one namespace. */
 function auditWrites(namespace: string): AuditWrite[] {
   if (!cluster.auditLog) throw new Error('these tests read the apiserver audit log of the local control plane (scripts/cluster.sh); TEST_KUBECONFIG has none');
-  return readFileSync(cluster.auditLog, 'utf8')
-    .split('\n')
-    .filter((line) => line.includes(`"namespace":"${namespace}"`))
-    .map((line) => JSON.parse(line))
-    // Writes to subresources are not the job's objects: the scheduler's pods/binding, the kubelet's pods/status.
-    .filter((e) => e.objectRef?.namespace === namespace && !e.objectRef.subresource)
-    .map((e) => ({ verb: e.verb, resource: e.objectRef.resource, name: e.objectRef.name, code: e.responseStatus?.code, userAgent: e.userAgent, username: e.user.username, time: Date.parse(e.requestReceivedTimestamp) }));
+  return (
+    readFileSync(cluster.auditLog, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(`"namespace":"${namespace}"`))
+      .map((line) => JSON.parse(line))
+      // Writes to subresources are not the job's objects: the scheduler's pods/binding, the kubelet's pods/status.
+      .filter((e) => e.objectRef?.namespace === namespace && !e.objectRef.subresource)
+      .map((e) => ({
+        verb: e.verb,
+        resource: e.objectRef.resource,
+        name: e.objectRef.name,
+        code: e.responseStatus?.code,
+        userAgent: e.userAgent,
+        username: e.user.username,
+        time: Date.parse(e.requestReceivedTimestamp),
+      }))
+  );
 }
 
 /** Every object the job's service account created, which must all be gone after the job ("kind/name"). */
@@ -211,10 +251,15 @@ describe('run with a real spark-submit (client mode)', () => {
     const runningAtMarker = run.closed() === undefined;
 
     const { namespace, serviceAccount } = await provisioned(run);
-    const pods = await until('executor pod', 120_000, async () => {
-      const found = await jobPods(namespace, run.jobId);
-      return found.length > 0 ? found : undefined;
-    }, run.closed);
+    const pods = await until(
+      'executor pod',
+      120_000,
+      async () => {
+        const found = await jobPods(namespace, run.jobId);
+        return found.length > 0 ? found : undefined;
+      },
+      run.closed,
+    );
     const podAt = Date.now() - run.startedAt;
     // Renewed every 2 s (leaseRenewSeconds) while the job runs.
     const lease = await adminKubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace, name: serviceAccount });
@@ -238,7 +283,11 @@ describe('run with a real spark-submit (client mode)', () => {
       expect(pod.metadata?.name).toMatch(new RegExp(`^${serviceAccount}-exec-\\d+$`));
       expect(pod.metadata?.labels).toMatchObject({ [JOB_LABEL]: run.jobId, 'app.kubernetes.io/managed-by': 'dss-spark-k8s', 'spark-role': 'executor' });
       expect(pod.spec?.serviceAccountName).toBe(`${serviceAccount}-exec`);
-      expect(pod.spec?.volumes ?? []).not.toContainEqual(expect.objectContaining({ projected: expect.objectContaining({ sources: expect.arrayContaining([expect.objectContaining({ serviceAccountToken: expect.anything() })]) }) }));
+      expect(pod.spec?.volumes ?? []).not.toContainEqual(
+        expect.objectContaining({
+          projected: expect.objectContaining({ sources: expect.arrayContaining([expect.objectContaining({ serviceAccountToken: expect.anything() })]) }),
+        }),
+      );
     }
 
     // Who created them: the apiserver's audit log names the job's service account, through Spark's client.
@@ -252,7 +301,9 @@ describe('run with a real spark-submit (client mode)', () => {
     expect(millis(lease.spec?.renewTime)).toBeGreaterThan(millis(lease.spec?.acquireTime));
     expect(result.stderr).not.toContain('dss-spark-k8s warning');
     expect(statusLines(result.stderr)).toEqual([
-      expect.stringMatching(new RegExp(`^dss-spark-k8s [\\d.]+s provisioned service account ${serviceAccount} in namespace ${namespace}( \\(namespace created\\))?$`)),
+      expect.stringMatching(
+        new RegExp(`^dss-spark-k8s [\\d.]+s provisioned service account ${serviceAccount} in namespace ${namespace}( \\(namespace created\\))?$`),
+      ),
       expect.stringMatching(new RegExp(`^dss-spark-k8s [\\d.]+s started spark-submit as ${alice.name}$`)),
       expect.stringMatching(/^dss-spark-k8s [\d.]+s spark-submit exited with code 0$/),
       expect.stringMatching(new RegExp(`^dss-spark-k8s [\\d.]+s torn down job ${run.jobId}: nothing left$`)),
@@ -284,7 +335,7 @@ describe('run with a real spark-submit (client mode)', () => {
     expect(dirEntries(config.tempDir)).toEqual([]);
   });
 
-  it("keeps a driver working across token rotations: fabric8 re-reads the rotated kubeconfig token", async () => {
+  it('keeps a driver working across token rotations: fabric8 re-reads the rotated kubeconfig token', async () => {
     // A new token every 10 s; each superseded token is revoked at once (its anchor Secret is deleted).
     const rotating = writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: SPARK_CONF, tokenRotation: '10s' });
     scratch.push(resolve(rotating.path, '..'));
@@ -311,10 +362,15 @@ describe('run with a real spark-submit (client mode)', () => {
     // A request with a revoked token gets 401 (unauthenticated, so no user name), and fabric8 retries it at
     // once with the token it re-reads from the kubeconfig: measured 25 ms later.
     for (const refused of lateCreates.filter((w) => w.code === 401)) {
-      expect(created.some((w) => w.time >= refused.time && w.time - refused.time < 5_000), JSON.stringify(lateCreates)).toBe(true);
+      expect(
+        created.some((w) => w.time >= refused.time && w.time - refused.time < 5_000),
+        JSON.stringify(lateCreates),
+      ).toBe(true);
     }
     // And at stop, the driver deletes its executor pods itself, with the current token.
-    const driverDeletes = auditWrites(namespace).filter((w) => w.verb === 'deletecollection' && w.resource === 'pods' && w.username === jobSa && w.time > afterSecondRotation);
+    const driverDeletes = auditWrites(namespace).filter(
+      (w) => w.verb === 'deletecollection' && w.resource === 'pods' && w.username === jobSa && w.time > afterSecondRotation,
+    );
     expect(driverDeletes.map((w) => w.code)).toContain(200);
     expect(await tokenStatus(savedToken(run))).toBe(401); // the first token
     expect(await jobObjects(run.jobId)).toEqual([]);
@@ -325,7 +381,9 @@ describe('run with a real spark-submit (client mode)', () => {
     const { namespace, serviceAccount } = await provisioned(run);
     await until('executor pod', 120_000, async () => ((await jobPods(namespace, run.jobId)).length > 0 ? true : undefined), run.closed);
     // The driver is the JVM that sudo runs for the end user; its command line names the job's work dir.
-    const driver = execFileSync('pgrep', ['-u', String(alice.uid), '-f', `java .*${run.work}`], { encoding: 'utf8' }).trim().split('\n');
+    const driver = execFileSync('pgrep', ['-u', String(alice.uid), '-f', `java .*${run.work}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect(driver).toHaveLength(1);
     process.kill(Number(driver[0]), 'SIGKILL');
     const result = await run.cli.result;

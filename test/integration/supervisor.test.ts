@@ -28,7 +28,9 @@ describe('control-plane supervisor', () => {
     const owner = spawn('sleep', ['600'], { stdio: 'ignore' });
     const dir = mkdtempSync('/tmp/dss-spark-k8s-test-owned-');
     rmSync(dir, { recursive: true });
-    const state = JSON.parse(execFileSync('bash', [`${root}/scripts/cluster.sh`, 'up', '--dir', dir, '--owner-pid', String(owner.pid), '--no-node'], { encoding: 'utf8' }));
+    const state = JSON.parse(
+      execFileSync('bash', [`${root}/scripts/cluster.sh`, 'up', '--dir', dir, '--owner-pid', String(owner.pid), '--no-node'], { encoding: 'utf8' }),
+    );
     expect(alive(state.apiserverPid)).toBe(true);
     expect(alive(state.etcdPid)).toBe(true);
 

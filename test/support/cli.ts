@@ -47,7 +47,9 @@ export function writeConfig(profile: TestProfile, extraProfiles: Record<string, 
     tempDir,
     killGrace: '5s',
   };
-  const config = { profiles: { default: { ...defaults, ...profile }, ...Object.fromEntries(Object.entries(extraProfiles).map(([k, v]) => [k, { ...defaults, ...v }])) } };
+  const config = {
+    profiles: { default: { ...defaults, ...profile }, ...Object.fromEntries(Object.entries(extraProfiles).map(([k, v]) => [k, { ...defaults, ...v }])) },
+  };
   const path = join(dir, 'config.yaml');
   writeFileSync(path, JSON.stringify(config, null, 2));
   chownSync(path, unix.dssuser.uid, unix.dssuser.gid);
@@ -69,7 +71,10 @@ export function startCli(args: string[], env: Record<string, string> = {}): Runn
   child.stdout!.on('data', (chunk: Buffer) => {
     const before = stdout;
     stdout += chunk.toString();
-    const fresh = stdout.slice(before.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+    const fresh = stdout
+      .slice(before.lastIndexOf('\n') + 1)
+      .split('\n')
+      .slice(0, -1);
     for (const line of fresh) {
       const event = parseJson(line);
       if (!event) continue;
@@ -84,14 +89,20 @@ export function startCli(args: string[], env: Record<string, string> = {}): Runn
     child,
     result,
     waitForEvent(name, timeoutMs = 60_000) {
-      const seen = stdout.split('\n').map(parseJson).find((e) => e?.event === name);
+      const seen = stdout
+        .split('\n')
+        .map(parseJson)
+        .find((e) => e?.event === name);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no "${name}" event within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
-        waiters.push({ name, resolve: (e) => {
-          clearTimeout(timer);
-          resolve(e);
-        } });
+        waiters.push({
+          name,
+          resolve: (e) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        });
         void result.then(() => setTimeout(() => reject(new Error(`CLI ended without a "${name}" event; stderr: ${stderr}`)), 100));
       });
     },

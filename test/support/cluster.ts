@@ -19,7 +19,14 @@ export const EXTRA_IDENTITY_NAMESPACE_PREFIX = 'dss-identity-';
  * tests) applies only its Role and RoleBinding, so that the cluster-scoped objects every test relies on (the
  * admission policies, the driver and doctor roles) are never rewritten for another identity during a run.
  */
-export function applyManifest(kubectlPath: string, adminKubeconfig: string, file: string, dssuserName: string, namespace?: string, options: { namespacedOnly?: boolean } = {}) {
+export function applyManifest(
+  kubectlPath: string,
+  adminKubeconfig: string,
+  file: string,
+  dssuserName: string,
+  namespace?: string,
+  options: { namespacedOnly?: boolean } = {},
+) {
   let text = readFileSync(file, 'utf8');
   text = text.replaceAll(
     'request.userInfo.username == "dssuser"',

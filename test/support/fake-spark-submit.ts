@@ -16,9 +16,7 @@ const argv = process.argv.slice(2);
 const appIndex = argv.indexOf('app');
 const sparkArgs = argv.slice(0, appIndex < 0 ? argv.length : appIndex);
 const actions = appIndex < 0 ? [] : argv.slice(appIndex + 1);
-const confs = Object.fromEntries(
-  sparkArgs.flatMap((arg, i) => (sparkArgs[i - 1] === '--conf' ? [arg.split(/=(.*)/s).slice(0, 2) as [string, string]] : [])),
-);
+const confs = Object.fromEntries(sparkArgs.flatMap((arg, i) => (sparkArgs[i - 1] === '--conf' ? [arg.split(/=(.*)/s).slice(0, 2) as [string, string]] : [])));
 
 function report(event: string, fields: Record<string, unknown> = {}) {
   process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
@@ -62,7 +60,11 @@ async function probe() {
     createRoleBinding: await status(
       rbac.createNamespacedRoleBinding({
         namespace,
-        body: { metadata: { name: 'escalate' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' }, subjects: [{ kind: 'User', name: 'x' }] },
+        body: {
+          metadata: { name: 'escalate' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' },
+          subjects: [{ kind: 'User', name: 'x' }],
+        },
       }),
     ),
     podExec: await status(core.connectPostNamespacedPodExec({ name: pod.metadata.name, namespace, command: 'id' })),

@@ -29,14 +29,23 @@ function startCluster(): { state: Omit<ClusterState, 'dssuserKubeconfig' | 'dssu
   const clusterDir = process.env.TEST_CLUSTER_DIR;
   if (clusterDir) {
     const running = tryJson(() => sh('bash', [join(root, 'scripts/cluster.sh'), 'status', '--dir', clusterDir]));
-    if (!running) throw new Error(`test set-up: no cluster runs in TEST_CLUSTER_DIR=${clusterDir}; start it with 'bash scripts/cluster.sh up --no-node --dir ${clusterDir}'`);
+    if (!running)
+      throw new Error(
+        `test set-up: no cluster runs in TEST_CLUSTER_DIR=${clusterDir}; start it with 'bash scripts/cluster.sh up --no-node --dir ${clusterDir}'`,
+      );
     return { state: { ...running, local: true, node: running.node && withSelectedSpark(running.node, running.kubectl) }, stop: () => {} };
   }
   const external = process.env.TEST_KUBECONFIG;
   if (external) {
     return {
       state: {
-        server: '', caFile: '', adminKubeconfig: resolve(external), kubectl: kubectlPath(), auditLog: '', dir: '', local: false,
+        server: '',
+        caFile: '',
+        adminKubeconfig: resolve(external),
+        kubectl: kubectlPath(),
+        auditLog: '',
+        dir: '',
+        local: false,
         // An external cluster's nodes run the image its administrator names (imported or pullable there).
         node: process.env.TEST_EXECUTOR_IMAGE ? { name: '', ip: '', executorImage: process.env.TEST_EXECUTOR_IMAGE } : null,
       },
@@ -62,14 +71,27 @@ function startCluster(): { state: Omit<ClusterState, 'dssuserKubeconfig' | 'dssu
  */
 function withSelectedSpark(node: NonNullable<ClusterState['node']>, kubectl: string): NonNullable<ClusterState['node']> {
   if (!process.env.PYSPARK_VERSION) return node;
-  const [image, layout] = sh('bash', [join(root, 'scripts/build-executor-image.sh')]).trim().split('\n');
+  const [image, layout] = sh('bash', [join(root, 'scripts/build-executor-image.sh')])
+    .trim()
+    .split('\n');
   if (image === node.executorImage) return node;
   const binDir = dirname(kubectl);
   const ctr = join(binDir, readdirSync(binDir).find((name) => name.startsWith('containerd-'))!, 'ctr');
   const socket = '/run/dss-spark-k8s-node/containerd.sock';
   const imported = sh(ctr, ['--address', socket, '-n', 'k8s.io', 'images', 'ls', '-q']).split('\n');
   if (!imported.includes(image!)) {
-    execFileSync('sh', ['-c', `tar -C "$1" -cf - oci-layout index.json blobs | "$2" --address "$3" -n k8s.io images import --local --discard-unpacked-layers - >/dev/null`, 'import', layout!, ctr, socket], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        `tar -C "$1" -cf - oci-layout index.json blobs | "$2" --address "$3" -n k8s.io images import --local --discard-unpacked-layers - >/dev/null`,
+        'import',
+        layout!,
+        ctr,
+        socket,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
   }
   return { ...node, executorImage: image! };
 }
@@ -138,7 +160,8 @@ export default async function setup(project: TestProject) {
     ['openssl', 'the local control plane generates its certificates'],
     ['useradd', 'test Unix users'],
     ['curl', 'the local control plane start-up waits on /readyz'],
-  ] as const) requireTool(tool, why);
+  ] as const)
+    requireTool(tool, why);
 
   // The tests always run the current sources.
   execFileSync(process.execPath, [join(root, 'scripts/bundle.mjs')], { stdio: 'inherit' });
@@ -147,7 +170,9 @@ export default async function setup(project: TestProject) {
   const cleanups: (() => void)[] = [() => removeScratchSince(startedMs), cluster.stop];
   try {
     const admin = cluster.state.adminKubeconfig;
-    const identity = cluster.state.local ? { name: 'dssuser', kubeconfig: join(cluster.state.dir, 'dssuser.kubeconfig') } : await externalDssuserIdentity(admin);
+    const identity = cluster.state.local
+      ? { name: 'dssuser', kubeconfig: join(cluster.state.dir, 'dssuser.kubeconfig') }
+      : await externalDssuserIdentity(admin);
     applyManifest(cluster.state.kubectl, admin, join(root, 'deploy/rbac/per-user-namespaces.yaml'), identity.name);
     await waitForAdmissionPolicy(cluster.state.kubectl, identity.kubeconfig);
 

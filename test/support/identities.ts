@@ -49,7 +49,11 @@ export async function createIdentity(rules: V1PolicyRule[]): Promise<TestIdentit
       subjects: [{ kind: 'ServiceAccount', name, namespace: identityNamespace }],
     },
   });
-  const token = await core.createNamespacedServiceAccountToken({ name, namespace: identityNamespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const token = await core.createNamespacedServiceAccountToken({
+    name,
+    namespace: identityNamespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const unix = inject('unix');
   const admin = kc.getCurrentCluster()!;
   const kubeconfig = join(unix.dssuser.home, `${name}.kubeconfig`);

@@ -147,8 +147,9 @@ export class Api {
   async rulesIn(namespace: string): Promise<string[]> {
     const review = await this.create('selfsubjectrulesreviews', undefined, { spec: { namespace } }, { dryRun: false });
     if (review.status !== 201) throw new Error(`redteam: SelfSubjectRulesReview failed (${review.status}): ${review.message}`);
-    const rules = ((review.body.status as { resourceRules?: { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] }[] })
-      .resourceRules ?? []);
+    const rules =
+      (review.body.status as { resourceRules?: { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] }[] }).resourceRules ??
+      [];
     const lines = rules.flatMap((rule) =>
       (rule.apiGroups ?? ['']).flatMap((group) =>
         (rule.resources ?? []).flatMap((resource) =>
@@ -248,7 +249,10 @@ export function executorPod(job: JobIdentity): V1Pod {
     image: 'spark:4.3.0',
     args: ['executor'],
     ports: [{ name: 'blockmanager', containerPort: 7079 }],
-    env: [{ name: 'SPARK_EXECUTOR_ID', value: String(podCount) }, { name: 'SPARK_EXECUTOR_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+    env: [
+      { name: 'SPARK_EXECUTOR_ID', value: String(podCount) },
+      { name: 'SPARK_EXECUTOR_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    ],
     resources: { requests: { cpu: '1', memory: '1408Mi' }, limits: { memory: '1408Mi' } },
     volumeMounts: [{ name: 'spark-local-dir-1', mountPath: '/var/data/spark-1' }],
   });
@@ -270,11 +274,17 @@ export function preIssue13File(path: string): string {
   try {
     return execFileSync('git', ['-C', root, 'show', `${PRE_ISSUE_13}:${path}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
-    throw new Error(`redteam: cannot read ${path} at commit ${PRE_ISSUE_13} (a shallow clone? git fetch --unshallow): ${(error as Error).message.split('\n')[0]}`);
+    throw new Error(
+      `redteam: cannot read ${path} at commit ${PRE_ISSUE_13} (a shallow clone? git fetch --unshallow): ${(error as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
-type Doc = { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: unknown };
+type Doc = {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: unknown;
+};
 
 function preIssue13Docs(path: string): Doc[] {
   return (loadAllYaml(preIssue13File(path)) as Doc[]).filter(Boolean);

@@ -69,11 +69,9 @@ export function removeUnixUsers() {
 
 /** The rule of the README, with the test users and the test spark-submit executables. */
 export function installSudoersRule(users: { dssuser: UnixUser }, commands: string[]) {
-  const rule = [
-    `Defaults:${users.dssuser.name} env_keep += "KUBECONFIG"`,
-    `${users.dssuser.name} ALL = (%${group}) NOPASSWD: ${commands.join(', ')}`,
-    '',
-  ].join('\n');
+  const rule = [`Defaults:${users.dssuser.name} env_keep += "KUBECONFIG"`, `${users.dssuser.name} ALL = (%${group}) NOPASSWD: ${commands.join(', ')}`, ''].join(
+    '\n',
+  );
   const staged = `${sudoersFile}.tmp`;
   writeFileSync(staged, rule, { mode: 0o440 });
   run('visudo', ['-c', '-q', '-f', staged]);

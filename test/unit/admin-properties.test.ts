@@ -4,12 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it, afterAll } from 'vitest';
 import type { Profile } from '../../src/config/types.ts';
 import { ConfigError, RefusedError, UsageError } from '../../src/errors.ts';
-import {
-  loadAdminPropertiesFile,
-  parseAdminPropertiesFile,
-  parseAdminPropertyFlags,
-  resolveAdminProperties,
-} from '../../src/plan/admin-properties.ts';
+import { loadAdminPropertiesFile, parseAdminPropertiesFile, parseAdminPropertyFlags, resolveAdminProperties } from '../../src/plan/admin-properties.ts';
 import { perUserNamespacePattern, resolveNamespace } from '../../src/plan/names.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'dss-spark-k8s-admin-properties-'));
@@ -186,7 +181,7 @@ describe('team namespaces never per-user ones (finding 8)', () => {
   } as Profile;
   const namespaceOf = (login: string, k8sNS: string) => resolveNamespace(profile, { login, adminProperties: { k8sNS } });
 
-  it.each(['dss-ns-bob', 'dss-ns-alice', 'dss-u-bob-spark'])('refuses k8sNS=%s for alice: it is a user\'s private namespace', (ns) => {
+  it.each(['dss-ns-bob', 'dss-ns-alice', 'dss-u-bob-spark'])("refuses k8sNS=%s for alice: it is a user's private namespace", (ns) => {
     expect(() => namespaceOf('alice', ns)).toThrow(RefusedError);
     expect(() => namespaceOf('alice', ns)).toThrow(/per-user namespace/);
   });

@@ -1,4 +1,3 @@
-
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
@@ -106,14 +105,45 @@ const hostileLogin = fc.oneof(
   fc.constantFrom('', '-', '.', '@', '--', 'x'.repeat(300), 'kube-system', 'default', 'Default', 'KUBE-SYSTEM', '\n', 'a\nb', 'ﬀ', 'İstanbul', 'ß'),
 );
 const hostileValue = fc.oneof(
-  fc.constantFrom('kube-system', 'kube-public', 'kube-node-lease', 'default', 'openshift', 'openshift-config', 'Kube-System', 'dss-team-a', 'dss-', 'dss-team\nkube-system', '', ' dss-a', 'dss-a ', 'dss-' + 'a'.repeat(70), '..', 'dss-a.b'),
+  fc.constantFrom(
+    'kube-system',
+    'kube-public',
+    'kube-node-lease',
+    'default',
+    'openshift',
+    'openshift-config',
+    'Kube-System',
+    'dss-team-a',
+    'dss-',
+    'dss-team\nkube-system',
+    '',
+    ' dss-a',
+    'dss-a ',
+    'dss-' + 'a'.repeat(70),
+    '..',
+    'dss-a.b',
+  ),
   fc.string({ maxLength: 40 }),
   fc.stringMatching(/^[a-z0-9-]{0,70}$/),
 );
 const templatePiece = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom('${dssUserLogin}', '${adminProperty:ns}', '${adminProperty:team}') },
   { weight: 2, arbitrary: fc.constantFrom('dss-', 'dss-ns-', 'kube-', 'default', 'openshift-', '-', '.', 'ns', 'DSS-', 'team-') },
-  { weight: 1, arbitrary: fc.constantFrom('${', '}', '$', '${unknown}', '${adminProperty:}', '${adminProperty:missing}', '${dssUserLogin', '\n', ' ', '${${dssUserLogin}}') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '${',
+      '}',
+      '$',
+      '${unknown}',
+      '${adminProperty:}',
+      '${adminProperty:missing}',
+      '${dssUserLogin',
+      '\n',
+      ' ',
+      '${${dssUserLogin}}',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
 );
 const template = fc.array(templatePiece, { minLength: 1, maxLength: 5 }).map((pieces) => pieces.join(''));
@@ -129,7 +159,9 @@ describe('namespaces from logins and templates', () => {
     fc.assert(
       fc.property(input, ({ login, template, allowed, properties }) => {
         figures.namespaceInputs++;
-        const outcome = attempt(() => resolveNamespace(profile({ targetNamespace: template, allowedNamespaces: allowed }), { login, adminProperties: properties }));
+        const outcome = attempt(() =>
+          resolveNamespace(profile({ targetNamespace: template, allowedNamespaces: allowed }), { login, adminProperties: properties }),
+        );
         const ns = expectValueOrCliError(outcome, new Set([ExitCode.refused, ExitCode.config]), { login, template, properties });
         if (ns === undefined) return;
         expect(isDnsLabel(ns), ns).toBe(true);
@@ -142,7 +174,10 @@ describe('namespaces from logins and templates', () => {
   });
 
   it('never resolve to a system namespace, even when the allow-list allows everything', () => {
-    const system = fc.oneof(fc.constantFrom('default', 'kube-system', 'kube-public', 'kube-node-lease', 'openshift', 'openshift-config'), fc.stringMatching(/^kube-[a-z0-9-]{0,20}[a-z0-9]$/));
+    const system = fc.oneof(
+      fc.constantFrom('default', 'kube-system', 'kube-public', 'kube-node-lease', 'openshift', 'openshift-config'),
+      fc.stringMatching(/^kube-[a-z0-9-]{0,20}[a-z0-9]$/),
+    );
     // The system namespace is assembled from admin properties in three ways.
     const ways: [string, (ns: string) => Record<string, string>][] = [
       ['${adminProperty:ns}', (ns) => ({ ns })],
@@ -165,7 +200,9 @@ describe('namespaces from logins and templates', () => {
     fc.assert(
       fc.property(input, ({ login, template, allowed, properties }) => {
         figures.namespaceInputs++;
-        const outcome = attempt(() => resolveNamespace(profile({ targetNamespace: template, allowedNamespaces: allowed }), { login, adminProperties: properties }));
+        const outcome = attempt(() =>
+          resolveNamespace(profile({ targetNamespace: template, allowedNamespaces: allowed }), { login, adminProperties: properties }),
+        );
         expect(isOneLine(outcome), 'cliError' in outcome ? JSON.stringify(outcome.cliError.message) : '').toBe(true);
       }),
       { seed: SEED, numRuns: 10_000 },
@@ -213,7 +250,8 @@ function family(base: string, seed: number, size: number): string[] {
       case 0: // flip the case of one character
         if (chars[at]) chars[at] = chars[at] === chars[at]!.toUpperCase() ? chars[at]!.toLowerCase() : chars[at]!.toUpperCase();
         return chars.join('');
-      case 1: { // replace a separator by another run of separators
+      case 1: {
+        // replace a separator by another run of separators
         const i = chars.findIndex((c, k) => k >= at && /[._@-]/.test(c));
         if (i >= 0) chars.splice(i, 1, pick(SEPARATORS));
         else chars.splice(at, 0, pick(SEPARATORS));
@@ -221,7 +259,8 @@ function family(base: string, seed: number, size: number): string[] {
       }
       case 2: // a separator at either end
         return random() < 0.5 ? pick(SEPARATORS) + login : login + pick(SEPARATORS);
-      case 3: { // a unicode look-alike
+      case 3: {
+        // a unicode look-alike
         const i = chars.findIndex((c, k) => k >= at && LOOK_ALIKES[c.toLowerCase()]);
         if (i >= 0) chars[i] = pick(LOOK_ALIKES[chars[i]!.toLowerCase()]!);
         return chars.join('');
@@ -267,7 +306,8 @@ describe('slugs of look-alike logins', () => {
         figures.loginsInFamilies += logins.length;
         for (let i = 0; i < slugs.length; i++) {
           const slug = slugs[i]!;
-          if (!isDnsLabel(slug) || slug.length > 40) throw new Error(`slug ${JSON.stringify(slug)} of ${JSON.stringify(logins[i])} is not a DNS label of at most 40`);
+          if (!isDnsLabel(slug) || slug.length > 40)
+            throw new Error(`slug ${JSON.stringify(slug)} of ${JSON.stringify(logins[i])} is not a DNS label of at most 40`);
           for (let j = i + 1; j < slugs.length; j++) {
             figures.pairsCompared++;
             if (slug === slugs[j]) {
@@ -322,7 +362,10 @@ describe('slugs of look-alike logins', () => {
     figures.adversarialLogins += count;
     figures.adversarialPairsCovered += (count * (count - 1)) / 2;
     figures.adversarialCollisions += collisions.length;
-    expect(collisions.map(([a, b, slug]) => `${a} and ${b} both become ${slug}, namespace dss-ns-${slug}`), 'distinct logins sharing a namespace').toEqual([]);
+    expect(
+      collisions.map(([a, b, slug]) => `${a} and ${b} both become ${slug}, namespace dss-ns-${slug}`),
+      'distinct logins sharing a namespace',
+    ).toEqual([]);
   });
 });
 
@@ -365,11 +408,88 @@ profiles:
   `{"profiles": {"default": {"sparkSubmit": "/opt/spark/bin/spark-submit", "apiTimeout": 5, "labels": {}}}}`,
 ];
 
-const HOSTILE_SCALARS = ['', '~', 'null', '-1', '1e400', '0x10', '0o17', '.inf', '.nan', 'true', 'yes', '[]', '{}', '[1, 2]', '"a\\nb"', '!!binary aGVsbG8=',
-  '!!js/function "x"', '*nope', '&a x', '"${dssUserLogin}"', "'(unclosed'", '999999999999999999999', 'relative/path', '//x', '"\\u2028"', '"${adminProperty:x}"',
-  '1h30m', '2d', '0s', '61s', '9007199254740993', '-0', '"kube-system"', "'^(a+)+$'", '{ "__proto__": { "polluted": "yes" } }', '[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]'];
-const HOSTILE_KEYS = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'prototype', 'targetNamespce', 'profiles', 'default', '', '"a\\nb"', '? complex'];
-const HOSTILE_CHARS = [':', '-', ' ', '\t', '\n', '#', '&', '*', '!', '|', '>', '%', '@', '`', '{', '}', '[', ']', ',', '?', '"', "'", '\\', '\u0000', '\u2028', 'é', '${', '~', '\r'];
+const HOSTILE_SCALARS = [
+  '',
+  '~',
+  'null',
+  '-1',
+  '1e400',
+  '0x10',
+  '0o17',
+  '.inf',
+  '.nan',
+  'true',
+  'yes',
+  '[]',
+  '{}',
+  '[1, 2]',
+  '"a\\nb"',
+  '!!binary aGVsbG8=',
+  '!!js/function "x"',
+  '*nope',
+  '&a x',
+  '"${dssUserLogin}"',
+  "'(unclosed'",
+  '999999999999999999999',
+  'relative/path',
+  '//x',
+  '"\\u2028"',
+  '"${adminProperty:x}"',
+  '1h30m',
+  '2d',
+  '0s',
+  '61s',
+  '9007199254740993',
+  '-0',
+  '"kube-system"',
+  "'^(a+)+$'",
+  '{ "__proto__": { "polluted": "yes" } }',
+  '[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]',
+];
+const HOSTILE_KEYS = [
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'prototype',
+  'targetNamespce',
+  'profiles',
+  'default',
+  '',
+  '"a\\nb"',
+  '? complex',
+];
+const HOSTILE_CHARS = [
+  ':',
+  '-',
+  ' ',
+  '\t',
+  '\n',
+  '#',
+  '&',
+  '*',
+  '!',
+  '|',
+  '>',
+  '%',
+  '@',
+  '`',
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  '?',
+  '"',
+  "'",
+  '\\',
+  '\u0000',
+  '\u2028',
+  'é',
+  '${',
+  '~',
+  '\r',
+];
 
 const textMutation = fc.oneof(
   fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), text: fc.oneof(fc.constantFrom(...HOSTILE_CHARS), fc.string({ maxLength: 6 })) }),
@@ -377,7 +497,11 @@ const textMutation = fc.oneof(
   fc.record({ kind: fc.constant('value' as const), at: fc.nat(), text: fc.constantFrom(...HOSTILE_SCALARS) }),
   fc.record({ kind: fc.constant('key' as const), at: fc.nat(), text: fc.constantFrom(...HOSTILE_KEYS) }),
   fc.record({ kind: fc.constant('line' as const), at: fc.nat(), op: fc.constantFrom('duplicate', 'drop', 'indent', 'dedent', 'swap') }),
-  fc.record({ kind: fc.constant('append' as const), at: fc.nat(), text: fc.constantFrom('\n---\nprofiles: {}\n', '\n...\n', '\nprofiles: {}\n', '\n  extra: 1\n', '\n\t\n', '\n# comment\n') }),
+  fc.record({
+    kind: fc.constant('append' as const),
+    at: fc.nat(),
+    text: fc.constantFrom('\n---\nprofiles: {}\n', '\n...\n', '\nprofiles: {}\n', '\n  extra: 1\n', '\n\t\n', '\n# comment\n'),
+  }),
 );
 
 function applyMutation(text: string, m: { kind: string; at: number; [k: string]: unknown }): string {
@@ -422,7 +546,29 @@ const structuralConfig = fc
   .record({
     base: fc.constantFrom(...VALID_CONFIGS.slice(0, 1)),
     values: fc.dictionary(
-      fc.constantFrom('targetNamespace', 'autoCreateNamespace', 'sparkSubmit', 'sparkConf', 'tokenTtl', 'allowedNamespaces', 'allowedUserGroups', 'minUid', 'labels', 'annotations', 'kubeconfig', 'context', 'tempDir', 'adminPropertiesFile', 'podSecurity', 'leaseRenewSeconds', 'tokenRotation', 'killGrace', 'apiTimeout', '__proto__', 'extra'),
+      fc.constantFrom(
+        'targetNamespace',
+        'autoCreateNamespace',
+        'sparkSubmit',
+        'sparkConf',
+        'tokenTtl',
+        'allowedNamespaces',
+        'allowedUserGroups',
+        'minUid',
+        'labels',
+        'annotations',
+        'kubeconfig',
+        'context',
+        'tempDir',
+        'adminPropertiesFile',
+        'podSecurity',
+        'leaseRenewSeconds',
+        'tokenRotation',
+        'killGrace',
+        'apiTimeout',
+        '__proto__',
+        'extra',
+      ),
       fc.oneof(fc.anything({ maxDepth: 3 }), fc.constantFrom(...HOSTILE_SCALARS), fc.string()),
       { maxKeys: 4 },
     ),
@@ -431,11 +577,25 @@ const structuralConfig = fc
   .map(({ values, profileName }) => JSON.stringify({ profiles: { [profileName]: { sparkSubmit: '/opt/spark/bin/spark-submit', ...values } } }));
 
 const mutatedConfig = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...VALID_CONFIGS), fc.array(textMutation, { minLength: 1, maxLength: 4 })).map(([text, mutations]) => mutations.reduce((t, m) => applyMutation(t, m), text)) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...VALID_CONFIGS), fc.array(textMutation, { minLength: 1, maxLength: 4 }))
+      .map(([text, mutations]) => mutations.reduce((t, m) => applyMutation(t, m), text)),
+  },
   { weight: 1, arbitrary: structuralConfig },
 );
 
-const CTX = { jobId: 'adv0001', login: 'alice', uid: 1001, adminProperties: { k8sNS: 'dss-team-a' }, host: 'host', pid: 1, processStart: '2026-11-28T00:00:00.000Z', now: new Date('2026-11-28T00:00:00Z') };
+const CTX = {
+  jobId: 'adv0001',
+  login: 'alice',
+  uid: 1001,
+  adminProperties: { k8sNS: 'dss-team-a' },
+  host: 'host',
+  pid: 1,
+  processStart: '2026-11-28T00:00:00.000Z',
+  now: new Date('2026-11-28T00:00:00Z'),
+};
 
 describe('mutated configuration files', () => {
   it('the valid configs this starts from are valid', () => {
@@ -481,7 +641,12 @@ describe('mutated configuration files', () => {
   // YAML aliases share one object; an error message that prints the value expands every reference.
   it('refuses a YAML alias bomb of a few hundred bytes within 1 s', () => {
     const defs = [`&a [${Array(10).fill('"xxxxxxxx"').join(',')}]`];
-    for (let i = 1; i < 9; i++) defs.push(`&${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    for (let i = 1; i < 9; i++)
+      defs.push(
+        `&${String.fromCharCode(97 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
     // Level 8 (10^8 strings) keeps this test at seconds; level 9 (441 bytes) takes about a minute.
     const text = `defaultProfile: [${defs.slice(0, 8).join(', ')}]\nprofiles:\n  default:\n    sparkSubmit: /x\n    minUid: *h\n`;
     figures.configInputs++;
@@ -496,10 +661,40 @@ describe('mutated configuration files', () => {
 // ---- spark-submit arguments ----
 
 // Spark 4.3's SparkSubmitOptionParser (read from spark-launcher_2.13-4.3.0.jar): options with a value, and switches.
-const SPARK_OPTIONS_WITH_VALUE = new Set(['--archives', '--class', '--conf', '-c', '--deploy-mode', '--driver-class-path', '--driver-cores', '--driver-default-class-path',
-  '--driver-java-options', '--driver-library-path', '--driver-memory', '--executor-cores', '--executor-memory', '--files', '--jars', '--keytab', '--kill', '--master',
-  '--remote', '--name', '--num-executors', '--packages', '--exclude-packages', '--principal', '--properties-file', '--extra-properties-file', '--proxy-user', '--py-files',
-  '--queue', '--repositories', '--status', '--total-executor-cores']);
+const SPARK_OPTIONS_WITH_VALUE = new Set([
+  '--archives',
+  '--class',
+  '--conf',
+  '-c',
+  '--deploy-mode',
+  '--driver-class-path',
+  '--driver-cores',
+  '--driver-default-class-path',
+  '--driver-java-options',
+  '--driver-library-path',
+  '--driver-memory',
+  '--executor-cores',
+  '--executor-memory',
+  '--files',
+  '--jars',
+  '--keytab',
+  '--kill',
+  '--master',
+  '--remote',
+  '--name',
+  '--num-executors',
+  '--packages',
+  '--exclude-packages',
+  '--principal',
+  '--properties-file',
+  '--extra-properties-file',
+  '--proxy-user',
+  '--py-files',
+  '--queue',
+  '--repositories',
+  '--status',
+  '--total-executor-cores',
+]);
 const SPARK_SWITCHES = new Set(['--help', '-h', '--supervise', '--usage-error', '--verbose', '-v', '--version', '--load-spark-defaults']);
 
 /** java.lang.Character.isWhitespace for the code points that matter here. */
@@ -635,36 +830,80 @@ function sparkReading(args: string[]): string[] | 'rejected' {
   return touched;
 }
 
-const MANAGED_KEYS_TO_TRY = [...MANAGED_SPARK_CONFS, 'spark.kubernetes.authenticate.oauthToken', 'spark.kubernetes.authenticate.oauthTokenFile', 'spark.kubernetes.authenticate.caCertFile',
-  'spark.kubernetes.authenticate.clientKeyFile', 'spark.kubernetes.authenticate.driver.serviceAccountName', 'spark.kubernetes.authenticate.executor.serviceAccountName'];
+const MANAGED_KEYS_TO_TRY = [
+  ...MANAGED_SPARK_CONFS,
+  'spark.kubernetes.authenticate.oauthToken',
+  'spark.kubernetes.authenticate.oauthTokenFile',
+  'spark.kubernetes.authenticate.caCertFile',
+  'spark.kubernetes.authenticate.clientKeyFile',
+  'spark.kubernetes.authenticate.driver.serviceAccountName',
+  'spark.kubernetes.authenticate.executor.serviceAccountName',
+];
 /** Ways to write a key that a naive check might miss. */
-const disguisedKey = fc.tuple(fc.constantFrom(...MANAGED_KEYS_TO_TRY, 'spark.executor.instances', 'spark.app.name'), fc.nat(), fc.constantFrom('plain', 'space', 'case', 'backslash', 'quote', 'zero-width')).map(([key, at, how]) => {
-  const i = 1 + (at % (key.length - 1));
-  switch (how) {
-    case 'space': return ` ${key} `;
-    case 'case': return key.toUpperCase();
-    case 'backslash': return `${key.slice(0, i)}\\${key.slice(i)}`;
-    case 'quote': return `${key.slice(0, i)}"${key.slice(i)}"`;
-    case 'zero-width': return `${key.slice(0, i)}\u200b${key.slice(i)}`;
-    default: return key;
-  }
-});
-const javaOptions = fc.array(
-  fc.oneof(
-    disguisedKey.map((key) => `-D${key}=x`),
-    disguisedKey.map((key) => `"-D${key}=x y"`),
-    disguisedKey.map((key) => `'-D${key}'=x`),
-    fc.constantFrom('-Xmx1g', '-XX:+UseG1GC', '@/home/alice/jvm.args', '-XX:VMOptionsFile=/home/alice/vm.opts', '-Dfoo=bar', '-Dspark.app.name=x'),
-  ),
-  { minLength: 1, maxLength: 3 },
-).chain((parts) => fc.constantFrom(' ', '\t', '\n', '\u001f', '\u00a0', '  ').map((sep) => parts.join(sep)));
+const disguisedKey = fc
+  .tuple(
+    fc.constantFrom(...MANAGED_KEYS_TO_TRY, 'spark.executor.instances', 'spark.app.name'),
+    fc.nat(),
+    fc.constantFrom('plain', 'space', 'case', 'backslash', 'quote', 'zero-width'),
+  )
+  .map(([key, at, how]) => {
+    const i = 1 + (at % (key.length - 1));
+    switch (how) {
+      case 'space':
+        return ` ${key} `;
+      case 'case':
+        return key.toUpperCase();
+      case 'backslash':
+        return `${key.slice(0, i)}\\${key.slice(i)}`;
+      case 'quote':
+        return `${key.slice(0, i)}"${key.slice(i)}"`;
+      case 'zero-width':
+        return `${key.slice(0, i)}\u200b${key.slice(i)}`;
+      default:
+        return key;
+    }
+  });
+const javaOptions = fc
+  .array(
+    fc.oneof(
+      disguisedKey.map((key) => `-D${key}=x`),
+      disguisedKey.map((key) => `"-D${key}=x y"`),
+      disguisedKey.map((key) => `'-D${key}'=x`),
+      fc.constantFrom('-Xmx1g', '-XX:+UseG1GC', '@/home/alice/jvm.args', '-XX:VMOptionsFile=/home/alice/vm.opts', '-Dfoo=bar', '-Dspark.app.name=x'),
+    ),
+    { minLength: 1, maxLength: 3 },
+  )
+  .chain((parts) => fc.constantFrom(' ', '\t', '\n', '\u001f', '\u00a0', '  ').map((sep) => parts.join(sep)));
 const submitArgument = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(fc.constantFrom('--conf', '-c'), disguisedKey).map(([opt, key]) => [opt, `${key}=value`]) },
   { weight: 2, arbitrary: disguisedKey.map((key) => [`--conf=${key}=value`]) },
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom('--driver-java-options', '--conf spark.driver.extraJavaOptions', '--conf spark.driver.defaultJavaOptions'), javaOptions).map(([opt, value]) => (opt.startsWith('--conf ') ? ['--conf', `${opt.slice(7)}=${value}`] : [opt, value])) },
-  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...SPARK_OPTIONS_WITH_VALUE), fc.constantFrom('x', 'client', 'cluster', 'local[*]', '--conf', '-c', 'spark.master=local', '')).map(([opt, value]) => [opt, value]) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom('--driver-java-options', '--conf spark.driver.extraJavaOptions', '--conf spark.driver.defaultJavaOptions'), javaOptions)
+      .map(([opt, value]) => (opt.startsWith('--conf ') ? ['--conf', `${opt.slice(7)}=${value}`] : [opt, value])),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...SPARK_OPTIONS_WITH_VALUE), fc.constantFrom('x', 'client', 'cluster', 'local[*]', '--conf', '-c', 'spark.master=local', ''))
+      .map(([opt, value]) => [opt, value]),
+  },
   { weight: 1, arbitrary: fc.constantFrom(...SPARK_SWITCHES).map((s) => [s]) },
-  { weight: 1, arbitrary: fc.constantFrom(['--kubernetes-namespace', 'x'], ['--foo'], ['--deploy-mode=cluster'], ['--master='], ['--'], ['-c=spark.master=x'], ['--deploy-mode', 'cluster\nx']).map((a) => [...a]) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom(
+        ['--kubernetes-namespace', 'x'],
+        ['--foo'],
+        ['--deploy-mode=cluster'],
+        ['--master='],
+        ['--'],
+        ['-c=spark.master=x'],
+        ['--deploy-mode', 'cluster\nx'],
+      )
+      .map((a) => [...a]),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 12 }).map((s) => [s]) },
 );
 const argumentList = fc
@@ -687,7 +926,11 @@ describe('spark-submit argument lists', () => {
     fc.assert(
       fc.property(argumentList, (args) => {
         figures.argumentLists++;
-        expectValueOrCliError(attempt(() => checkCallerArgs(args)), new Set([ExitCode.usage]), args);
+        expectValueOrCliError(
+          attempt(() => checkCallerArgs(args)),
+          new Set([ExitCode.usage]),
+          args,
+        );
         const built = attempt(() => buildSparkSubmitArgs({ ...SUBMIT_INPUT, callerArgs: args }));
         const value = expectValueOrCliError(built, new Set([ExitCode.usage]), args);
         if (value) expect(value.slice(value.length - args.length), 'the caller arguments come last, unchanged').toEqual(args);
@@ -719,7 +962,13 @@ describe('spark-submit argument lists', () => {
         figures.overridesAccepted.add(JSON.stringify(args));
         // Per way through, the shortest example found.
         for (const item of touched) {
-          const how = item.startsWith('JVM options file @') ? 'an @argfile in the driver JVM options' : item.startsWith('JVM options file') ? 'a -XX:VMOptionsFile in the driver JVM options' : item.startsWith('-D') ? 'a -D system property the check does not see' : item;
+          const how = item.startsWith('JVM options file @')
+            ? 'an @argfile in the driver JVM options'
+            : item.startsWith('JVM options file')
+              ? 'a -XX:VMOptionsFile in the driver JVM options'
+              : item.startsWith('-D')
+                ? 'a -D system property the check does not see'
+                : item;
           const example = `${JSON.stringify(args)} sets ${item}`;
           const shortest = found.get(how);
           if (!shortest || example.length < shortest.length) found.set(how, example);
@@ -727,14 +976,20 @@ describe('spark-submit argument lists', () => {
       }),
       { seed: SEED, numRuns: 30_000 },
     );
-    expect([...found.entries()].map(([how, example]) => `${how}: ${example}`), 'accepted argument lists that set a managed setting').toEqual([]);
+    expect(
+      [...found.entries()].map(([how, example]) => `${how}: ${example}`),
+      'accepted argument lists that set a managed setting',
+    ).toEqual([]);
   });
 
   // Each of these was run through the real spark-submit 4.3.0 (local master, a PySpark app printing its conf):
   // the driver's SparkConf then holds the managed key with the caller's value.
   it.each([
     ['a backslash inside the key (Spark drops it)', '-Dspark.kubernetes.authen\\ticate.oauthTokenFile=/home/alice/token'],
-    ['a separator Java takes for whitespace and JavaScript does not (U+001F)', '-XX:+UseG1GC\u001f-Dspark.kubernetes.authenticate.oauthTokenFile=/home/alice/token'],
+    [
+      'a separator Java takes for whitespace and JavaScript does not (U+001F)',
+      '-XX:+UseG1GC\u001f-Dspark.kubernetes.authenticate.oauthTokenFile=/home/alice/token',
+    ],
     ['an @argfile the JVM expands', '@/home/alice/jvm.args'],
     ['a -XX:VMOptionsFile the JVM reads', '-XX:VMOptionsFile=/home/alice/vm.opts'],
   ])('refuses driver JVM options that set a managed key through %s', (_how, options) => {
@@ -744,11 +999,22 @@ describe('spark-submit argument lists', () => {
   });
 
   it('the model of Spark agrees with the tool on plain overrides (so a disagreement above is the tool, not the model)', () => {
-    for (const args of [['--master', 'local', 'app'], ['--conf', 'spark.master=x', 'app'], ['--driver-java-options', '-Dspark.master=x', 'app'], ['--conf=spark.kubernetes.namespace=x', 'app'], ['--properties-file', 'f', 'app']]) {
+    for (const args of [
+      ['--master', 'local', 'app'],
+      ['--conf', 'spark.master=x', 'app'],
+      ['--driver-java-options', '-Dspark.master=x', 'app'],
+      ['--conf=spark.kubernetes.namespace=x', 'app'],
+      ['--properties-file', 'f', 'app'],
+    ]) {
       expect(sparkReading(args)).not.toEqual([]);
       expect(() => checkCallerArgs(args)).toThrow(CliError);
     }
-    for (const args of [['--name', 'x', 'app', '--master', 'y'], ['--conf', 'spark.executor.instances=2', 'app'], ['--driver-java-options', '-Xmx1g -Dfoo=bar', 'app'], ['--deploy-mode', 'client', 'app']]) {
+    for (const args of [
+      ['--name', 'x', 'app', '--master', 'y'],
+      ['--conf', 'spark.executor.instances=2', 'app'],
+      ['--driver-java-options', '-Xmx1g -Dfoo=bar', 'app'],
+      ['--deploy-mode', 'client', 'app'],
+    ]) {
       expect(sparkReading(args)).toEqual([]);
       expect(() => checkCallerArgs(args)).not.toThrow();
     }

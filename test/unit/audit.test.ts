@@ -39,7 +39,9 @@ describe('jobRequest', () => {
   const exact = validate({ job: 'job1', user: 'alice', auditLog: '-', output: 'table' });
 
   it("keeps the job's own requests (final stage only) with time, verb, resource, name and code", () => {
-    expect(jobRequest(event({ objectRef: { resource: 'pods', subresource: 'log', namespace: 'dss-alice', name: 'p1' }, responseStatus: { code: 403 } }), exact)).toEqual({
+    expect(
+      jobRequest(event({ objectRef: { resource: 'pods', subresource: 'log', namespace: 'dss-alice', name: 'p1' }, responseStatus: { code: 403 } }), exact),
+    ).toEqual({
       time: '2026-12-02T20:00:00.000000Z',
       by: 'job',
       verb: 'list',
@@ -59,7 +61,8 @@ describe('jobRequest', () => {
   });
 
   it("keeps dssuser's requests about the job's objects, not about another job's", () => {
-    const byDssuser = (name: string) => event({ user: { username: 'dssuser' }, verb: 'create', objectRef: { resource: 'secrets', namespace: 'dss-alice', name } });
+    const byDssuser = (name: string) =>
+      event({ user: { username: 'dssuser' }, verb: 'create', objectRef: { resource: 'secrets', namespace: 'dss-alice', name } });
     expect(jobRequest(byDssuser(`${base}-t0`), exact)).toMatchObject({ by: 'dssuser', verb: 'create', name: `${base}-t0` });
     expect(jobRequest(byDssuser(`${base}-t0x`), exact)).toBeUndefined();
     expect(jobRequest(byDssuser(jobBaseName('alice', 'job2')), exact)).toBeUndefined();
@@ -71,7 +74,11 @@ describe('jobRequest', () => {
       user: { username: 'system:serviceaccount:ns:other', extra: { 'authentication.kubernetes.io/credential-id': ['JTI=abc'] } },
       annotations: { 'authorization.k8s.io/decision': 'allow', 'dss-spark-k8s-job-isolation.dss-spark-k8s.dataiku.io/job': 'job9' },
     });
-    expect(jobRequest(line, matcher)).toMatchObject({ by: 'job', credentialId: 'JTI=abc', annotations: { 'dss-spark-k8s-job-isolation.dss-spark-k8s.dataiku.io/job': 'job9' } });
+    expect(jobRequest(line, matcher)).toMatchObject({
+      by: 'job',
+      credentialId: 'JTI=abc',
+      annotations: { 'dss-spark-k8s-job-isolation.dss-spark-k8s.dataiku.io/job': 'job9' },
+    });
   });
 
   it('without --user, matches job accounts ending in -<job id> only', () => {
@@ -97,7 +104,12 @@ describe('audit command', () => {
   it('streams a file into a table or JSON, and says when the file cannot be read', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'audit-test-'));
     const file = join(dir, 'audit.log');
-    writeFileSync(file, [event({ verb: 'get', objectRef: { resource: 'pods', namespace: 'dss-alice', name: 'p\n1' } }), event({ user: { username: 'other' } }), 'garbage'].join('\n'));
+    writeFileSync(
+      file,
+      [event({ verb: 'get', objectRef: { resource: 'pods', namespace: 'dss-alice', name: 'p\n1' } }), event({ user: { username: 'other' } }), 'garbage'].join(
+        '\n',
+      ),
+    );
     let out = '';
     await auditCommand({ job: 'job1', user: 'alice', auditLog: file, output: 'table' }, { stdout: (t) => (out += t) });
     const lines = out.trimEnd().split('\n');
@@ -107,7 +119,9 @@ describe('audit command', () => {
     out = '';
     await auditCommand({ job: 'job1', user: 'alice', auditLog: file, output: 'json' }, { stdout: (t) => (out += t) });
     expect(JSON.parse(out)).toHaveLength(1);
-    await expect(auditCommand({ job: 'job1', auditLog: join(dir, 'missing'), output: 'table' })).rejects.toThrow(/--audit-log .*missing: cannot read it \(ENOENT\)/);
+    await expect(auditCommand({ job: 'job1', auditLog: join(dir, 'missing'), output: 'table' })).rejects.toThrow(
+      /--audit-log .*missing: cannot read it \(ENOENT\)/,
+    );
     expect(renderTable([])).toMatch(/^TIME/);
   });
 });

@@ -128,7 +128,12 @@ describe('addObject: a job is made only of what dssuser alone writes', () => {
     expect(jobs.get(`dss-ns-alice/${ownerOf('job1')}`)).toMatchObject({
       jobId: 'job1',
       owner: ownerOf('job1'),
-      objects: { serviceaccounts: [ownerOf('job1'), `${ownerOf('job1')}-exec`], rolebindings: [ownerOf('job1')], pods: ['exec-1'], persistentvolumeclaims: ['exec-1-spark-local'] },
+      objects: {
+        serviceaccounts: [ownerOf('job1'), `${ownerOf('job1')}-exec`],
+        rolebindings: [ownerOf('job1')],
+        pods: ['exec-1'],
+        persistentvolumeclaims: ['exec-1-spark-local'],
+      },
     });
   });
 
@@ -136,7 +141,10 @@ describe('addObject: a job is made only of what dssuser alone writes', () => {
     const victim = { jobId: 'victim' };
     const jobs = group([
       // What the ephemeral-volume controller made for a hostile pod: managed-by, the victim's job id, and no owner or a made-up one.
-      ['persistentvolumeclaims', object({ ...victim, name: 'x-1', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: 'victim', [USER_LABEL]: 'alice' } })],
+      [
+        'persistentvolumeclaims',
+        object({ ...victim, name: 'x-1', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [JOB_LABEL]: 'victim', [USER_LABEL]: 'alice' } }),
+      ],
       ['persistentvolumeclaims', object({ ...victim, name: 'x-2', owner: ownerOf('ghost') })],
       // A pod that names an owner with no ServiceAccount, RoleBinding or Lease.
       ['pods', object({ name: 'x-3', owner: ownerOf('ghost'), annotations: jobAnnotations(99_999, -99_000) })],
@@ -147,7 +155,7 @@ describe('addObject: a job is made only of what dssuser alone writes', () => {
     ]);
   });
 
-  it('counts a pod listed before its job\'s trusted objects for that job all the same', () => {
+  it("counts a pod listed before its job's trusted objects for that job all the same", () => {
     const jobs = group([['pods', object({ name: 'exec-0' })], ...trusted(), ['pods', object({ name: 'exec-1' })]]);
     expect([...jobs.values()].map((j) => [j.objects.pods, j.leftover])).toEqual([[['exec-0', 'exec-1'], undefined]]);
   });
@@ -192,7 +200,21 @@ describe('addObject: a job is made only of what dssuser alone writes', () => {
   it('takes login, created-at, expires-at and the process only from the kinds no job token can write', () => {
     const job = onlyJob([
       ['serviceaccounts', object({ created: ago(300), annotations: jobAnnotations(300, 3000) })],
-      ['pods', object({ name: 'exec-1', created: ago(60), annotations: { [Annotation.login]: 'mallory', [Annotation.createdAt]: iso(99_999), [Annotation.expiresAt]: iso(99_999), [Annotation.host]: 'h', [Annotation.pid]: '1', [Annotation.processStart]: 'x' } })],
+      [
+        'pods',
+        object({
+          name: 'exec-1',
+          created: ago(60),
+          annotations: {
+            [Annotation.login]: 'mallory',
+            [Annotation.createdAt]: iso(99_999),
+            [Annotation.expiresAt]: iso(99_999),
+            [Annotation.host]: 'h',
+            [Annotation.pid]: '1',
+            [Annotation.processStart]: 'x',
+          },
+        }),
+      ],
     ]);
     expect(job).toMatchObject({ login: 'alice', createdAt: ago(300), expiresAt: ago(-3000) });
     expect(job.process).toBeUndefined();
@@ -221,7 +243,12 @@ describe('decideState (fixed clock)', () => {
     ['no Lease, no expiry, created 2 h ago', 'orphaned', 'no lease and no expiry', [sa({}, ago(7200))]],
     ['no Lease, no expiry, created 10 min ago', 'pending', 'no lease and no expiry; orphaned 60m after creation', [sa({}, ago(600))]],
     // A pod's own expires-at does not count: only the job's accounts, RoleBinding and Lease do.
-    ['a pod with a forged past expires-at', 'pending', 'no lease and no expiry; orphaned 60m after creation', [sa({}), ['pods', object({ name: 'p', created: ago(60), annotations: { [Annotation.expiresAt]: iso(9999) } })]]],
+    [
+      'a pod with a forged past expires-at',
+      'pending',
+      'no lease and no expiry; orphaned 60m after creation',
+      [sa({}), ['pods', object({ name: 'p', created: ago(60), annotations: { [Annotation.expiresAt]: iso(9999) } })]],
+    ],
   ] as [string, string, string, [CleanupKind, ListedObject][]][])('%s → %s', (_title, state, reason, objects) => {
     expect(decideState(onlyJob(objects), now)).toEqual({ state, reason });
   });
@@ -233,14 +260,22 @@ describe('decideState (fixed clock)', () => {
   });
 
   it('takes a job without Lease whose process on this host is gone for orphaned at once (it died provisioning)', () => {
-    const started = { ...jobAnnotations(2, 3598), [Annotation.host]: 'dss-host', [Annotation.pid]: '4242', [Annotation.processStart]: '2025-03-01T11:59:00.000Z' };
+    const started = {
+      ...jobAnnotations(2, 3598),
+      [Annotation.host]: 'dss-host',
+      [Annotation.pid]: '4242',
+      [Annotation.processStart]: '2025-03-01T11:59:00.000Z',
+    };
     const job = onlyJob([sa(started), ['pods', object({ name: 'p', annotations: { [Annotation.host]: 'dss-host', [Annotation.pid]: '1' } })]]);
     expect(job.process).toEqual({ host: 'dss-host', pid: 4242, processStart: '2025-03-01T11:59:00.000Z' });
     const seen: unknown[] = [];
-    const dead = { host: 'dss-host', isAlive: (p: unknown) => {
+    const dead = {
+      host: 'dss-host',
+      isAlive: (p: unknown) => {
         seen.push(p);
         return false;
-      } };
+      },
+    };
     expect(decideState(job, now, 3600, dead)).toEqual({ state: 'orphaned', reason: 'no lease, and its process 4242 on this host is gone' });
     expect(seen).toEqual([job.process]);
     expect(decideState(job, now, 3600, { host: 'dss-host', isAlive: () => true }).state).toBe('pending');
@@ -268,15 +303,25 @@ describe('addStaleDirs', () => {
   it('attaches a directory to the job of its owner, or makes it a job without owner, within the namespaces asked for', () => {
     const jobs = group([...trusted({ user: 'bob' }), ['serviceaccounts', object()]]);
     const inScope = (namespace: string) => namespace !== 'dss-ns-carol';
-    addStaleDirs(jobs, [staleDir('job1', 'dss-ns-alice', ownerOf('job1', 'bob')), staleDir('job7', 'dss-ns-bob', ownerOf('job7')), staleDir('job8', 'dss-ns-carol', ownerOf('job8'))], inScope);
+    addStaleDirs(
+      jobs,
+      [
+        staleDir('job1', 'dss-ns-alice', ownerOf('job1', 'bob')),
+        staleDir('job7', 'dss-ns-bob', ownerOf('job7')),
+        staleDir('job8', 'dss-ns-carol', ownerOf('job8')),
+      ],
+      inScope,
+    );
     expect(jobs.get(`dss-ns-alice/${ownerOf('job1', 'bob')}`)!.tempDir?.path).toBe('/tmp/dss-spark-k8s-job1-abc123');
     expect(jobs.get(`dss-ns-alice/${ownerOf('job1')}`)!.tempDir).toBeUndefined();
     const lone = [...jobs.values()].filter((job) => job.owner === undefined);
-    expect(lone).toEqual([{ jobId: 'job7', namespace: 'dss-ns-bob', objects: {}, createdAt: ago(60), tempDir: staleDir('job7', 'dss-ns-bob', ownerOf('job7')) }]);
+    expect(lone).toEqual([
+      { jobId: 'job7', namespace: 'dss-ns-bob', objects: {}, createdAt: ago(60), tempDir: staleDir('job7', 'dss-ns-bob', ownerOf('job7')) },
+    ]);
     expect(jobs.size).toBe(3);
   });
 
-  it('never attaches a directory to an owner whose job id is not the directory\'s', () => {
+  it("never attaches a directory to an owner whose job id is not the directory's", () => {
     const jobs = group([['serviceaccounts', object()]]);
     addStaleDirs(jobs, [staleDir('job2', 'dss-ns-alice', ownerOf('job1'))], everywhere);
     expect(jobs.get(`dss-ns-alice/${ownerOf('job1')}`)!.tempDir).toBeUndefined();
@@ -288,7 +333,10 @@ describe('addStaleDirs', () => {
     addStaleDirs(one, [staleDir('job1', 'dss-ns-alice')], everywhere);
     expect([...one.values()].map((j) => j.tempDir?.path)).toEqual(['/tmp/dss-spark-k8s-job1-abc123']);
 
-    const two = group([['serviceaccounts', object()], ['serviceaccounts', object({ user: 'bob' })]]);
+    const two = group([
+      ['serviceaccounts', object()],
+      ['serviceaccounts', object({ user: 'bob' })],
+    ]);
     const warnings: string[] = [];
     addStaleDirs(two, [staleDir('job1', 'dss-ns-alice')], everywhere, (w) => warnings.push(w));
     expect([...two.values()].map((j) => j.tempDir)).toEqual([undefined, undefined]);
@@ -325,11 +373,19 @@ describe('matchesFilters', () => {
 describe('deletionPhases and deleteSelector', () => {
   it('revokes first (anchors, binding, accounts), then deletes what the token made, and the Lease last', () => {
     const job = onlyJob([...trusted({}, lease(600)), ['pods', object({ name: 'exec-1' })]]);
-    expect(deletionPhases(job)).toEqual({ revoke: ['secrets', 'rolebindings', 'serviceaccounts'], tokenMade: ['pods', 'persistentvolumeclaims'], last: ['leases'] });
+    expect(deletionPhases(job)).toEqual({
+      revoke: ['secrets', 'rolebindings', 'serviceaccounts'],
+      tokenMade: ['pods', 'persistentvolumeclaims'],
+      last: ['leases'],
+    });
   });
 
   it('deletes only the trusted kinds the job has, only what the token made for a leftover, and nothing for a temp directory alone', () => {
-    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual({ revoke: ['secrets', 'serviceaccounts'], tokenMade: ['pods', 'persistentvolumeclaims'], last: [] });
+    expect(deletionPhases(onlyJob([['serviceaccounts', object()]]))).toEqual({
+      revoke: ['secrets', 'serviceaccounts'],
+      tokenMade: ['pods', 'persistentvolumeclaims'],
+      last: [],
+    });
     expect(deletionPhases(onlyJob([['pods', object({ name: 'exec-1' })]]))).toEqual({ revoke: [], tokenMade: ['pods', 'persistentvolumeclaims'], last: [] });
     expect(deletionPhases({ jobId: 'j', namespace: 'n', objects: {} })).toEqual({ revoke: [], tokenMade: [], last: [] });
   });
@@ -337,7 +393,7 @@ describe('deletionPhases and deleteSelector', () => {
   it('selects by one owner and the managed-by label, never without an owner', () => {
     expect(deleteSelector({ owner: ownerOf('job1') })).toBe(`${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${ownerOf('job1')}`);
     expect(deleteSelector({ owner: ownerOf('job1') })).toBe(ownerSelector(ownerOf('job1')));
-    expect(() => deleteSelector({})).toThrow('internal: a delete selector needs the job\'s owner label, got undefined');
+    expect(() => deleteSelector({})).toThrow("internal: a delete selector needs the job's owner label, got undefined");
     expect(() => deleteSelector({ owner: 'a,b' })).toThrow(/internal/);
   });
 });
@@ -411,7 +467,7 @@ describe('deleteJobs', () => {
     expect(calls.filter((c) => !c.startsWith('get'))).toEqual([]);
   });
 
-  it('does not take a re-read Lease of another job id for the job\'s', async () => {
+  it("does not take a re-read Lease of another job id for the job's", async () => {
     const { kube, calls } = fakeKube({ leases: [lease(5, 120, { jobId: 'other', owner: ownerOf('job1') })] });
     const expired = { annotations: jobAnnotations(9000, -3600) };
     const report = reportOf(trusted(expired, lease(600, 120, expired)));
@@ -457,7 +513,7 @@ describe('the forged-label attack of finding 1, replayed on the model', () => {
     ['persistentvolumeclaims', object({ ...victim, name: 'evil-4' })],
   ];
 
-  it('finds the two real jobs and a leftover of the ghost; the objects carrying the victim\'s owner label count as the victim\'s', () => {
+  it("finds the two real jobs and a leftover of the ghost; the objects carrying the victim's owner label count as the victim's", () => {
     const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
     expect(reports.map((r) => [r.job.jobId, r.job.owner, r.decision.state, r.job.objects.persistentvolumeclaims ?? []])).toEqual([
       // What the ghost's own token labelled as its own: a leftover, whatever job id it claims.
@@ -467,10 +523,11 @@ describe('the forged-label attack of finding 1, replayed on the model', () => {
     ]);
   });
 
-  it('with --yes, every delete request names the dead job\'s owner or the ghost\'s, never the victim\'s', async () => {
+  it("with --yes, every delete request names the dead job's owner or the ghost's, never the victim's", async () => {
     const { kube, calls } = fakeKube({ leases: [lease(900, 120, dead), lease(5, 120, victim)] });
     const reports = selectJobs(group(listed), { graceSeconds: 2 }, now);
-    for (const report of reports.filter((r) => r.decision.state === 'orphaned')) await deleteJobs(kube, [report], { concurrency: 4, now: () => now, graceSeconds: 2, isAlive: () => false, sleep: async () => {} });
+    for (const report of reports.filter((r) => r.decision.state === 'orphaned'))
+      await deleteJobs(kube, [report], { concurrency: 4, now: () => now, graceSeconds: 2, isAlive: () => false, sleep: async () => {} });
     const deletes = calls.filter((c) => c.startsWith('collection'));
     expect(deletes.filter((c) => c.endsWith(` ${ownerSelector(ownerOf('dead', 'bob'))}`))).toHaveLength(6);
     // The leftover: its owner checked for an account or Lease first, then only pods and claims.
@@ -494,7 +551,9 @@ describe('listJobs', () => {
     expect([...listing.unknown]).toEqual(['dss-b']);
     expect(warnings).toEqual(['list serviceaccounts in dss-b failed (403): no; the jobs in dss-b are left alone']);
     // dss-a and dss-c are listed fully; dss-b's driver kinds are not listed at all.
-    for (const ns of ['dss-a', 'dss-c']) for (const kind of ['leases', 'rolebindings', 'serviceaccounts', 'pods', 'persistentvolumeclaims']) expect(calls).toContain(`list ${kind} ${ns} ${ORPHAN_SELECTOR}`);
+    for (const ns of ['dss-a', 'dss-c'])
+      for (const kind of ['leases', 'rolebindings', 'serviceaccounts', 'pods', 'persistentvolumeclaims'])
+        expect(calls).toContain(`list ${kind} ${ns} ${ORPHAN_SELECTOR}`);
     expect(calls.filter((c) => c.startsWith('list pods dss-b') || c.startsWith('list persistentvolumeclaims dss-b'))).toEqual([]);
   });
 
@@ -511,7 +570,9 @@ describe('listJobs', () => {
   });
 
   it('throws when a trusted list across all namespaces fails, and only reports a failed driver-kind list', async () => {
-    await expect(listJobs(fakeKube({ listFails: { 'leases *': 403 } }).kube, { namespaces: [], pageSize: 500, concurrency: 1 })).rejects.toThrow('list leases in * failed (403): no');
+    await expect(listJobs(fakeKube({ listFails: { 'leases *': 403 } }).kube, { namespaces: [], pageSize: 500, concurrency: 1 })).rejects.toThrow(
+      'list leases in * failed (403): no',
+    );
     const listing = await listJobs(fakeKube({ listFails: { 'pods dss-a': 403 } }).kube, { namespaces: ['dss-a'], pageSize: 500, concurrency: 1 });
     expect(listing.failures.map((f) => `${f.namespace} ${f.kind}`)).toEqual(['dss-a pods']);
     expect([...listing.unknown]).toEqual([]);
@@ -540,9 +601,20 @@ describe('cleanupCommand with a namespace whose lists fail', () => {
     writeFileSync(config, JSON.stringify({ profiles: { default: { sparkSubmit: '/bin/true', tempDir: work } } }));
     const run = cleanupCommand(
       { orphans: true, namespace: ['dss-b', 'dss-a'], yes: true, output: 'json', config },
-      { kube, stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) }, env: {}, now: () => now, isAlive: () => false, sleep: async () => {} },
+      {
+        kube,
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: { write: (t: string) => (stderr += t) },
+        env: {},
+        now: () => now,
+        isAlive: () => false,
+        sleep: async () => {},
+      },
     );
-    await expect(run).rejects.toMatchObject({ exitCode: 69, message: 'could not list everything in dss-b (reasons above); what could not be seen was left alone; run cleanup --orphans again' });
+    await expect(run).rejects.toMatchObject({
+      exitCode: 69,
+      message: 'could not list everything in dss-b (reasons above); what could not be seen was left alone; run cleanup --orphans again',
+    });
     expect(calls).toEqual(['secrets', 'serviceaccounts', 'pods', 'persistentvolumeclaims'].map((kind) => `${kind} dss-a ${ownerSelector(ownerOf('dead'))}`));
     expect(JSON.parse(stdout).map((j: { jobId: string; result: string }) => [j.jobId, j.result])).toEqual([['dead', 'deleted']]);
     expect(stderr).toMatch(/^dss-spark-k8s: list \w+ in dss-b failed \(403 Forbidden\): denied; the jobs in dss-b are left alone$/m);
@@ -558,7 +630,8 @@ describe('findStaleDirs', () => {
     const path = join(dir, name);
     mkdirSync(path);
     if (owner !== undefined) {
-      const full = typeof owner === 'string' ? owner : JSON.stringify({ jobId: 'j1', host: hostname(), pid: 1234, processStart: 'p', namespace: 'dss-ns-a', ...owner });
+      const full =
+        typeof owner === 'string' ? owner : JSON.stringify({ jobId: 'j1', host: hostname(), pid: 1234, processStart: 'p', namespace: 'dss-ns-a', ...owner });
       writeFileSync(join(path, 'owner.json'), full);
     }
     return path;
@@ -575,7 +648,11 @@ describe('findStaleDirs', () => {
     jobDir('other-j6-AbC123', { jobId: 'j6' });
     symlinkSync(stale, join(dir, 'dss-spark-k8s-j1-link00'));
     const warnings: string[] = [];
-    const found = await findStaleDirs(dir, (owner) => owner.pid === 1, (w) => warnings.push(w));
+    const found = await findStaleDirs(
+      dir,
+      (owner) => owner.pid === 1,
+      (w) => warnings.push(w),
+    );
     expect(found.map((d) => d.path)).toEqual([stale]);
     expect(found[0]!.owner).toEqual({ jobId: 'j1', host: hostname(), pid: 1234, processStart: 'p', namespace: 'dss-ns-a', serviceAccount: 'dss-spark-a-j1' });
     expect(warnings.sort()).toEqual([
@@ -612,10 +689,16 @@ describe('findStaleDirs', () => {
 
 describe('parseOwner', () => {
   it('requires every field, and a serviceAccount that is a name when there is one', () => {
-    expect(() => parseOwner('{"jobId":"j","host":"h","pid":"12","processStart":"p","namespace":"n"}')).toThrow('owner.json lacks jobId, host, pid, processStart or namespace');
+    expect(() => parseOwner('{"jobId":"j","host":"h","pid":"12","processStart":"p","namespace":"n"}')).toThrow(
+      'owner.json lacks jobId, host, pid, processStart or namespace',
+    );
     expect(() => parseOwner('null')).toThrow(/lacks/);
-    expect(() => parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"a,b"}')).toThrow('owner.json has a serviceAccount that is not a ServiceAccount name');
-    expect(parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"dss-spark-a"}').serviceAccount).toBe('dss-spark-a');
+    expect(() => parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"a,b"}')).toThrow(
+      'owner.json has a serviceAccount that is not a ServiceAccount name',
+    );
+    expect(parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"dss-spark-a"}').serviceAccount).toBe(
+      'dss-spark-a',
+    );
   });
 });
 

@@ -17,8 +17,7 @@ function parseObject(doc: unknown): Config {
 
 /** A one-profile file whose profile is `sparkSubmit` plus `settings`. */
 function parseProfile(settings: Record<string, unknown>): Profile {
-  return parseObject({ profiles: { default: { sparkSubmit: '/opt/spark/bin/spark-submit', ...settings } } }).profiles
-    .default!;
+  return parseObject({ profiles: { default: { sparkSubmit: '/opt/spark/bin/spark-submit', ...settings } } }).profiles.default!;
 }
 
 function configErrorOf(fn: () => unknown): ConfigError {
@@ -259,15 +258,15 @@ describe('parseConfig: wrong type or value of each profile key', () => {
 
   it('covers every key of the file format', () => {
     const covered = new Set(cases.map(([key]) => key));
-    const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' })).message.split('known keys: ')[1]!.split(', ');
+    const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' }))
+      .message.split('known keys: ')[1]!
+      .split(', ');
     expect(allKeys.length).toBe(23);
     expect(allKeys.filter((key) => !covered.has(key))).toEqual([]);
   });
 
   it('gives the exact one-line message for a non-integer minUid', () => {
-    expect(configErrorOf(() => parseProfile({ minUid: 'abc' })).message).toBe(
-      `${SRC}: ${P}.minUid: expected a non-negative integer, got "abc"`,
-    );
+    expect(configErrorOf(() => parseProfile({ minUid: 'abc' })).message).toBe(`${SRC}: ${P}.minUid: expected a non-negative integer, got "abc"`);
   });
 
   it('requires sparkSubmit', () => {
@@ -310,9 +309,7 @@ describe('parseConfig: unknown keys', () => {
 
   it('rejects an unknown profile key and lists the known ones', () => {
     const { message } = configErrorOf(() => parseProfile({ colour: 'blue' }));
-    expect(message).toMatch(
-      new RegExp(`^${SRC}: ${P}\\.colour: unknown key; known keys: targetNamespace, autoCreateNamespace, .*, apiTimeout$`),
-    );
+    expect(message).toMatch(new RegExp(`^${SRC}: ${P}\\.colour: unknown key; known keys: targetNamespace, autoCreateNamespace, .*, apiTimeout$`));
   });
 
   it('rejects an unknown podSecurity key and lists the known ones', () => {
@@ -336,7 +333,11 @@ describe('parseConfig: file structure', () => {
     ['a top level that is a list', [1, 2], `${SRC}: expected a map with a "profiles" key at the top level, got a list`],
     ['a top level that is a string', 'profiles', `${SRC}: expected a map with a "profiles" key at the top level, got "profiles"`],
     ['a top level that is null', null, `${SRC}: expected a map with a "profiles" key at the top level, got a scalar`],
-    ['a defaultProfile that is a number', { defaultProfile: 1, profiles: { default: { sparkSubmit: '/s' } } }, `${SRC}: defaultProfile: expected a non-empty string, got 1`],
+    [
+      'a defaultProfile that is a number',
+      { defaultProfile: 1, profiles: { default: { sparkSubmit: '/s' } } },
+      `${SRC}: defaultProfile: expected a non-empty string, got 1`,
+    ],
   ])('rejects %s', (_, doc, expected) => {
     expect(configErrorOf(() => parseObject(doc)).message).toBe(expected);
   });
@@ -350,9 +351,7 @@ describe('parseConfig: file structure', () => {
 
   it('rejects a defaultProfile that names no profile, listing the known ones', () => {
     const doc = { defaultProfile: 'prod', profiles: { dev: { sparkSubmit: '/s' }, test: { sparkSubmit: '/s' } } };
-    expect(configErrorOf(() => parseObject(doc)).message).toBe(
-      `${SRC}: defaultProfile: "prod" is not a profile; known profiles: dev, test`,
-    );
+    expect(configErrorOf(() => parseObject(doc)).message).toBe(`${SRC}: defaultProfile: "prod" is not a profile; known profiles: dev, test`);
   });
 
   it('accepts a file without a "default" profile when defaultProfile is not set', () => {
@@ -390,9 +389,7 @@ describe('selectProfile', () => {
   });
 
   it('rejects an unknown profile, naming the file, the profile and the known ones', () => {
-    expect(configErrorOf(() => selectProfile(config, 'staging')).message).toBe(
-      `${SRC}: unknown profile "staging"; known profiles: dev, prod`,
-    );
+    expect(configErrorOf(() => selectProfile(config, 'staging')).message).toBe(`${SRC}: unknown profile "staging"; known profiles: dev, prod`);
   });
 
   it('does not mistake an inherited property for a profile', () => {
@@ -431,9 +428,7 @@ describe('loadConfig', () => {
   });
 
   it('reports a directory as unreadable', () => {
-    expect(configErrorOf(() => loadConfig(tmpdir())).message).toMatch(
-      /: cannot read the configuration file \(EISDIR: [^)]*\); create it or pass --config$/,
-    );
+    expect(configErrorOf(() => loadConfig(tmpdir())).message).toMatch(/: cannot read the configuration file \(EISDIR: [^)]*\); create it or pass --config$/);
   });
 });
 
@@ -464,14 +459,11 @@ describe('parseDuration', () => {
     expect(parseDuration(value, 'x.tokenTtl', SRC)).toBe(seconds);
   });
 
-  it.each(['', '1.5h', '10 m', '1x', 'h', '30m1h', '1h1h', '-5', '10M', '99999999999999999999d'])(
-    'rejects %j naming the file and the key',
-    (value) => {
-      expect(configErrorOf(() => parseDuration(value, 'x.tokenTtl', SRC)).message).toBe(
-        `${SRC}: x.tokenTtl: expected a duration such as 600, 90s, 10m, 1h or 1h30m, got ${JSON.stringify(value)}`,
-      );
-    },
-  );
+  it.each(['', '1.5h', '10 m', '1x', 'h', '30m1h', '1h1h', '-5', '10M', '99999999999999999999d'])('rejects %j naming the file and the key', (value) => {
+    expect(configErrorOf(() => parseDuration(value, 'x.tokenTtl', SRC)).message).toBe(
+      `${SRC}: x.tokenTtl: expected a duration such as 600, 90s, 10m, 1h or 1h30m, got ${JSON.stringify(value)}`,
+    );
+  });
 
   it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('rejects the number %d', (value) => {
     expect(configErrorOf(() => parseDuration(value, 'k', SRC)).message).toContain(`${SRC}: k: expected a duration`);

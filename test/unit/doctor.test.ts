@@ -52,11 +52,22 @@ describe('requiredRights', () => {
 
   it('covers the job objects, the token request, the lease, binding the driver role and deleting what drivers create', () => {
     const names = requiredRights({ autoCreateNamespace: false }).map(rightName);
-    expect(names).toEqual(expect.arrayContaining([
-      'create serviceaccounts', 'delete serviceaccounts', 'create serviceaccounts/token',
-      'create rolebindings.rbac.authorization.k8s.io', 'list rolebindings.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io',
-      'update leases.coordination.k8s.io', 'create secrets', 'deletecollection secrets', 'deletecollection persistentvolumeclaims', 'list pods', 'delete pods',
-    ]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'create serviceaccounts',
+        'delete serviceaccounts',
+        'create serviceaccounts/token',
+        'create rolebindings.rbac.authorization.k8s.io',
+        'list rolebindings.rbac.authorization.k8s.io',
+        'bind clusterroles.rbac.authorization.k8s.io',
+        'update leases.coordination.k8s.io',
+        'create secrets',
+        'deletecollection secrets',
+        'deletecollection persistentvolumeclaims',
+        'list pods',
+        'delete pods',
+      ]),
+    );
     // Nothing of the kinds a job token no longer creates (Services, ConfigMaps): there is nothing of them to delete.
     expect(names.filter((n) => /services|configmaps/.test(n))).toEqual([]);
     expect(names).toHaveLength(5 + 1 + 5 + 1 + 6 + 3 + 6);
@@ -65,9 +76,20 @@ describe('requiredRights', () => {
 
   it('never asks to create roles or driver objects, to read secrets, or to bind anything but the driver role', () => {
     const rights = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} });
-    expect(rights.filter((r) => r.resource === 'roles' || ['escalate', 'impersonate'].includes(r.verb) || (r.resource === 'secrets' && ['get', 'list', 'watch'].includes(r.verb)))).toEqual([]);
-    expect(rights.filter((r) => ['pods', 'services', 'configmaps', 'persistentvolumeclaims'].includes(r.resource) && !['list', 'delete', 'deletecollection'].includes(r.verb))).toEqual([]);
-    expect(rights.filter((r) => r.verb === 'bind')).toEqual([{ verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'dss-spark-k8s-driver' }]);
+    expect(
+      rights.filter(
+        (r) =>
+          r.resource === 'roles' || ['escalate', 'impersonate'].includes(r.verb) || (r.resource === 'secrets' && ['get', 'list', 'watch'].includes(r.verb)),
+      ),
+    ).toEqual([]);
+    expect(
+      rights.filter(
+        (r) => ['pods', 'services', 'configmaps', 'persistentvolumeclaims'].includes(r.resource) && !['list', 'delete', 'deletecollection'].includes(r.verb),
+      ),
+    ).toEqual([]);
+    expect(rights.filter((r) => r.verb === 'bind')).toEqual([
+      { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'dss-spark-k8s-driver' },
+    ]);
   });
 });
 
@@ -91,7 +113,9 @@ describe('sampleNamespace', () => {
     expect(missing).toMatchObject({ result: { id: 'namespace', status: 'fail' } });
     expect('result' in missing && missing.result.fix).toMatch(/--admin-property NAME=VALUE/);
     const refused = sampleNamespace(team, 'alice', ['team=Red']);
-    expect('result' in refused && refused.result.fix).toBe('change targetNamespace or allowedNamespaces of profile "default" in /etc/dss-spark-k8s/config.yaml');
+    expect('result' in refused && refused.result.fix).toBe(
+      'change targetNamespace or allowedNamespaces of profile "default" in /etc/dss-spark-k8s/config.yaml',
+    );
   });
 });
 
@@ -104,20 +128,22 @@ describe('rulesYaml', () => {
       { verb: 'watch', group: '', resource: 'pods' },
       { verb: 'watch', group: '', resource: 'services' },
     ]);
-    expect(yaml).toBe([
-      '- apiGroups: [""]',
-      '  resources: [serviceaccounts]',
-      '  verbs: [delete]',
-      '- apiGroups: [""]',
-      '  resources: [serviceaccounts/token]',
-      '  verbs: [create]',
-      '- apiGroups: [coordination.k8s.io]',
-      '  resources: [leases]',
-      '  verbs: [update]',
-      '- apiGroups: [""]',
-      '  resources: [pods, services]',
-      '  verbs: [watch]',
-    ].join('\n'));
+    expect(yaml).toBe(
+      [
+        '- apiGroups: [""]',
+        '  resources: [serviceaccounts]',
+        '  verbs: [delete]',
+        '- apiGroups: [""]',
+        '  resources: [serviceaccounts/token]',
+        '  verbs: [create]',
+        '- apiGroups: [coordination.k8s.io]',
+        '  resources: [leases]',
+        '  verbs: [update]',
+        '- apiGroups: [""]',
+        '  resources: [pods, services]',
+        '  verbs: [watch]',
+      ].join('\n'),
+    );
     expect(loadYaml(yaml)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },
       { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
@@ -176,7 +202,9 @@ describe('checkDriverRole', () => {
       expect(r.detail).toMatch(/^ClusterRole dss-spark-k8s-driver grants jobs more than the driver needs: /);
     }
     const less = await checkDriverRole(kubeWith([{ ...driverRules[0], verbs: ['get', 'list', 'watch', 'create'] }]), profile);
-    expect(less.detail).toBe('ClusterRole dss-spark-k8s-driver lacks rights the driver needs: patch pods, delete pods, deletecollection pods, create persistentvolumeclaims');
+    expect(less.detail).toBe(
+      'ClusterRole dss-spark-k8s-driver lacks rights the driver needs: patch pods, delete pods, deletecollection pods, create persistentvolumeclaims',
+    );
   });
 
   it('warns when dssuser may not read it (team rights)', async () => {
@@ -242,7 +270,9 @@ describe('checkRights', () => {
     ]);
     const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
     const teamResult = await checkRights(kubeDenying(['list pods']), team, 'dss-team-a', 'dssuser');
-    expect(teamResult.fix?.split('\n')[0]).toBe('# add to the rules of the Role bound to dssuser in namespace dss-team-a (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):');
+    expect(teamResult.fix?.split('\n')[0]).toBe(
+      '# add to the rules of the Role bound to dssuser in namespace dss-team-a (dss-spark-k8s of deploy/rbac/team-namespaces.yaml):',
+    );
   });
 });
 
@@ -260,7 +290,15 @@ Runas and Command-specific defaults for d:
 User d may run the following commands on vm:
     (%spark) NOPASSWD: /opt/spark/bin/spark-submit
 `;
-    expect(sudoDefaults(listing)).toEqual(['env_reset', 'mail_badpass', 'use_pty', 'env_keep+="KUBECONFIG FOO"', 'env_keep+=BAR', 'env_keep+=BAZ', '!env_reset']);
+    expect(sudoDefaults(listing)).toEqual([
+      'env_reset',
+      'mail_badpass',
+      'use_pty',
+      'env_keep+="KUBECONFIG FOO"',
+      'env_keep+=BAR',
+      'env_keep+=BAZ',
+      '!env_reset',
+    ]);
   });
 
   it.each([
@@ -270,10 +308,28 @@ User d may run the following commands on vm:
     ['added then removed', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+=KUBECONFIG, env_keep-=KUBECONFIG'), true, false],
     ['env_keep replaced', SUDO_LIST.replace('env_keep+=KUBECONFIG', 'env_keep+=KUBECONFIG, env_keep=FOO'), true, false],
     ['env_reset off', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset'), false, false],
-    ['env_reset off for dssuser, as sudo 1.9.13 lists "Defaults:dssuser !env_reset"', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset, env_keep+=KUBECONFIG'), false, true],
+    [
+      'env_reset off for dssuser, as sudo 1.9.13 lists "Defaults:dssuser !env_reset"',
+      SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset, env_keep+=KUBECONFIG'),
+      false,
+      true,
+    ],
     ['env_reset off, then on again', SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset, env_reset, env_keep+=KUBECONFIG'), true, true],
-    ['a runas-specific !env_reset', SUDO_LIST.replace('\nUser', 'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark !env_reset\n\nUser'), false, true],
-    ['a runas-specific Defaults', SUDO_LIST.replace(', env_keep+=KUBECONFIG', '') .replace('\nUser', 'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark env_keep+=KUBECONFIG\n\nUser'), true, true],
+    [
+      'a runas-specific !env_reset',
+      SUDO_LIST.replace('\nUser', 'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark !env_reset\n\nUser'),
+      false,
+      true,
+    ],
+    [
+      'a runas-specific Defaults',
+      SUDO_LIST.replace(', env_keep+=KUBECONFIG', '').replace(
+        '\nUser',
+        'Runas and Command-specific defaults for dssuser:\n    Defaults>%spark env_keep+=KUBECONFIG\n\nUser',
+      ),
+      true,
+      true,
+    ],
     ['KUBECONFIG only in the command list', SUDO_LIST.replace(', env_keep+=KUBECONFIG', '').replace('/bin/echo', 'KUBECONFIG'), true, false],
   ])('%s → env_reset: %s, KUBECONFIG kept: %s', (_, listing, reset, kept) => {
     const env = sudoEnvDefaults(listing);
@@ -295,7 +351,9 @@ describe('checkSudo', () => {
     const r = await checkSudo(run, 'dssuser', 'alice', { ...profile, allowedUserGroups: ['spark', 'ds'] }, true);
     expect(r.status).toBe('fail');
     expect(r.detail).toBe('dssuser may not run /opt/spark/bin/spark-submit as alice without a password (a password is required)');
-    expect(r.fix).toBe('# in /etc/sudoers.d/dss-spark-k8s (edit with: visudo -f /etc/sudoers.d/dss-spark-k8s)\ndssuser ALL = (%spark, %ds) NOPASSWD: /opt/spark/bin/spark-submit');
+    expect(r.fix).toBe(
+      '# in /etc/sudoers.d/dss-spark-k8s (edit with: visudo -f /etc/sudoers.d/dss-spark-k8s)\ndssuser ALL = (%spark, %ds) NOPASSWD: /opt/spark/bin/spark-submit',
+    );
   });
 
   it('fails with the Defaults line when KUBECONFIG is not kept', async () => {
@@ -311,7 +369,13 @@ describe('checkSudo', () => {
     expect(r).toMatchObject({ status: 'fail', ok: false, detail: "sudo keeps dssuser's environment (!env_reset), which would reach the end user's driver" });
     expect(r.fix).toBe('# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment');
     // Without env_keep it was KUBECONFIG's only way through: the fix adds the Defaults line too.
-    const alone = await checkSudo(fakeRun({ ...allowed, 'sudo -n -l': { stdout: SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset') } }), 'dssuser', 'alice', profile, true);
+    const alone = await checkSudo(
+      fakeRun({ ...allowed, 'sudo -n -l': { stdout: SUDO_LIST.replace(', env_keep+=KUBECONFIG', ', !env_reset') } }),
+      'dssuser',
+      'alice',
+      profile,
+      true,
+    );
     expect(alone.detail).toBe("sudo keeps dssuser's environment (!env_reset), which would reach the end user's driver");
     expect(alone.fix?.split('\n')).toEqual([
       '# remove "!env_reset" from sudoers (find it with: grep -rn env_reset /etc/sudoers /etc/sudoers.d); sudo must reset the environment',
@@ -336,9 +400,14 @@ describe('checkSudo', () => {
   });
 
   it('needs --user, an existing user and an existing spark-submit', async () => {
-    expect(await checkSudo(fakeRun({}), 'dssuser', undefined, profile, true)).toMatchObject({ status: 'fail', fix: 'pass --user LOGIN (an end user who runs Spark jobs)' });
+    expect(await checkSudo(fakeRun({}), 'dssuser', undefined, profile, true)).toMatchObject({
+      status: 'fail',
+      fix: 'pass --user LOGIN (an end user who runs Spark jobs)',
+    });
     expect(await checkSudo(fakeRun({}), 'dssuser', 'alice', profile, false)).toMatchObject({ status: 'skip', ok: false });
-    const unknown = fakeRun({ 'sudo -n -l -u zed /opt/spark/bin/spark-submit': { code: 1, stderr: 'sudo: unknown user zed\nsudo: error initializing audit plugin sudoers_audit\n' } });
+    const unknown = fakeRun({
+      'sudo -n -l -u zed /opt/spark/bin/spark-submit': { code: 1, stderr: 'sudo: unknown user zed\nsudo: error initializing audit plugin sudoers_audit\n' },
+    });
     expect(await checkSudo(unknown, 'dssuser', 'zed', profile, true)).toMatchObject({ status: 'fail', detail: 'sudo: unknown user zed' });
   });
 
@@ -373,7 +442,12 @@ Using Scala version 2.13.18, OpenJDK 64-Bit Server VM, 17.0.15
   });
 
   it.each([
-    ['6.7.2', true], ['6.7', true], ['7.0.0', true], ['6.6.2', false], ['5.12.4', false], ['6.10.0', true],
+    ['6.7.2', true],
+    ['6.7', true],
+    ['7.0.0', true],
+    ['6.6.2', false],
+    ['5.12.4', false],
+    ['6.10.0', true],
   ])('fabric8 %s >= 6.7: %s', (version, ok) => {
     expect(versionAtLeast(version, '6.7')).toBe(ok);
   });
@@ -406,7 +480,10 @@ Using Scala version 2.13.18, OpenJDK 64-Bit Server VM, 17.0.15
   });
 
   it('fails when fabric8 is older than 6.7, or missing', async () => {
-    for (const [jars, message] of [[['kubernetes-client-6.4.1.jar'], /token rotation needs kubernetes-client >= 6.7/], [[], /no Kubernetes support/]] as const) {
+    for (const [jars, message] of [
+      [['kubernetes-client-6.4.1.jar'], /token rotation needs kubernetes-client >= 6.7/],
+      [[], /no Kubernetes support/],
+    ] as const) {
       const dir = sparkDir([...jars]);
       const ss = join(dir, 'bin/spark-submit');
       const r = await checkSpark(fakeRun({ [`${ss} --version`]: { stderr: BANNER } }), { ...profile, sparkSubmit: ss }, undefined);
@@ -452,16 +529,18 @@ describe('output', () => {
   ];
 
   it('prints one line per check and the fix indented under it, without colours at level 0', () => {
-    expect(formatText(results, new Chalk({ level: 0 }))).toBe([
-      '✓ configuration: profile "default"',
-      '! admission policies: cannot verify',
-      '✗ rights in dss-ns-alice: missing 1 of 52: delete serviceaccounts',
-      '    # add:',
-      '    - apiGroups: [""]',
-      '- spark-submit: not checked',
-      '2 of 4 checks failed or could not run; apply the fixes above and run doctor again',
-      '',
-    ].join('\n'));
+    expect(formatText(results, new Chalk({ level: 0 }))).toBe(
+      [
+        '✓ configuration: profile "default"',
+        '! admission policies: cannot verify',
+        '✗ rights in dss-ns-alice: missing 1 of 52: delete serviceaccounts',
+        '    # add:',
+        '    - apiGroups: [""]',
+        '- spark-submit: not checked',
+        '2 of 4 checks failed or could not run; apply the fixes above and run doctor again',
+        '',
+      ].join('\n'),
+    );
     expect(formatText(results.slice(0, 2), new Chalk({ level: 0 }))).toMatch(/\nall 2 checks passed\n$/);
   });
 
@@ -474,7 +553,12 @@ describe('output', () => {
   it('prints {ok, checks} as JSON', () => {
     const json = JSON.parse(formatJson(results));
     expect(json.ok).toBe(false);
-    expect(json.checks.map((c: { id: string; ok: boolean }) => [c.id, c.ok])).toEqual([['config', true], ['policy', true], ['rights', false], ['spark', false]]);
+    expect(json.checks.map((c: { id: string; ok: boolean }) => [c.id, c.ok])).toEqual([
+      ['config', true],
+      ['policy', true],
+      ['rights', false],
+      ['spark', false],
+    ]);
     expect(json.checks[2].fix).toBe('# add:\n- apiGroups: [""]');
     expect(JSON.parse(formatJson(results.slice(0, 2))).ok).toBe(true);
   });
@@ -499,12 +583,17 @@ describe('doctorCommand', () => {
 
   it('prints no colour under NO_COLOR', async () => {
     let out = '';
-    await doctorCommand({ config: '/nonexistent/config.yaml' }, { stdout: { write: (t: string) => (out += t) }, run: fakeRun({}), env: { NO_COLOR: '1', FORCE_COLOR: '1' }, me: 'd' });
+    await doctorCommand(
+      { config: '/nonexistent/config.yaml' },
+      { stdout: { write: (t: string) => (out += t) }, run: fakeRun({}), env: { NO_COLOR: '1', FORCE_COLOR: '1' }, me: 'd' },
+    );
     expect(out).toMatch(/^✗ configuration: \/nonexistent\/config.yaml: cannot read the configuration file/);
     expect(out).not.toContain('\u001b[');
   });
 
   it('refuses a malformed --admin-property as a usage error', async () => {
-    await expect(doctorCommand({ config: '/nonexistent', adminProperty: ['team'] }, { stdout: { write: () => true }, run: fakeRun({}), env: {}, me: 'd' })).rejects.toThrow(UsageError);
+    await expect(
+      doctorCommand({ config: '/nonexistent', adminProperty: ['team'] }, { stdout: { write: () => true }, run: fakeRun({}), env: {}, me: 'd' }),
+    ).rejects.toThrow(UsageError);
   });
 });

@@ -67,7 +67,10 @@ function fakeCluster(options: FakeOptions = {}) {
     createRoleBinding: (body) => answer('createRoleBinding', `create rolebinding ${body.metadata?.name}`, body),
     createLease: (body) => answer('createLease', `create lease ${body.metadata?.name}`, body),
     requestToken: (_namespace, serviceAccount, body) =>
-      answer('requestToken', `token for ${serviceAccount} bound to ${body.spec?.boundObjectRef?.name}`, { token: `token-${calls.length}`, expiresAt: new Date(Date.now() + 3600_000) }),
+      answer('requestToken', `token for ${serviceAccount} bound to ${body.spec?.boundObjectRef?.name}`, {
+        token: `token-${calls.length}`,
+        expiresAt: new Date(Date.now() + 3600_000),
+      }),
     replaceLease: (body) => {
       renewals += 1;
       return answer('replaceLease', 'renew lease', body);
@@ -179,7 +182,9 @@ function setup({ cluster: clusterOptions, tokenMayCreate = [], whileMakingDir }:
     later: (callback) => void later.push(callback),
   };
   const run = () =>
-    runJob({ settings: profile, user: { login: 'alice', uid: 1001, groups: [] }, ctx, draft, plan, impersonation: Promise.resolve() }, deps).finally(() => signals.dispose());
+    runJob({ settings: profile, user: { login: 'alice', uid: 1001, groups: [] }, ctx, draft, plan, impersonation: Promise.resolve() }, deps).finally(() =>
+      signals.dispose(),
+    );
   return { ...cluster, spark, out, timers, emitter, written, later, run };
 }
 
@@ -196,7 +201,9 @@ describe('runJob', () => {
     (await job.spark.running) && job.spark.exit({ exitCode: 0 });
     expect(await running).toBe(0);
     const { calls } = job;
-    const revokes = [`delete secrets ${anchor(0)}`, `delete rolebindings ${base}`, `delete serviceaccounts ${base}`, `delete serviceaccounts ${base}-exec`].map((c) => indexOf(calls, c));
+    const revokes = [`delete secrets ${anchor(0)}`, `delete rolebindings ${base}`, `delete serviceaccounts ${base}`, `delete serviceaccounts ${base}-exec`].map(
+      (c) => indexOf(calls, c),
+    );
     const checks = calls.flatMap((c, i) => (c.startsWith('job token: may I create pods') ? [i] : []));
     const tokenMade = ['delete pods *', 'delete persistentvolumeclaims *'].map((c) => indexOf(calls, c));
     const lease = indexOf(calls, `delete leases ${base}`);
@@ -209,7 +216,10 @@ describe('runJob', () => {
   });
 
   it("exits with spark-submit's code, or 128 + the signal that ended it", async () => {
-    for (const [exit, code] of [[{ exitCode: 3 }, 3], [{ signal: 'SIGKILL' }, 137]] as const) {
+    for (const [exit, code] of [
+      [{ exitCode: 3 }, 3],
+      [{ signal: 'SIGKILL' }, 137],
+    ] as const) {
       const job = setup();
       const running = job.run();
       (await job.spark.running) && job.spark.exit(exit);
@@ -221,7 +231,14 @@ describe('runJob', () => {
     const job = setup({ cluster: { lose: ['createRoleBinding'] } });
     await expect(job.run()).rejects.toThrow(`create rolebinding ${base} failed: the request timed out`);
     // Deleted by name although its create failed; the other creates of the batch were answered and go too.
-    for (const call of [`delete rolebindings ${base}`, `delete serviceaccounts ${base}`, `delete serviceaccounts ${base}-exec`, `delete secrets ${anchor(0)}`, `delete leases ${base}`]) indexOf(job.calls, call);
+    for (const call of [
+      `delete rolebindings ${base}`,
+      `delete serviceaccounts ${base}`,
+      `delete serviceaccounts ${base}-exec`,
+      `delete secrets ${anchor(0)}`,
+      `delete leases ${base}`,
+    ])
+      indexOf(job.calls, call);
     expect(job.calls.filter((c) => c.startsWith('token for'))).toEqual([]);
     expect(job.calls).not.toContain('delete pods *'); // the driver never ran: nothing of its token to delete
     expect(job.calls.at(-1)).toBe('remove job directory');
@@ -272,7 +289,8 @@ describe('runJob', () => {
     expect((error as SignalledError).exitCode).toBe(143);
     expect(job.out.events).not.toContain('started');
     expect(job.calls).not.toContain('write kubeconfig');
-    for (const call of [`delete serviceaccounts ${base}`, `delete rolebindings ${base}`, `delete secrets ${anchor(0)}`, `delete leases ${base}`]) indexOf(job.calls, call);
+    for (const call of [`delete serviceaccounts ${base}`, `delete rolebindings ${base}`, `delete secrets ${anchor(0)}`, `delete leases ${base}`])
+      indexOf(job.calls, call);
     expect(job.calls.at(-1)).toBe('remove job directory');
   });
 

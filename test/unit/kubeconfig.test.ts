@@ -17,7 +17,12 @@ function file(name: string, content: unknown): string {
   return path;
 }
 
-function config(options: { current?: string; contexts?: [string, string, string][]; clusters?: [string, Record<string, unknown>][]; users?: [string, Record<string, unknown>][] }) {
+function config(options: {
+  current?: string;
+  contexts?: [string, string, string][];
+  clusters?: [string, Record<string, unknown>][];
+  users?: [string, Record<string, unknown>][];
+}) {
   return {
     apiVersion: 'v1',
     kind: 'Config',
@@ -30,9 +35,15 @@ function config(options: { current?: string; contexts?: [string, string, string]
 
 const simple = config({
   current: 'main',
-  contexts: [['main', 'k8s', 'dss'], ['other', 'k8s', 'admin']],
+  contexts: [
+    ['main', 'k8s', 'dss'],
+    ['other', 'k8s', 'admin'],
+  ],
   clusters: [['k8s', { server: 'https://10.0.0.1:6443/', 'certificate-authority-data': Buffer.from(CA).toString('base64') }]],
-  users: [['dss', { token: 'dss-token' }], ['admin', { token: 'admin-token' }]],
+  users: [
+    ['dss', { token: 'dss-token' }],
+    ['admin', { token: 'admin-token' }],
+  ],
 });
 
 describe('loadCredentials', () => {
@@ -45,13 +56,23 @@ describe('loadCredentials', () => {
   it('takes another context when asked, and names the known ones when it does not exist', async () => {
     const path = file('simple.yaml', simple);
     expect(await loadCredentials({ kubeconfig: path, context: 'other' }, {}).headers()).toEqual({ authorization: 'Bearer admin-token' });
-    expect(() => loadCredentials({ kubeconfig: path, context: 'nope' }, {})).toThrow(new ConfigError(`context "nope" is not in the kubeconfig ${path}; pick one of: main, other`));
+    expect(() => loadCredentials({ kubeconfig: path, context: 'nope' }, {})).toThrow(
+      new ConfigError(`context "nope" is not in the kubeconfig ${path}; pick one of: main, other`),
+    );
   });
 
   it('reads files relative to the kubeconfig, and the token file at every request (it may be rotated)', async () => {
     file('rel/ca.crt', CA);
     const tokenFile = file('rel/token', 'first\n');
-    const path = file('rel/config', config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k', 'certificate-authority': 'ca.crt' }]], users: [['u', { tokenFile: 'token' }]] }));
+    const path = file(
+      'rel/config',
+      config({
+        current: 'x',
+        contexts: [['x', 'c', 'u']],
+        clusters: [['c', { server: 'https://k', 'certificate-authority': 'ca.crt' }]],
+        users: [['u', { tokenFile: 'token' }]],
+      }),
+    );
     const credentials = loadCredentials({ kubeconfig: path }, {});
     expect(credentials.endpoint.caPem).toBe(CA);
     expect(await credentials.headers()).toEqual({ authorization: 'Bearer first' });
@@ -60,11 +81,15 @@ describe('loadCredentials', () => {
   });
 
   it('loads client certificates and the TLS server name, and honours insecure-skip-tls-verify', () => {
-    const path = file('certs.yaml', config({
-      current: 'x', contexts: [['x', 'c', 'u']],
-      clusters: [['c', { server: 'https://k', 'insecure-skip-tls-verify': true, 'tls-server-name': 'api.internal' }]],
-      users: [['u', { 'client-certificate-data': Buffer.from('CERT').toString('base64'), 'client-key-data': Buffer.from('KEY').toString('base64') }]],
-    }));
+    const path = file(
+      'certs.yaml',
+      config({
+        current: 'x',
+        contexts: [['x', 'c', 'u']],
+        clusters: [['c', { server: 'https://k', 'insecure-skip-tls-verify': true, 'tls-server-name': 'api.internal' }]],
+        users: [['u', { 'client-certificate-data': Buffer.from('CERT').toString('base64'), 'client-key-data': Buffer.from('KEY').toString('base64') }]],
+      }),
+    );
     const credentials = loadCredentials({ kubeconfig: path }, {});
     expect(credentials.endpoint.skipTlsVerify).toBe(true);
     expect(credentials.tlsServerName).toBe('api.internal');
@@ -75,7 +100,10 @@ describe('loadCredentials', () => {
 
   it('merges the files of $KUBECONFIG as kubectl does: the first definition of a name and of current-context wins', async () => {
     const first = file('merge/a', config({ users: [['dss', { token: 'from-a' }]] }));
-    const second = file('merge/b', config({ current: 'main', contexts: [['main', 'k8s', 'dss']], clusters: [['k8s', { server: 'https://b' }]], users: [['dss', { token: 'from-b' }]] }));
+    const second = file(
+      'merge/b',
+      config({ current: 'main', contexts: [['main', 'k8s', 'dss']], clusters: [['k8s', { server: 'https://b' }]], users: [['dss', { token: 'from-b' }]] }),
+    );
     const credentials = loadCredentials({}, { KUBECONFIG: `${first}:${join(dir, 'merge/missing')}:${second}` });
     expect(credentials.endpoint.server).toBe('https://b');
     expect(await credentials.headers()).toEqual({ authorization: 'Bearer from-a' });
@@ -91,18 +119,25 @@ describe('loadCredentials', () => {
     const pod = loadCredentials({}, { HOME: join(dir, 'nohome'), KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, serviceAccount);
     expect(pod.endpoint).toEqual({ server: 'https://[fd00::1]:443', caPem: CA, skipTlsVerify: false });
     expect(await pod.headers()).toEqual({ authorization: 'Bearer pod-token' });
-    expect(() => loadCredentials({}, { HOME: join(dir, 'nohome') })).toThrow(/no kubeconfig: .*nohome\/\.kube\/config does not exist and KUBECONFIG is not set; pass --kubeconfig/);
+    expect(() => loadCredentials({}, { HOME: join(dir, 'nohome') })).toThrow(
+      /no kubeconfig: .*nohome\/\.kube\/config does not exist and KUBECONFIG is not set; pass --kubeconfig/,
+    );
   });
 
   it('fails with one line naming the file on unreadable, malformed or incomplete kubeconfigs', () => {
     const missing = join(dir, 'absent.yaml');
     expect(() => loadCredentials({ kubeconfig: missing }, {})).toThrow(new RegExp(`^cannot load the kubeconfig ${missing}: ENOENT`));
     expect(() => loadCredentials({ kubeconfig: file('bad.yaml', 'clusters: [oops') }, {})).toThrow(/^cannot load the kubeconfig .*bad\.yaml: /);
-    expect(() => loadCredentials({ kubeconfig: file('list.yaml', { clusters: 'nope' }) }, {})).toThrow(/is malformed: clusters must be a list of entries with a name/);
+    expect(() => loadCredentials({ kubeconfig: file('list.yaml', { clusters: 'nope' }) }, {})).toThrow(
+      /is malformed: clusters must be a list of entries with a name/,
+    );
     expect(() => loadCredentials({ kubeconfig: file('nocurrent.yaml', config({})) }, {})).toThrow(/has no current-context; set it or pass --context/);
     const noServer = file('noserver.yaml', config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', {}]] }));
     expect(() => loadCredentials({ kubeconfig: noServer }, {})).toThrow(`the kubeconfig ${noServer} has no cluster "c" with a server for context "x"`);
-    const proxy = file('proxy.yaml', config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k', 'proxy-url': 'http://proxy:3128' }]] }));
+    const proxy = file(
+      'proxy.yaml',
+      config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k', 'proxy-url': 'http://proxy:3128' }]] }),
+    );
     expect(() => loadCredentials({ kubeconfig: proxy }, {})).toThrow(/uses proxy-url, which dss-spark-k8s does not support/);
     for (const error of [() => loadCredentials({ kubeconfig: missing }, {}), () => loadCredentials({ kubeconfig: noServer }, {})]) {
       expect(error).toThrow(ConfigError);
@@ -110,7 +145,15 @@ describe('loadCredentials', () => {
   });
 
   it('never puts a token in an error message', () => {
-    const path = file('secret-ca.yaml', config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k', 'certificate-authority': 'missing-ca' }]], users: [['u', { token: 'super-secret-token' }]] }));
+    const path = file(
+      'secret-ca.yaml',
+      config({
+        current: 'x',
+        contexts: [['x', 'c', 'u']],
+        clusters: [['c', { server: 'https://k', 'certificate-authority': 'missing-ca' }]],
+        users: [['u', { token: 'super-secret-token' }]],
+      }),
+    );
     let message = '';
     try {
       loadCredentials({ kubeconfig: path }, {});
@@ -122,11 +165,17 @@ describe('loadCredentials', () => {
   });
 
   it("writes dssuser's tls-server-name into the job kubeconfig, which reads back as the same endpoint", () => {
-    const path = file('tls-name.yaml', config({
-      current: 'x', contexts: [['x', 'c', 'u']],
-      clusters: [['c', { server: 'https://10.0.0.1:6443', 'certificate-authority-data': Buffer.from(CA).toString('base64'), 'tls-server-name': 'api.internal' }]],
-      users: [['u', { token: 'dss-token' }]],
-    }));
+    const path = file(
+      'tls-name.yaml',
+      config({
+        current: 'x',
+        contexts: [['x', 'c', 'u']],
+        clusters: [
+          ['c', { server: 'https://10.0.0.1:6443', 'certificate-authority-data': Buffer.from(CA).toString('base64'), 'tls-server-name': 'api.internal' }],
+        ],
+        users: [['u', { token: 'dss-token' }]],
+      }),
+    );
     const { endpoint } = loadCredentials({ kubeconfig: path }, {});
     const job = JSON.parse(renderKubeconfig(endpoint, 'dss-ns-alice', 'job-token'));
     expect(job.clusters[0].cluster['tls-server-name']).toBe('api.internal');
@@ -141,14 +190,25 @@ describe('loadCredentials', () => {
     ['as-groups', ['system:masters']],
     ['as-user-extra', { scopes: ['all'] }],
   ])('refuses impersonation (%s) with one line, as proxy-url', (key, value) => {
-    const path = file(`as-${key}.yaml`, config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', { token: 't', [key]: value }]] }));
+    const path = file(
+      `as-${key}.yaml`,
+      config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', { token: 't', [key]: value }]] }),
+    );
     expect(() => loadCredentials({ kubeconfig: path }, {})).toThrow(
       new ConfigError(`the kubeconfig ${path}, context x impersonates (${key}), which dss-spark-k8s does not support; give dssuser's own credentials`),
     );
   });
 
   it('takes empty impersonation fields as unset, as kubectl does', async () => {
-    const path = file('as-empty.yaml', config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', { token: 't', as: '', 'as-groups': [], 'as-user-extra': {} }]] }));
+    const path = file(
+      'as-empty.yaml',
+      config({
+        current: 'x',
+        contexts: [['x', 'c', 'u']],
+        clusters: [['c', { server: 'https://k' }]],
+        users: [['u', { token: 't', as: '', 'as-groups': [], 'as-user-extra': {} }]],
+      }),
+    );
     expect(await loadCredentials({ kubeconfig: path }, {}).headers()).toEqual({ authorization: 'Bearer t' });
   });
 });
@@ -160,7 +220,9 @@ describe('credential plugins (exec)', () => {
     chmodSync(path, 0o755);
     return path;
   }
-  const execUser = (command: string, extra: Record<string, unknown> = {}) => ({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never', ...extra } });
+  const execUser = (command: string, extra: Record<string, unknown> = {}) => ({
+    exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never', ...extra },
+  });
   const execConfig = (name: string, user: Record<string, unknown>) =>
     file(name, config({ current: 'x', contexts: [['x', 'c', 'u']], clusters: [['c', { server: 'https://k' }]], users: [['u', user]] }));
 
@@ -185,13 +247,19 @@ describe('credential plugins (exec)', () => {
     const path = execConfig('plugins/cert/config', execUser(command));
     const credentials = loadCredentials({ kubeconfig: path }, {});
     await expect(credentials.headers()).rejects.toThrow(
-      new ConfigError(`the credential plugin of the kubeconfig ${path}, context x returns a client certificate, which dss-spark-k8s does not support; use a plugin that returns a token`),
+      new ConfigError(
+        `the credential plugin of the kubeconfig ${path}, context x returns a client certificate, which dss-spark-k8s does not support; use a plugin that returns a token`,
+      ),
     );
   });
 
   it("keeps the kubeconfig's own client certificate beside a plugin's token", async () => {
     const command = plugin('plugins/static/get-token', { token: 'plugin-token' });
-    const path = execConfig('plugins/static/config', { ...execUser(command), 'client-certificate-data': Buffer.from('CERT').toString('base64'), 'client-key-data': Buffer.from('KEY').toString('base64') });
+    const path = execConfig('plugins/static/config', {
+      ...execUser(command),
+      'client-certificate-data': Buffer.from('CERT').toString('base64'),
+      'client-key-data': Buffer.from('KEY').toString('base64'),
+    });
     const credentials = loadCredentials({ kubeconfig: path }, {});
     expect(await credentials.headers()).toEqual({ authorization: 'Bearer plugin-token' });
     expect(credentials.clientCert?.toString()).toBe('CERT');

@@ -93,7 +93,8 @@ class FakeApiserver implements LeaseClient {
     const fault = this.putFaults.shift();
     if (fault && fault !== 'answer-lost') throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (${fault.status})`, fault.status);
     // As the real apiserver: a PUT of a deleted object is 409 when the body carries its uid (a failed precondition).
-    if (!this.lease && lease.metadata?.uid) throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (409 Conflict): Precondition failed: UID in precondition`, 409);
+    if (!this.lease && lease.metadata?.uid)
+      throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (409 Conflict): Precondition failed: UID in precondition`, 409);
     if (!this.lease) throw new KubernetesError(`renew Lease ${NAMESPACE}/${NAME} failed (404 NotFound): not found`, 404);
     // A body without a resourceVersion is an unconditional update.
     if (lease.metadata?.resourceVersion && lease.metadata.resourceVersion !== this.lease.metadata?.resourceVersion) {
@@ -113,7 +114,11 @@ class FakeApiserver implements LeaseClient {
 
   async getServiceAccount(): Promise<V1ServiceAccount | undefined> {
     const fault = this.accountFaults.shift();
-    if (fault) throw new KubernetesError(`get ServiceAccount ${NAMESPACE}/${NAME} failed${fault === 'answer-lost' ? ': the request timed out' : ` (${fault.status})`}`, fault === 'answer-lost' ? undefined : fault.status);
+    if (fault)
+      throw new KubernetesError(
+        `get ServiceAccount ${NAMESPACE}/${NAME} failed${fault === 'answer-lost' ? ': the request timed out' : ` (${fault.status})`}`,
+        fault === 'answer-lost' ? undefined : fault.status,
+      );
     return structuredClone(this.account);
   }
 
@@ -129,7 +134,14 @@ let warnings: string[];
 let lost: string[];
 
 function start() {
-  return startLeaseRenewal(server, server.created(), INTERVAL_SECONDS, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace: NAMESPACE, name: NAME }, clock.timers);
+  return startLeaseRenewal(
+    server,
+    server.created(),
+    INTERVAL_SECONDS,
+    { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) },
+    { namespace: NAMESPACE, name: NAME },
+    clock.timers,
+  );
 }
 
 beforeEach(() => {
@@ -201,7 +213,14 @@ describe('Lease renewal', () => {
     const planned = server.created();
     delete planned.metadata!.uid;
     delete planned.metadata!.resourceVersion;
-    const stop = startLeaseRenewal(server, planned, INTERVAL_SECONDS, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace: NAMESPACE, name: NAME }, clock.timers);
+    const stop = startLeaseRenewal(
+      server,
+      planned,
+      INTERVAL_SECONDS,
+      { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) },
+      { namespace: NAMESPACE, name: NAME },
+      clock.timers,
+    );
     server.lease = undefined;
     await clock.tick();
     expect(server.requests).toEqual(['PUT rv=undefined', 'GET lease']);
@@ -281,7 +300,14 @@ describe('Lease renewal', () => {
       getLease: () => server.getLease(),
       getServiceAccount: () => server.getServiceAccount(),
     };
-    const stop = startLeaseRenewal(slow, server.created(), INTERVAL_SECONDS, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace: NAMESPACE, name: NAME }, clock.timers);
+    const stop = startLeaseRenewal(
+      slow,
+      server.created(),
+      INTERVAL_SECONDS,
+      { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) },
+      { namespace: NAMESPACE, name: NAME },
+      clock.timers,
+    );
     await clock.tick();
     let stopped = false;
     const stopping = stop().then(() => (stopped = true));
@@ -300,7 +326,14 @@ describe('Lease renewal', () => {
       getLease: () => server.getLease(),
       getServiceAccount: () => server.getServiceAccount(),
     };
-    const stop = startLeaseRenewal(slow, server.created(), INTERVAL_SECONDS, { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) }, { namespace: NAMESPACE, name: NAME }, clock.timers);
+    const stop = startLeaseRenewal(
+      slow,
+      server.created(),
+      INTERVAL_SECONDS,
+      { warn: (m) => warnings.push(m), lost: (r) => lost.push(r) },
+      { namespace: NAMESPACE, name: NAME },
+      clock.timers,
+    );
     await clock.tick();
     await clock.tick();
     await clock.tick();

@@ -125,9 +125,7 @@ describe('expandNamespaceTemplate', () => {
   });
 
   it('does not slug an admin property value', () => {
-    expect(expandNamespaceTemplate('${adminProperty:x}', { login: 'a', adminProperties: { x: 'Team A' } })).toBe(
-      'Team A',
-    );
+    expect(expandNamespaceTemplate('${adminProperty:x}', { login: 'a', adminProperties: { x: 'Team A' } })).toBe('Team A');
   });
 
   it.each(['dss-${adminProperty:missing}', 'dss-${adminProperty:empty}', 'dss-${adminProperty:toString}'])(
@@ -228,11 +226,7 @@ describe('job ids', () => {
   });
 
   it.each(['', 'Job', 'job_1', '-job', 'job-', 'a'.repeat(64), 'a b', 'job/1'])('refuses %j', (id) => {
-    expectError(
-      () => validateJobId(id),
-      UsageError,
-      /^--job-id ".*": must be lowercase letters, digits and '-', at most 63 characters$/,
-    );
+    expectError(() => validateJobId(id), UsageError, /^--job-id ".*": must be lowercase letters, digits and '-', at most 63 characters$/);
   });
 
   it('generates 10 lowercase base32 characters from the given bytes, deterministically', () => {
@@ -280,12 +274,27 @@ describe('jobBaseName', () => {
   // The red-team cases: cut user parts that collided, a long login whose hash was cut away, and one job's
   // account being a prefix of another's (which let the isolation policy hand one job the other's pod names).
   it.each([
-    [['data-engineering-team-user1', 'a-very-long-job-id-1'], ['data-engineering-team-user2', 'a-very-long-job-id-1']],
-    [[loginToSlug('firstname.lastname.a@corp.example'), 'k3x9m2p7qa4b'], [loginToSlug('firstname-lastname.a@corp.example'), 'k3x9m2p7qa4b']],
-    [['alice', 'x1'], ['alice-x1', 'exec-zz']],
-    [['alice', 'x1'], ['alice-x1-exec', 'zz']],
-    [['alice', 'x1-t1'], ['alice', 'x1']],
-  ])('keeps %j and %j apart, with no name a prefix of the other\'s names', (a, b) => {
+    [
+      ['data-engineering-team-user1', 'a-very-long-job-id-1'],
+      ['data-engineering-team-user2', 'a-very-long-job-id-1'],
+    ],
+    [
+      [loginToSlug('firstname.lastname.a@corp.example'), 'k3x9m2p7qa4b'],
+      [loginToSlug('firstname-lastname.a@corp.example'), 'k3x9m2p7qa4b'],
+    ],
+    [
+      ['alice', 'x1'],
+      ['alice-x1', 'exec-zz'],
+    ],
+    [
+      ['alice', 'x1'],
+      ['alice-x1-exec', 'zz'],
+    ],
+    [
+      ['alice', 'x1-t1'],
+      ['alice', 'x1'],
+    ],
+  ])("keeps %j and %j apart, with no name a prefix of the other's names", (a, b) => {
     const [baseA, baseB] = [jobBaseName(a[0]!, a[1]!), jobBaseName(b[0]!, b[1]!)];
     expect(baseA).not.toBe(baseB);
     const derived = (base: string) => [base, `${base}-exec`, `${base}-exec-`, `${base}-t`];

@@ -12,15 +12,7 @@ import {
   jobAnnotations,
   jobLabels,
 } from '../../src/plan/objects.ts';
-import {
-  Annotation,
-  JOB_LABEL,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  MANAGED_NAMESPACE_LABEL,
-  OWNER_LABEL,
-  USER_LABEL,
-} from '../../src/plan/types.ts';
+import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
 describe('jobLabels', () => {
@@ -83,7 +75,9 @@ describe('buildNamespace', () => {
   });
 
   it('keeps its own labels over the profile labels', () => {
-    const profile = fixtureProfile({ labels: { 'pod-security.kubernetes.io/enforce': 'privileged', [MANAGED_BY_LABEL]: 'x', [MANAGED_NAMESPACE_LABEL]: 'false' } });
+    const profile = fixtureProfile({
+      labels: { 'pod-security.kubernetes.io/enforce': 'privileged', [MANAGED_BY_LABEL]: 'x', [MANAGED_NAMESPACE_LABEL]: 'false' },
+    });
     const ns = buildNamespace('dss-alice', profile);
     expect(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
     expect(ns.metadata?.labels?.[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);

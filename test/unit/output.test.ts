@@ -42,7 +42,9 @@ describe('--events FILE', () => {
     writeFileSync(target, 'export A=1\n');
     const link = join(dir, 'link.jsonl');
     symlinkSync(target, link);
-    expect(refusal(link)).toBe(`--events ${link}: is a symbolic link; give a path to a new or existing regular file of your own, not a link, or an open file descriptor number`);
+    expect(refusal(link)).toBe(
+      `--events ${link}: is a symbolic link; give a path to a new or existing regular file of your own, not a link, or an open file descriptor number`,
+    );
     const dangling = join(dir, 'dangling.jsonl');
     symlinkSync(join(dir, 'absent'), dangling);
     expect(refusal(dangling)).toMatch(/: is a symbolic link; /);
@@ -97,7 +99,9 @@ describe('--events FILE', () => {
   });
 
   it('still names an unopenable path with its error code', () => {
-    expect(refusal(join(dir, 'absent-dir', 'e.jsonl'))).toBe(`--events ${join(dir, 'absent-dir', 'e.jsonl')}: cannot open (ENOENT); give a writable file or an open file descriptor number`);
+    expect(refusal(join(dir, 'absent-dir', 'e.jsonl'))).toBe(
+      `--events ${join(dir, 'absent-dir', 'e.jsonl')}: cannot open (ENOENT); give a writable file or an open file descriptor number`,
+    );
   });
 });
 

@@ -2,15 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RefusedError, UsageError } from '../../src/errors.ts';
 import { jobBaseName, loginToSlug } from '../../src/plan/names.ts';
 import { planJob } from '../../src/plan/plan.ts';
-import {
-  Annotation,
-  JOB_LABEL,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  MANAGED_NAMESPACE_LABEL,
-  OWNER_LABEL,
-  USER_LABEL,
-} from '../../src/plan/types.ts';
+import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
 const BASE = jobBaseName('alice', 'abc123');

@@ -63,7 +63,7 @@ describe('policyManifest', () => {
     expect(jobAccountPattern().test(username)).toBe(expected);
   });
 
-  it("matches every job account jobBaseName makes, and names the executor account as the plan does", () => {
+  it('matches every job account jobBaseName makes, and names the executor account as the plan does', () => {
     fc.assert(
       fc.property(fc.string({ minLength: 1, maxLength: 80 }), fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$/), (login, jobId) => {
         const base = jobBaseName(loginToSlug(login), jobId);
@@ -107,13 +107,19 @@ describe('renderManifest', () => {
 describe('policyCommand', () => {
   it('show prints the manifest even when the cluster cannot be asked, and says so on stderr', async () => {
     const io = { out: '', err: '' };
-    const code = await policyCommand('show', { kubeconfig: '/nonexistent/kubeconfig', output: 'yaml' }, { stdout: (t) => (io.out += t), stderr: (t) => (io.err += t) });
+    const code = await policyCommand(
+      'show',
+      { kubeconfig: '/nonexistent/kubeconfig', output: 'yaml' },
+      { stdout: (t) => (io.out += t), stderr: (t) => (io.err += t) },
+    );
     expect(code).toBe(0);
     expect(io.out).toBe(renderManifest('yaml'));
     expect(io.err).toMatch(/^dss-spark-k8s: cannot tell whether the policy is installed: cannot load the kubeconfig \/nonexistent\/kubeconfig: .*\n$/);
   });
 
   it('apply fails with a ConfigError when the kubeconfig cannot be loaded', async () => {
-    await expect(policyCommand('apply', { kubeconfig: '/nonexistent/kubeconfig', output: 'yaml' }, { stdout: () => {}, stderr: () => {} })).rejects.toThrow(ConfigError);
+    await expect(policyCommand('apply', { kubeconfig: '/nonexistent/kubeconfig', output: 'yaml' }, { stdout: () => {}, stderr: () => {} })).rejects.toThrow(
+      ConfigError,
+    );
   });
 });

@@ -4,7 +4,7 @@ import { reasonLine, runCommand, startStreaming } from '../../src/exec/process.t
 const env = { PATH: '/usr/bin:/bin' };
 
 describe('runCommand', () => {
-  it("gives the process exactly the environment it is given, nothing of ours", async () => {
+  it('gives the process exactly the environment it is given, nothing of ours', async () => {
     process.env.DSS_SPARK_K8S_LEAK_CHECK = 'leaked';
     try {
       const ran = await runCommand('env', [], { env: { ...env, ONLY: 'this' }, timeoutMs: 5000 });
@@ -16,7 +16,11 @@ describe('runCommand', () => {
   });
 
   it('reports an exit code, a program that does not exist and a timeout, and never throws', async () => {
-    expect(await runCommand('sh', ['-c', 'echo out; echo err >&2; exit 3'], { env, timeoutMs: 5000 })).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+    expect(await runCommand('sh', ['-c', 'echo out; echo err >&2; exit 3'], { env, timeoutMs: 5000 })).toMatchObject({
+      code: 3,
+      stdout: 'out\n',
+      stderr: 'err\n',
+    });
     expect(await runCommand('/no/such/program', [], { env, timeoutMs: 5000 })).toMatchObject({ code: null, failure: 'ENOENT' });
     const slow = await runCommand('sleep', ['5'], { env, timeoutMs: 200 });
     expect(slow).toMatchObject({ code: null, failure: 'timed out after 0 s' });

@@ -29,7 +29,7 @@ describe('withRetry', () => {
     expect(f.calls()).toBe(4);
   });
 
-  it('never retries a refusal, nor an error that is not the apiserver\'s (a bug)', async () => {
+  it("never retries a refusal, nor an error that is not the apiserver's (a bug)", async () => {
     for (const error of [http(403), http(404), http(409), http(422), new TypeError('x is undefined'), new Error('boom')]) {
       const f = flaky([error]);
       await expect(withRetry(f.call, { sleep: f.sleep })).rejects.toBe(error);

@@ -67,7 +67,9 @@ async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> 
 
 type Fault = { status: number } | 'answer-lost';
 const fail = (action: string, fault: Fault) =>
-  fault === 'answer-lost' ? new KubernetesError(`${action} failed: the request timed out`) : new KubernetesError(`${action} failed (${fault.status})`, fault.status);
+  fault === 'answer-lost'
+    ? new KubernetesError(`${action} failed: the request timed out`)
+    : new KubernetesError(`${action} failed (${fault.status})`, fault.status);
 
 /** The apiserver's side: the Secrets of the namespace and the tokens it issued, each bound to one. */
 class FakeApiserver implements RotationClient {
@@ -153,7 +155,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function start() {
   return startTokenRotation(
-    { kube: server, plan, writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token), created },
+    {
+      kube: server,
+      plan,
+      writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token),
+      created,
+    },
     ROTATION_SECONDS,
     new Date('2026-01-01T01:00:00.000Z'),
     { rotated: (generation) => rotated.push(generation), failed: (message) => failures.push(message) },
@@ -218,7 +225,7 @@ describe('token rotation', () => {
     await stop();
   });
 
-  it('keeps a failed attempt\'s anchor in `created` when it cannot be deleted; the next success deletes it with the superseded one', async () => {
+  it("keeps a failed attempt's anchor in `created` when it cannot be deleted; the next success deletes it with the superseded one", async () => {
     const stop = start();
     server.tokenFaults.push({ status: 500 });
     server.deleteFaults.set(anchor(1), { status: 503 });
@@ -246,7 +253,7 @@ describe('token rotation', () => {
     await stop();
   });
 
-  it("goes past a name someone else took (409) without deleting that object", async () => {
+  it('goes past a name someone else took (409) without deleting that object', async () => {
     server.secrets.set(anchor(1), { uid: 'squatter', labels: {} });
     const stop = start();
     await attempt();
@@ -285,7 +292,12 @@ describe('token rotation', () => {
       deleteNamespaced: (...args) => server.deleteNamespaced(...args),
     };
     const stop = startTokenRotation(
-      { kube: slow, plan, writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token), created },
+      {
+        kube: slow,
+        plan,
+        writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token),
+        created,
+      },
       ROTATION_SECONDS,
       new Date('2026-01-01T01:00:00.000Z'),
       { rotated: (generation) => rotated.push(generation), failed: (message) => failures.push(message) },
@@ -305,7 +317,12 @@ describe('token rotation', () => {
 
   it('takes the next rotation at 80 % of the granted lifetime when no interval is configured', async () => {
     const stop = startTokenRotation(
-      { kube: server, plan, writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token), created },
+      {
+        kube: server,
+        plan,
+        writeToken: (token) => writeJobKubeconfig(files, process.getuid!(), { server: 'https://127.0.0.1:6443', skipTlsVerify: false }, plan.namespace, token),
+        created,
+      },
       undefined,
       new Date('2026-01-01T01:00:00.000Z'),
       { rotated: (generation) => rotated.push(generation), failed: (message) => failures.push(message) },

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
-import {
-  buildSparkSubmitArgs,
-  callerConfKeys,
-  checkCallerArgs,
-  isManagedConfKey,
-  type SparkSubmitInput,
-} from '../../src/plan/spark-args.ts';
+import { buildSparkSubmitArgs, callerConfKeys, checkCallerArgs, isManagedConfKey, type SparkSubmitInput } from '../../src/plan/spark-args.ts';
 import { JOB_LABEL, MANAGED_BY_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 
 function refusal(args: string[]): UsageError {
@@ -119,9 +113,7 @@ describe('isManagedConfKey', () => {
 
 describe('callerConfKeys', () => {
   it('collects the keys set before the application only', () => {
-    expect(
-      callerConfKeys(['--conf', 'a=1', '--conf=b=2', '-c', 'c=3', '--name', 'x', 'app.py', '--conf', 'd=4']),
-    ).toEqual(new Set(['a', 'b', 'c']));
+    expect(callerConfKeys(['--conf', 'a=1', '--conf=b=2', '-c', 'c=3', '--name', 'x', 'app.py', '--conf', 'd=4'])).toEqual(new Set(['a', 'b', 'c']));
   });
 });
 
@@ -193,9 +185,7 @@ describe('buildSparkSubmitArgs', () => {
       ...input,
       profileConf: { 'spark.kubernetes.namespace': 'kube-system', 'spark.kubernetes.authenticate.oauthToken': 't0k' },
     });
-    expect(args.filter((a) => a.startsWith('spark.kubernetes.namespace='))).toEqual([
-      'spark.kubernetes.namespace=dss-alice',
-    ]);
+    expect(args.filter((a) => a.startsWith('spark.kubernetes.namespace='))).toEqual(['spark.kubernetes.namespace=dss-alice']);
     expect(args.join(' ')).not.toContain('t0k');
   });
 
@@ -229,11 +219,21 @@ describe('job labels on what the driver creates', () => {
   };
 
   it('labels OnDemand executor claims with the job labels, from the caller or the profile', () => {
-    const fromCaller = buildSparkSubmitArgs({ ...base, callerArgs: ['--conf', 'spark.kubernetes.executor.volumes.persistentVolumeClaim.data.options.claimName=OnDemand', 'app.py'] });
+    const fromCaller = buildSparkSubmitArgs({
+      ...base,
+      callerArgs: ['--conf', 'spark.kubernetes.executor.volumes.persistentVolumeClaim.data.options.claimName=OnDemand', 'app.py'],
+    });
     expect(fromCaller).toContain(`spark.kubernetes.executor.volumes.persistentVolumeClaim.data.label.${JOB_LABEL}=abc`);
-    const fromProfile = buildSparkSubmitArgs({ ...base, profileConf: { 'spark.kubernetes.executor.volumes.persistentVolumeClaim.scratch.options.claimName': 'OnDemand' }, callerArgs: ['app.py'] });
+    const fromProfile = buildSparkSubmitArgs({
+      ...base,
+      profileConf: { 'spark.kubernetes.executor.volumes.persistentVolumeClaim.scratch.options.claimName': 'OnDemand' },
+      callerArgs: ['app.py'],
+    });
     expect(fromProfile).toContain(`spark.kubernetes.executor.volumes.persistentVolumeClaim.scratch.label.${JOB_LABEL}=abc`);
-    const existingClaim = buildSparkSubmitArgs({ ...base, callerArgs: ['--conf', 'spark.kubernetes.executor.volumes.persistentVolumeClaim.data.options.claimName=shared', 'app.py'] });
+    const existingClaim = buildSparkSubmitArgs({
+      ...base,
+      callerArgs: ['--conf', 'spark.kubernetes.executor.volumes.persistentVolumeClaim.data.options.claimName=shared', 'app.py'],
+    });
     expect(existingClaim.join(' ')).not.toContain('persistentVolumeClaim.data.label');
   });
 

@@ -75,14 +75,17 @@ describe(THREAT_MODEL, () => {
     const named = namedTests(prose);
     expect(named.length).toBeGreaterThan(5);
     // A bare file name is one of test/integration or test/unit.
-    const path = (file: string) => (file.includes('/') ? file : ['test/integration/', 'test/unit/'].map((dir) => dir + file).find((f) => readRepositoryFile(f)));
+    const path = (file: string) =>
+      file.includes('/') ? file : ['test/integration/', 'test/unit/'].map((dir) => dir + file).find((f) => readRepositoryFile(f));
     expect(named.map((proof) => testProblem('prose', { ...proof, file: path(proof.file) ?? proof.file }, readRepositoryFile)).filter(Boolean)).toEqual([]);
   });
 });
 
 describe('the threat-model checks', () => {
   it("fail on a right added to dssuser's role without a bound, and the document shows it unbounded", () => {
-    const manifests = changed(PER_USER, 'ClusterRole', 'dss-spark-k8s', (role) => role.rules!.push({ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create'] }));
+    const manifests = changed(PER_USER, 'ClusterRole', 'dss-spark-k8s', (role) =>
+      role.rules!.push({ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create'] }),
+    );
     expect(problemsOf(manifests)).toEqual([
       'dssuser create configmaps: granted by ClusterRole dss-spark-k8s (deploy/rbac/per-user-namespaces.yaml) but bounded by no entry of BOUNDS',
     ]);
@@ -92,12 +95,16 @@ describe('the threat-model checks', () => {
   });
 
   it('fail on a right added to the driver role of either manifest, and on a wildcard', () => {
-    const services = changed(TEAM, 'ClusterRole', 'dss-spark-k8s-driver', (role) => role.rules!.push({ apiGroups: [''], resources: ['services'], verbs: ['create'] }));
+    const services = changed(TEAM, 'ClusterRole', 'dss-spark-k8s-driver', (role) =>
+      role.rules!.push({ apiGroups: [''], resources: ['services'], verbs: ['create'] }),
+    );
     expect(problemsOf(services)).toEqual([
       'job token create services: granted by ClusterRole dss-spark-k8s-driver (deploy/rbac/team-namespaces.yaml) but bounded by no entry of BOUNDS',
     ]);
     const wildcard = changed(TEAM, 'Role', 'dss-spark-k8s', (role) => (role.rules![0]!.verbs = ['*']));
-    expect(problemsOf(wildcard)).toContain('dssuser * serviceaccounts: granted by Role dss-spark-k8s (deploy/rbac/team-namespaces.yaml) but bounded by no entry of BOUNDS');
+    expect(problemsOf(wildcard)).toContain(
+      'dssuser * serviceaccounts: granted by Role dss-spark-k8s (deploy/rbac/team-namespaces.yaml) but bounded by no entry of BOUNDS',
+    );
   });
 
   it('give a job every role dssuser may bind, and fail on one bindable by any name', () => {
@@ -142,7 +149,12 @@ describe('the threat-model checks', () => {
   });
 
   it('fail when a policy named in the table no longer sees the request or no longer has the rule', () => {
-    const unseen = changed(TEAM, 'ValidatingAdmissionPolicy', 'dss-spark-k8s-job-isolation', (policy) => (policy.spec.matchConstraints.resourceRules[0].resources = ['pods']));
+    const unseen = changed(
+      TEAM,
+      'ValidatingAdmissionPolicy',
+      'dss-spark-k8s-job-isolation',
+      (policy) => (policy.spec.matchConstraints.resourceRules[0].resources = ['pods']),
+    );
     expect(problemsOf(unseen)).toEqual([
       `job token create persistentvolumeclaims: dss-spark-k8s-job-isolation in ${TEAM}: does not see create persistentvolumeclaims (CREATE)`,
     ]);
@@ -152,7 +164,12 @@ describe('the threat-model checks', () => {
     expect(problemsOf(reworded)).toEqual([
       `dssuser create secrets: dss-spark-k8s-dssuser-scope in ${PER_USER}: no validation says "dssuser may only create empty Secrets of type Opaque"`,
     ]);
-    const unbound = changed(PER_USER, 'ValidatingAdmissionPolicyBinding', 'dss-spark-k8s-dssuser-scope', (binding) => (binding.spec.validationActions = ['Audit']));
+    const unbound = changed(
+      PER_USER,
+      'ValidatingAdmissionPolicyBinding',
+      'dss-spark-k8s-dssuser-scope',
+      (binding) => (binding.spec.validationActions = ['Audit']),
+    );
     expect(problemsOf(unbound).filter((p) => p.endsWith('no binding that denies')).length).toBe(BOUNDS.filter((b) => b.identity === 'dssuser').length);
   });
 

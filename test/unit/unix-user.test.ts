@@ -11,7 +11,10 @@ describe('parseId', () => {
       uid: 1001,
       groups: ['alice', 'sudo', '4242', 'data scientists'],
     });
-    expect(parseId('j.doe@corp', 'uid=70001(j.doe@corp) gid=70001(domain users@corp) groups=70001(domain users@corp)')).toMatchObject({ uid: 70001, groups: ['domain users@corp'] });
+    expect(parseId('j.doe@corp', 'uid=70001(j.doe@corp) gid=70001(domain users@corp) groups=70001(domain users@corp)')).toMatchObject({
+      uid: 70001,
+      groups: ['domain users@corp'],
+    });
   });
 
   it('refuses output it does not understand rather than guess a uid', () => {
