@@ -107,15 +107,19 @@ export function capabilitiesOf(version: ServerVersion, discovery: Discovery): Se
       usedFor: 'doctor showing who dssuser authenticates as',
       required: false,
       present: serves('authentication.k8s.io/v1', 'selfsubjectreviews'),
-      fix: upgrade(28),
+      fix: atLeast(version, 28)
+        ? 'the API is switched off: enable authentication.k8s.io/v1 selfsubjectreviews on the apiserver (--runtime-config)'
+        : upgrade(28),
     },
     {
       name: 'token-credential-id',
-      title: "tokens' credential id (jti, in audit events as authentication.kubernetes.io/credential-id; GA in Kubernetes 1.32)",
+      // Not in discovery: ServiceAccountTokenJTI is on by default from 1.30 (beta; GA in 1.32). Measured on
+      // v1.30.14: the token has a jti and its requests carry the credential id; 1.29 has it off (alpha).
+      title: "tokens' credential id (jti, in audit events as authentication.kubernetes.io/credential-id; on by default from Kubernetes 1.30)",
       usedFor: "telling one job token's requests from another's in the audit log",
       required: false,
-      present: atLeast(version, 32),
-      fix: upgrade(32),
+      present: atLeast(version, 30),
+      fix: upgrade(30),
     },
   ];
   return { version, capabilities };

@@ -115,11 +115,19 @@ describe('capabilitiesOf', () => {
     expect(missingCapabilities(server, 'required').map((c) => c.name)).toEqual(['token-request']);
   });
 
-  it('warns only (not required) for the credential id before 1.32', () => {
+  it('finds everything on 1.30, the oldest supported version (the credential id is on by default there)', () => {
     const server = capabilitiesOf(parseServerVersion({ gitVersion: 'v1.30.14' }), discoveryOf(DISCOVERY_134));
+    expect(missingCapabilities(server)).toEqual([]);
+  });
+
+  it('only warns (not required) for a switched-off SelfSubjectReview', () => {
+    const server = capabilitiesOf(parseServerVersion({ gitVersion: 'v1.31.2' }), {
+      ...discoveryOf(DISCOVERY_134),
+      'authentication.k8s.io/v1': ['tokenreviews'],
+    });
     expect(missingCapabilities(server, 'required')).toEqual([]);
     expect(missingCapabilities(server).map((c) => [c.name, c.required, c.fix])).toEqual([
-      ['token-credential-id', false, 'upgrade the cluster to Kubernetes 1.32 or newer (it runs v1.30.14)'],
+      ['self-subject-review', false, 'the API is switched off: enable authentication.k8s.io/v1 selfsubjectreviews on the apiserver (--runtime-config)'],
     ]);
   });
 
@@ -169,25 +177,21 @@ describe('reading and requiring', () => {
 });
 
 describe("doctor's verdict", () => {
-  it('passes on 1.34, warns on 1.30 (no credential id), fails on 1.29 with the upgrade as the fix', () => {
-    const on = (gitVersion: string, answers: Record<string, unknown>) =>
-      capabilityVerdict(capabilitiesOf(parseServerVersion({ gitVersion }), discoveryOf(answers)));
-    expect(on('v1.34.4', DISCOVERY_134)).toEqual({
+  it('passes on 1.34, warns without SelfSubjectReview, fails on 1.29 with the upgrade as the one fix', () => {
+    const on = (gitVersion: string, discovery: Discovery) => capabilityVerdict(capabilitiesOf(parseServerVersion({ gitVersion }), discovery));
+    expect(on('v1.34.4', discoveryOf(DISCOVERY_134))).toEqual({
       status: 'pass',
       detail: 'Kubernetes v1.34.4 has everything the tool uses (validating-admission-policy, token-request, leases, self-subject-review, token-credential-id)',
     });
-    const v130 = on('v1.30.14', DISCOVERY_134);
-    expect(v130.status).toBe('warn');
-    expect(v130.detail).toMatch(/^Kubernetes v1\.30\.14 lacks tokens' credential id .* \(optional\), for telling one job token's requests/);
-    expect(v130.fix).toBe('upgrade the cluster to Kubernetes 1.32 or newer (it runs v1.30.14)');
-    const v129 = on('v1.29.6', DISCOVERY_129);
+    const noReview = on('v1.31.2', { ...discoveryOf(DISCOVERY_134), 'authentication.k8s.io/v1': undefined });
+    expect(noReview.status).toBe('warn');
+    expect(noReview.detail).toMatch(/^Kubernetes v1\.31\.2 lacks SelfSubjectReview .* \(optional\), for doctor showing who dssuser authenticates as$/);
+    const v129 = on('v1.29.6', discoveryOf(DISCOVERY_129));
     expect(v129.status).toBe('fail');
     expect(v129.detail).toMatch(
-      /^Kubernetes v1\.29\.6 lacks ValidatingAdmissionPolicy .*, for the dssuser-scope and job-isolation policies .*; tokens' credential id/,
+      /^Kubernetes v1\.29\.6 lacks ValidatingAdmissionPolicy .*, for the dssuser-scope and job-isolation policies .*; tokens' credential id .* \(optional\), for /,
     );
-    // One fix per distinct action: upgrading to 1.30 does not give the credential id, so both are listed.
-    expect(v129.fix).toBe(
-      'upgrade the cluster to Kubernetes 1.30 or newer (it runs v1.29.6)\nupgrade the cluster to Kubernetes 1.32 or newer (it runs v1.29.6)',
-    );
+    // The same action gives both: listed once.
+    expect(v129.fix).toBe('upgrade the cluster to Kubernetes 1.30 or newer (it runs v1.29.6)');
   });
 });
