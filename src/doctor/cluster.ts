@@ -1,6 +1,8 @@
-// 2. The cluster: dssuser's kubeconfig reaches the apiserver, and who it is there.
+// 2. The cluster: dssuser's kubeconfig reaches the apiserver, who it is there, and whether the server has what
+// the tool uses (src/k8s/server-capabilities.ts).
 import { CliError, KubernetesError } from '../errors.ts';
 import type { Kube } from '../k8s/client.ts';
+import { capabilityVerdict, readServerCapabilities } from '../k8s/server-capabilities.ts';
 import { result, type CheckResult } from './result.ts';
 
 export async function checkCluster(load: () => Kube, where: string): Promise<{ result: CheckResult; kube?: Kube; username?: string }> {
@@ -13,13 +15,23 @@ export async function checkCluster(load: () => Kube, where: string): Promise<{ r
     return { result: result('cluster', title, 'fail', error.message, `set kubeconfig (and context) in ${where}, or pass --kubeconfig and --context`) };
   }
   try {
-    const version = await kube.serverVersion();
-    const username = await kube.whoAmI().then(
-      (me) => me.username,
-      () => undefined,
-    );
+    const [server, username] = await Promise.all([
+      readServerCapabilities(kube),
+      kube.whoAmI().then(
+        (me) => me.username,
+        () => undefined,
+      ),
+    ]);
     const as = username ? ` as ${username}` : '';
-    return { result: result('cluster', title, 'pass', `${kube.endpoint.server}: Kubernetes ${version}${as}`), kube, username };
+    const reached = `${kube.endpoint.server}: Kubernetes ${server.version.gitVersion}${as}`;
+    // What the server lacks of what the tool uses (run refuses a server without a required capability).
+    const verdict = capabilityVerdict(server);
+    if (verdict.status === 'pass') return { result: result('cluster', title, 'pass', reached), kube, username };
+    return {
+      result: result('cluster', title, verdict.status, `${reached}; ${verdict.detail.replace(/^Kubernetes \S+ /, 'it ')}`, verdict.fix),
+      kube,
+      username,
+    };
   } catch (error) {
     if (!(error instanceof KubernetesError)) throw error;
     const fix =

@@ -76,6 +76,25 @@ describe(`Kubernetes ${OLD_VERSION} (no ValidatingAdmissionPolicy v1)`, () => {
     expect(accounts).not.toContain('dss-spark-');
   });
 
+  it('doctor fails its cluster check with what is missing and the upgrade as the fix (exit code 78)', async () => {
+    const unix = inject('unix');
+    const [alice] = unix.endUsers;
+    const kubeconfig = join(dssuserDir('dss-spark-k8s-test-old-k8s-'), 'dssuser.kubeconfig');
+    writeTokenKubeconfig(state.dssuserKubeconfig, kubeconfig, unix.dssuser);
+    const config = writeConfig({ kubeconfig });
+    const result = await runCli(['doctor', '--config', config.path, '--user', alice!.name, '-o', 'json']);
+    expect(result.exitCode).toBe(78);
+    const checks = (JSON.parse(result.stdout) as { checks: { id: string; status: string; detail: string; fix?: string }[] }).checks;
+    const cluster = checks.find((check) => check.id === 'cluster')!;
+    expect(cluster.status).toBe('fail');
+    expect(cluster.detail).toMatch(
+      new RegExp(
+        `^https://127\\.0\\.0\\.1:\\d+: Kubernetes ${OLD_VERSION.replaceAll('.', '\\.')} as dssuser; it lacks ValidatingAdmissionPolicy \\(admissionregistration\\.k8s\\.io/v1, GA in Kubernetes 1\\.30\\), for the dssuser-scope`,
+      ),
+    );
+    expect(cluster.fix).toBe(`upgrade the cluster to Kubernetes 1.30 or newer (it runs ${OLD_VERSION})`);
+  });
+
   it('is found lacking ValidatingAdmissionPolicy only, and refused in one line with the fix (exit code 69)', async () => {
     const kube = Kube.load({ kubeconfig: state.dssuserKubeconfig, timeoutSeconds: 10 });
     try {
