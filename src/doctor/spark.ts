@@ -62,7 +62,9 @@ async function exists(path: string): Promise<boolean> {
 
 /** The fix for a spark-submit --version that failed, from what it printed. */
 export function sparkFailureFix(output: string, path: string, where: string, home: { home: string; pipScript: boolean } | undefined): string {
-  if (/Could not find valid SPARK_HOME/.test(output) && home?.pipScript) {
+  // pyspark 4 says "Could not find valid SPARK_HOME"; pyspark 3.5's find_spark_home.py fails with a traceback
+  // ("'NoneType' object has no attribute 'origin'"); both then run /bin/spark-class with an empty SPARK_HOME.
+  if (/Could not find valid SPARK_HOME|find_spark_home\.py|\/bin\/spark-class: No such file/.test(output) && home?.pipScript) {
     return `set sparkSubmit: ${join(home.home, 'bin', 'spark-submit')} in ${where} (pip's venv script needs the venv's python on PATH, which sudo resets), and put that path in the sudoers rule`;
   }
   if (/JAVA_HOME|java: (command )?not found|UnsupportedClassVersionError|No Java runtime/i.test(output)) {
