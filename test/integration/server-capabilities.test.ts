@@ -37,9 +37,13 @@ describe(`Kubernetes ${OLD_VERSION} (no ValidatingAdmissionPolicy v1)`, () => {
     state = JSON.parse(
       execFileSync('bash', [join(root, 'scripts/cluster.sh'), 'up', '--no-node', '--dir', dir, '--owner-pid', String(process.pid)], {
         encoding: 'utf8',
-        // The Go proxy of the project's machines refuses the zip of k8s.io/legacy-cloud-providers v0.29.6 (403);
-        // v0.29.5 is served. Built once (~15 min cold) into its own cache directory.
-        env: { ...process.env, K8S_VERSION: OLD_VERSION, K8S_STAGING_OVERRIDES: 'k8s.io/legacy-cloud-providers=v0.29.5' },
+        // The Go proxy of the project's machines refuses the v0.29.6 zips of three staging modules the control
+        // plane needs (403); v0.29.5 is served. Built once (~15 min cold) into its own cache directory.
+        env: {
+          ...process.env,
+          K8S_VERSION: OLD_VERSION,
+          K8S_STAGING_OVERRIDES: 'k8s.io/legacy-cloud-providers=v0.29.5 k8s.io/endpointslice=v0.29.5 k8s.io/kube-controller-manager=v0.29.5',
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       }),
     );
