@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -39,6 +39,8 @@ export const cliEntry = fileURLToPath(new URL('../src/main.ts', import.meta.url)
 export const cliBundle = fileURLToPath(new URL('../dist/dss-spark-k8s.mjs', import.meta.url));
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await rm(dirname(cliBundle), { recursive: true, force: true });
+  // The bundle and its chunks only: dist/pkg holds the packaged artifacts (npm run package).
+  const dist = dirname(cliBundle);
+  await Promise.all([`${cliBundle}`, `${cliBundle}.map`, join(dist, 'chunks')].map((path) => rm(path, { recursive: true, force: true })));
   await bundleFile(cliEntry, cliBundle, { sourcemap: true, splitting: true });
 }
