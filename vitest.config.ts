@@ -16,6 +16,16 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        // Other Kubernetes versions, each its own control plane built once (many minutes cold): scripts/matrix.sh.
+        test: {
+          name: 'matrix',
+          include: ['test/matrix/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 1_800_000,
+        },
+      },
     ],
   },
 });
