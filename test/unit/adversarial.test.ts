@@ -1,3 +1,19 @@
+// Adversarial input, property-based (fast-check): logins and namespace templates, families of look-alike
+// logins, randomly mutated configuration files, and spark-submit argument lists that try to override what the
+// tool manages. Pure code only; the same inputs through the real CLI (never a cluster write) are in
+// test/integration/faults.test.ts.
+//
+// The properties:
+//   - a resolved namespace is a DNS-1123 label of at most 63 characters, matches the allow-list, and is never
+//     a system namespace; otherwise the input is refused with a CliError and a documented exit code;
+//   - distinct logins never share a slug (and so never a namespace), for families of deliberately similar
+//     logins (case, separators, unicode look-alikes, length around the truncation points), and for logins an
+//     adversary picks;
+//   - a mutated config is either valid or refused with one ConfigError line (exit 78), quickly; never any
+//     other exception;
+//   - a spark-submit argument list is either refused with one UsageError line (exit 64) or, read the way
+//     Spark 4.3 reads it (SparkSubmitOptionParser, CommandBuilderUtils.parseOptionString, the JVM's -D and
+//     @argfiles), sets no setting the tool manages.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
