@@ -101,9 +101,12 @@ async function createAll(
 }
 
 async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {
-  // not ours to create: a missing one fails the next create clearly
-  const exists = !plan.namespaceObject || (await kube.getNamespace(plan.namespace)) !== undefined;
+  // Not ours to create: a missing one fails the next create clearly.
+  const read = plan.namespaceObject ? kube.getNamespace(plan.namespace).then((namespace) => namespace !== undefined) : Promise.resolve(true);
+  read.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+  // The local checks' refusal wins over whatever the apiserver answers meanwhile (a slow one times out later).
   await beforeWrites;
+  const exists = await read;
   if (exists) return false;
   try {
     await kube.createNamespace(plan.namespaceObject!, dryRun);
