@@ -4,7 +4,8 @@
 // A request is the job's when it was made with one of the job's tokens — its user is the job's
 // ServiceAccount (system:serviceaccount:<ns>:<base>, or <base>-exec for the executors), or its credential id
 // is one of the job's (from the `provisioned`/`rotated` events) — or when dssuser (any other user) made it
-// about one of the job's objects (named <base>, <base>-exec or <base>-t<n>). Only the final stage of a
+// about one of the job's objects (named <base>, <base>-exec or <base>-t<n>, or selected by a label whose value
+// is <base>: teardown's deletecollection by the owner label). Only the final stage of a
 // request is kept (ResponseComplete, or Panic), so each request appears once.
 
 export interface AuditedRequest {
@@ -39,6 +40,7 @@ interface AuditEvent {
   stage?: string;
   verb?: string;
   requestReceivedTimestamp?: string;
+  requestURI?: string;
   user?: { username?: string; extra?: Record<string, string[]> };
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
   responseStatus?: { code?: number };
@@ -63,7 +65,7 @@ export function jobRequest(line: string, job: JobMatcher): AuditedRequest | unde
   const credentialId = event.user?.extra?.[CREDENTIAL_ID]?.[0];
   const byJob = isJobUser(username, job) || (credentialId !== undefined && (job.credentialIds ?? []).includes(credentialId));
   const ref = event.objectRef ?? {};
-  if (!byJob && !(job.baseName && ref.name && isJobObjectName(ref.name, job.baseName))) return undefined;
+  if (!byJob && !(job.baseName && (ref.name ? isJobObjectName(ref.name, job.baseName) : selectsJob(event.requestURI ?? '', job.baseName)))) return undefined;
   const resource = [ref.resource ?? '', ref.subresource].filter(Boolean).join('/');
   const request: AuditedRequest = {
     time: event.requestReceivedTimestamp ?? '',
@@ -92,6 +94,13 @@ function isJobUser(username: string, job: JobMatcher): boolean {
 /** <base>, <base>-exec, <base>-t<n>: never the name of another job's object (see plan/names.ts jobBaseName). */
 function isJobObjectName(name: string, baseName: string): boolean {
   return name === baseName || name === `${baseName}-exec` || new RegExp(`^${baseName}-t\\d+$`).test(name);
+}
+
+/** A deletecollection (or list) by the job's owner label: its label selector, in the request URI, ends in =<base>. */
+function selectsJob(requestUri: string, baseName: string): boolean {
+  const query = requestUri.split('?')[1] ?? '';
+  const selector = new URLSearchParams(query).get('labelSelector') ?? '';
+  return selector.split(',').some((term) => term.trim().endsWith(`=${baseName}`));
 }
 
 /** The requests as a table: one line each, columns aligned. */

@@ -58,9 +58,9 @@ describe('audit: every API call of a job, from the apiserver audit log', () => {
       r.some((q) => q.by === cluster.dssuserName && q.verb === 'delete' && q.resource === 'serviceaccounts'),
     );
     const byJob = requests.filter((r) => r.by === 'job');
-    // The probe's calls: a pod created, secrets refused.
+    // The probe's writes (the local audit policy, scripts/cluster.sh, logs no reads): a pod created, a namespace refused.
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'pods', code: 201 }));
-    expect(byJob).toContainEqual(expect.objectContaining({ verb: 'list', resource: 'secrets', code: 403 }));
+    expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'namespaces', code: 403 }));
     for (const request of byJob) expect(request.credentialId, JSON.stringify(request)).toBe(credentialId);
     // dssuser's provisioning and teardown of the job's own objects.
     expect(requests).toContainEqual(
@@ -70,6 +70,9 @@ describe('audit: every API call of a job, from the apiserver audit log', () => {
       expect.objectContaining({ by: cluster.dssuserName, verb: 'create', resource: 'serviceaccounts/token', name: baseName, code: 201 }),
     );
     expect(requests).toContainEqual(expect.objectContaining({ by: cluster.dssuserName, verb: 'delete', resource: 'serviceaccounts', name: baseName }));
+    expect(requests).toContainEqual(
+      expect.objectContaining({ by: cluster.dssuserName, verb: 'deletecollection', resource: 'pods', namespace: provisioned.namespace }),
+    );
     // Nothing of the other job (same user, same namespace).
     const otherBase = jobBaseName(loginToSlug(alice.name), otherJobId);
     expect(requests.filter((r) => r.name.startsWith(otherBase) || JSON.stringify(r).includes(otherJobId))).toEqual([]);

@@ -66,6 +66,15 @@ describe('jobRequest', () => {
     expect(jobRequest(byDssuser(`${base}-t0`), exact)).toMatchObject({ by: 'dssuser', verb: 'create', name: `${base}-t0` });
     expect(jobRequest(byDssuser(`${base}-t0x`), exact)).toBeUndefined();
     expect(jobRequest(byDssuser(jobBaseName('alice', 'job2')), exact)).toBeUndefined();
+    const collection = (selector: string) =>
+      event({
+        user: { username: 'dssuser' },
+        verb: 'deletecollection',
+        requestURI: `/api/v1/namespaces/dss-alice/pods?labelSelector=${encodeURIComponent(selector)}`,
+        objectRef: { resource: 'pods', namespace: 'dss-alice' },
+      });
+    expect(jobRequest(collection(`dss-spark-k8s.dataiku.io/owner=${base}`), exact)?.verb).toBe('deletecollection');
+    expect(jobRequest(collection(`dss-spark-k8s.dataiku.io/owner=${base}-exec2`), exact)).toBeUndefined();
   });
 
   it('matches by credential id and keeps it, with the policy annotations', () => {
