@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CliError, ExitCode } from '../errors.ts';
 import type { ClusterEndpoint } from '../k8s/client.ts';
-import { isDnsLabel } from '../plan/names.ts';
+import { type JobOwner, jobOwnerSchema, parseWith } from '../config/schema.ts';
 import { runCommand } from './process.ts';
 
 /** Where setfacl is looked for (nothing of the caller's PATH). */
@@ -25,16 +25,7 @@ export interface JobFiles {
   podTemplate: string;
 }
 
-/** owner.json: the process that runs the job, and the job. */
-export interface JobOwner {
-  jobId: string;
-  host: string;
-  pid: number;
-  processStart: string;
-  namespace: string;
-  /** The job's account (base name), which names the job in the cluster; absent in directories of older versions. */
-  serviceAccount?: string;
-}
+export type { JobOwner };
 
 /** The directory is shared with the end user when its kubeconfig is written (one setfacl for all). */
 export async function createJobDir(tempDir: string | undefined, owner: JobOwner, hasCa: boolean): Promise<JobFiles> {
@@ -129,28 +120,15 @@ export async function readJobOwner(path: string): Promise<{ owner: JobOwner; wri
   return { owner, writtenAt: ownerStat.mtime };
 }
 
+/** owner.json's content (its schema: src/config/schema.ts); a plain Error names the key that is wrong. */
 export function parseOwner(text: string): JobOwner {
-  let value: Record<string, unknown>;
+  let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw new Error(`${OWNER_FILE} is not JSON`);
   }
-  const { jobId, host, pid, processStart, namespace, serviceAccount } = value ?? {};
-  if (
-    typeof jobId !== 'string' ||
-    jobId === '' ||
-    typeof host !== 'string' ||
-    typeof processStart !== 'string' ||
-    typeof namespace !== 'string' ||
-    !Number.isSafeInteger(pid)
-  ) {
-    throw new Error(`${OWNER_FILE} lacks jobId, host, pid, processStart or namespace`);
-  }
-  if (serviceAccount !== undefined && (typeof serviceAccount !== 'string' || !isDnsLabel(serviceAccount))) {
-    throw new Error(`${OWNER_FILE} has a serviceAccount that is not a ServiceAccount name`);
-  }
-  return { jobId, host, pid: pid as number, processStart, namespace, ...(serviceAccount !== undefined ? { serviceAccount } : {}) };
+  return parseWith(jobOwnerSchema, value, (where, message) => new Error(`${OWNER_FILE}: ${where === '' ? '' : `${where}: `}${message}`));
 }
 
 // The file is complete and already restricted before it takes its final name: the end user never

@@ -9,6 +9,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { load as loadYaml } from 'js-yaml';
+import { adminPropertiesFileSchema, parseWith } from '../config/schema.ts';
 import type { Profile } from '../config/types.ts';
 import { ConfigError, UsageError } from '../errors.ts';
 
@@ -63,11 +64,9 @@ function readPropertiesFile(path: string): string {
   }
 }
 
-/** `{ <login>: { <NAME>: <string> } }`; an empty file has no properties. */
+/** `{ <login>: { <NAME>: <string> } }` (src/config/schema.ts); an empty file has no properties. */
 export function parseAdminPropertiesFile(text: string, source: string): Record<string, AdminProperties> {
-  const fail = (where: string, message: string): never => {
-    throw new ConfigError(`${source}: ${where}${message}`.replace(/[\r\n]+/g, ' '));
-  };
+  const fail = (where: string, message: string) => new ConfigError(`${source}: ${where === '' ? '' : `${where}: `}${message}`.replace(/[\r\n]+/g, ' '));
   if (text.trim() === '') return {};
   let document: unknown;
   try {
@@ -76,33 +75,12 @@ export function parseAdminPropertiesFile(text: string, source: string): Record<s
     const { name, mark, reason } = error as { name?: string; mark?: { line?: number }; reason?: string };
     if (name === 'YAMLException') {
       const where = typeof mark?.line === 'number' ? ` at line ${mark.line + 1}` : '';
-      return fail('', `invalid YAML${where}: ${reason ?? 'parse error'}`);
+      throw fail('', `invalid YAML${where}: ${reason ?? 'parse error'}`);
     }
     throw error;
   }
-  if (!document) return fail('', 'expected a map of logins to maps of admin properties, got a scalar');
-  if (!isMap(document)) return fail('', `expected a map of logins to maps of admin properties, got ${describe(document)}`);
-  const result: [string, AdminProperties][] = [];
-  for (const [login, properties] of Object.entries(document)) {
-    const at = `${JSON.stringify(login.slice(0, 60))}: `;
-    if (properties === null) {
-      result.push([login, {}]);
-      continue;
-    }
-    if (!isMap(properties)) return fail(at, `expected a map of admin property names to values, got ${describe(properties)}`);
-    const own: AdminProperties = {};
-    for (const [name, value] of Object.entries(properties)) {
-      if (!isPropertyName(name))
-        return fail(`${at}${JSON.stringify(name.slice(0, 60))}: `, 'invalid admin property name; use letters, digits, "_", "." or "-"');
-      // Numbers and booleans are refused, not converted: YAML would turn 0123 or 1e3 into another text.
-      if (typeof value !== 'string') return fail(`${at}${name}: `, `expected a string, got ${describe(value)}; quote the value`);
-      if (CONTROL.test(value)) return fail(`${at}${name}: `, 'the value contains a control character (a newline?)');
-      own[name] = value;
-    }
-    result.push([login, own]);
-  }
-  // fromEntries defines own properties: a login such as "__proto__" cannot reach the prototype.
-  return Object.fromEntries(result);
+  if (!document) throw fail('', 'expected a map of logins to maps of admin properties, got a scalar');
+  return parseWith(adminPropertiesFileSchema, document, fail);
 }
 
 /**
@@ -113,14 +91,4 @@ export function resolveAdminProperties(login: string, flags: readonly string[], 
   const fromFlags = parseAdminPropertyFlags(flags);
   const fromFile = profile.adminPropertiesFile ? loadAdminPropertiesFile(profile.adminPropertiesFile, login) : {};
   return { ...fromFile, ...fromFlags };
-}
-
-function isMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return 'a list';
-  if (value === null) return 'nothing';
-  return typeof value === 'object' ? 'a map' : `${typeof value} ${JSON.stringify(value)}`.slice(0, 60);
 }

@@ -688,17 +688,19 @@ describe('findStaleDirs', () => {
 });
 
 describe('parseOwner', () => {
-  it('requires every field, and a serviceAccount that is a name when there is one', () => {
+  it('requires every field, and a serviceAccount that is a name when there is one, naming the key that is wrong', () => {
     expect(() => parseOwner('{"jobId":"j","host":"h","pid":"12","processStart":"p","namespace":"n"}')).toThrow(
-      'owner.json lacks jobId, host, pid, processStart or namespace',
+      'owner.json: pid: expected an integer, got "12"',
     );
-    expect(() => parseOwner('null')).toThrow(/lacks/);
+    expect(() => parseOwner('{"jobId":"j","pid":12,"processStart":"p","namespace":"n"}')).toThrow(
+      'owner.json: host: required; owner.json names the jobId, host, pid, processStart and namespace of its job',
+    );
+    expect(() => parseOwner('null')).toThrow('owner.json: expected a JSON object, got null');
     expect(() => parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"a,b"}')).toThrow(
-      'owner.json has a serviceAccount that is not a ServiceAccount name',
+      'owner.json: serviceAccount: expected a ServiceAccount name, got "a,b"',
     );
-    expect(parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"dss-spark-a"}').serviceAccount).toBe(
-      'dss-spark-a',
-    );
+    const owner = parseOwner('{"jobId":"j","host":"h","pid":12,"processStart":"p","namespace":"n","serviceAccount":"dss-spark-a","extra":1}');
+    expect(owner).toEqual({ jobId: 'j', host: 'h', pid: 12, processStart: 'p', namespace: 'n', serviceAccount: 'dss-spark-a' });
   });
 });
 

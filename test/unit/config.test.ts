@@ -191,10 +191,13 @@ profiles:
     expect(selectProfile(config, undefined).name).toBe('team_a.v2-x');
   });
 
-  it('keeps a "__proto__" key as a plain entry instead of changing the prototype', () => {
-    const { sparkConf } = parseProfile({ sparkConf: JSON.parse('{"__proto__": "x", "a": "b"}') });
-    expect(Object.getPrototypeOf(sparkConf)).toBe(Object.prototype);
-    expect(Object.keys(sparkConf)).toEqual(['__proto__', 'a']);
+  // valibot's records would drop these keys silently; a setting that vanishes must be an error instead.
+  it.each(['__proto__', 'constructor', 'prototype'])('refuses a %s key in one line instead of dropping it', (key) => {
+    const { message } = configErrorOf(() => parseProfile({ sparkConf: JSON.parse(`{"${key}": "x", "a": "b"}`) }));
+    expect(message).toBe(`${SRC}: ${P}.sparkConf.${key}: reserved key; use another name`);
+    expect(configErrorOf(() => parseObject({ profiles: { [key]: { sparkSubmit: '/s' } } })).message).toBe(
+      `${SRC}: profiles.${key}: reserved key; use another name`,
+    );
   });
 });
 
