@@ -2,14 +2,14 @@
 import type { V1ValidatingAdmissionPolicyBinding } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
 import { KubernetesError } from '../errors.ts';
-import type { Kube } from '../k8s/client.ts';
+import type { KubeClient } from '../k8s/client.ts';
 import { ISOLATION_POLICY_NAME } from '../plan/policy.ts';
 import { isTeamMode } from './config.ts';
 import { result, type CheckResult } from './result.ts';
 
 export const DSSUSER_POLICY_NAME = 'dss-spark-k8s-dssuser-scope';
 
-export async function checkPolicy(kube: Kube, profile: Profile): Promise<CheckResult> {
+export async function checkPolicy(kube: Pick<KubeClient, 'getClusterObject'>, profile: Profile): Promise<CheckResult> {
   const title = 'admission policies';
   const manifest = isTeamMode(profile) ? 'team-namespaces.yaml' : 'per-user-namespaces.yaml';
   const fix = `kubectl apply -f deploy/rbac/${manifest}   # as a cluster administrator`;

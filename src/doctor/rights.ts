@@ -2,7 +2,7 @@
 import pMap from 'p-map';
 import type { Profile } from '../config/types.ts';
 import { CliError, KubernetesError } from '../errors.ts';
-import type { Kube } from '../k8s/client.ts';
+import type { KubeClient } from '../k8s/client.ts';
 import { DRIVER_CREATED_KINDS } from '../plan/kinds.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { resolveNamespace } from '../plan/names.ts';
@@ -25,7 +25,7 @@ export function sampleNamespace(profile: Profile, login: string | undefined, adm
   }
 }
 
-export async function checkNamespace(kube: Kube, profile: Profile, namespace: string, sampleUser: boolean): Promise<CheckResult> {
+export async function checkNamespace(kube: Pick<KubeClient, 'getNamespace'>, profile: Profile, namespace: string, sampleUser: boolean): Promise<CheckResult> {
   const title = `namespace ${namespace}`;
   if (!sampleUser) {
     return result(
@@ -37,7 +37,7 @@ export async function checkNamespace(kube: Kube, profile: Profile, namespace: st
     );
   }
   const label = `${MANAGED_NAMESPACE_LABEL}=true`;
-  let found: Awaited<ReturnType<Kube['getNamespace']>>;
+  let found: Awaited<ReturnType<KubeClient['getNamespace']>>;
   try {
     found = await kube.getNamespace(namespace);
   } catch (error) {
@@ -90,7 +90,8 @@ export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'r
     ...(profile.autoCreateNamespace && profile.resourceQuota ? each('', ['resourcequotas'], ['create']) : []),
     ...(profile.autoCreateNamespace && profile.limitRange ? each('', ['limitranges'], ['create']) : []),
     // deletecollection: cleanup --orphans deletes jobs a batch at a time, by their labels.
-    ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'delete', 'deletecollection']),
+    // patch: the credential ids of the job's tokens on its account (run warns without it).
+    ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'patch', 'delete', 'deletecollection']),
     { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token' },
     ...each('rbac.authorization.k8s.io', ['rolebindings'], ['create', 'get', 'list', 'delete', 'deletecollection']),
     // A job's RoleBinding refers to the driver's ClusterRole; dssuser may bind that one and no other.
@@ -137,7 +138,7 @@ export function rulesYaml(missing: Right[]): string {
 /** Parallel access reviews, over a few keep-alive connections rather than one TLS handshake each. */
 const SSAR_CONCURRENCY = 8;
 
-export async function checkRights(kube: Kube, profile: Profile, namespace: string, username: string | undefined): Promise<CheckResult> {
+export async function checkRights(kube: Pick<KubeClient, 'canI'>, profile: Profile, namespace: string, username: string | undefined): Promise<CheckResult> {
   const title = `rights in ${namespace}`;
   const rights = requiredRights(profile);
   let allowed: boolean[];
@@ -171,7 +172,7 @@ export async function checkRights(kube: Kube, profile: Profile, namespace: strin
 }
 
 /** The driver's ClusterRole (deploy/rbac) exists and grants exactly DRIVER_RULES: a job's RoleBinding refers to it. */
-export async function checkDriverRole(kube: Kube, profile: Profile): Promise<CheckResult> {
+export async function checkDriverRole(kube: Pick<KubeClient, 'getClusterRoleRules'>, profile: Profile): Promise<CheckResult> {
   const title = 'driver role';
   const manifest = isTeamMode(profile) ? 'team-namespaces.yaml' : 'per-user-namespaces.yaml';
   const fix = `kubectl apply -f deploy/rbac/${manifest}   # as a cluster administrator`;

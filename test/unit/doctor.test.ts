@@ -17,7 +17,7 @@ import type { Profile } from '../../src/config/types.ts';
 import { profileWith } from '../support/profile.ts';
 import { ExitCode, KubernetesError, UsageError } from '../../src/errors.ts';
 import { DRIVER_RULES } from '../../src/plan/objects.ts';
-import type { Kube } from '../../src/k8s/client.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
 
 const SUDO_LIST = `Matching Defaults entries for dssuser on vm:
     env_reset, mail_badpass,
@@ -70,7 +70,7 @@ describe('requiredRights', () => {
     );
     // Nothing of the kinds a job token no longer creates (Services, ConfigMaps): there is nothing of them to delete.
     expect(names.filter((n) => /services|configmaps/.test(n))).toEqual([]);
-    expect(names).toHaveLength(5 + 1 + 5 + 1 + 6 + 3 + 6);
+    expect(names).toHaveLength(6 + 1 + 5 + 1 + 6 + 3 + 6);
     expect(new Set(names).size).toBe(names.length);
   });
 
@@ -165,14 +165,14 @@ describe('rulesYaml', () => {
 });
 
 describe('checkDriverRole', () => {
-  const kubeWith = (rules: unknown) =>
+  const kubeWith = (rules: Awaited<ReturnType<KubeClient['getClusterRoleRules']>> | Error) =>
     ({
       getClusterRoleRules: async (name: string) => {
         expect(name).toBe('dss-spark-k8s-driver');
         if (rules instanceof Error) throw rules;
         return rules;
       },
-    }) as unknown as Kube;
+    }) satisfies Partial<KubeClient>;
   const driverRules = DRIVER_RULES.map((rule) => ({ apiGroups: [...rule.apiGroups], resources: [...rule.resources], verbs: [...rule.verbs] }));
   const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
 
@@ -222,7 +222,7 @@ describe('checkPolicy', () => {
         if (kind === 'validatingadmissionpolicies') return policies.includes(name) ? { metadata: { name } } : undefined;
         return bindings[name] ? { spec: { policyName: name, validationActions: bindings[name] } } : undefined;
       },
-    }) as unknown as Kube;
+    }) as unknown as Pick<KubeClient, 'getClusterObject'>;
   const deny = Object.fromEntries(both.map((n) => [n, ['Deny']]));
   const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
 
@@ -252,7 +252,7 @@ describe('checkRights', () => {
     ({
       canI: async (a: { verb: string; resource: string; subresource?: string; namespace?: string }) =>
         !denied.includes(`${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ''}`),
-    }) as unknown as Kube;
+    }) satisfies Partial<KubeClient>;
 
   it('passes when every SelfSubjectAccessReview allows', async () => {
     const r = await checkRights(kubeDenying([]), profile, 'dss-ns-alice', 'dssuser');
@@ -262,7 +262,7 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 29: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 30: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },
