@@ -24,6 +24,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .addOption(new Option('--dry-run <mode>', 'print the plan (client) or send every write with dryRun=All (server)').choices(['client', 'server']))
     .addOption(new Option('-o, --output <format>', 'format of the --dry-run plan').choices(['yaml', 'json']).default('yaml'))
     .option('--admin-property <name=value>', 'an admin property of the user (repeatable)', collect, [])
+    .option('--label <key=value>', "a label for every object of the job and Spark's pods (repeatable)", collect, [])
     .option('--events <file|fd>', 'write one JSON line per phase to this file or file descriptor')
     .option('--quiet', 'no status lines on stderr')
     .argument('[spark-submit-args...]', 'arguments for spark-submit, after --')

@@ -13,12 +13,16 @@ import type { RunningSparkSubmit } from './exec/spark-submit.ts';
 import type { EndUser } from './exec/unix-user.ts';
 import type { ClusterEndpoint, KubeClient } from './k8s/client.ts';
 import { executorServiceAccountName, isPerUserTemplate } from './plan/names.ts';
-import type { JobContext, JobPlan } from './plan/types.ts';
+import { Annotation, type JobContext, type JobPlan } from './plan/types.ts';
 import type { Reporter } from './output.ts';
 import { teardown, tokenRevoked, type CreatedObject, type TeardownClient } from './teardown/teardown.ts';
 
 /** dssuser's client, as the job flow uses it. */
-export type JobFlowClient = ProvisionClient & LeaseClient & RotationClient & TeardownClient & { readonly endpoint: ClusterEndpoint };
+export type JobFlowClient = ProvisionClient &
+  LeaseClient &
+  RotationClient &
+  TeardownClient &
+  Pick<KubeClient, 'annotateServiceAccount'> & { readonly endpoint: ClusterEndpoint };
 
 /** A client with the job's own token (from its kubeconfig). */
 export type JobTokenClient = Pick<KubeClient, 'canI' | 'dryRunPod' | 'close'>;
@@ -88,6 +92,23 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
   let exitCode = 0;
   let lost: JobLostError | undefined;
   let stopDriver: (() => void) | undefined;
+  // The jti of every token of the job, on its ServiceAccount (one merge patch per token, in order): the audit
+  // log's credential ids lead to the account, whose annotations name the login and the job. A failure is a
+  // warning: the provisioned and rotated events carry the same ids.
+  const credentialIds: string[] = [];
+  let annotating = Promise.resolve();
+  const recordCredentialId = (credentialId: string | undefined): Promise<void> => {
+    if (!credentialId) return annotating;
+    credentialIds.push(credentialId);
+    const annotations = { [Annotation.credentialIds]: credentialIds.join(',') };
+    annotating = annotating.then(() =>
+      kube.annotateServiceAccount(plan.namespace, plan.baseName, annotations).then(
+        () => undefined,
+        (error: Error) => reporter.warn(`could not record the token's credential id on service account ${plan.baseName}: ${error.message}`),
+      ),
+    );
+    return annotating;
+  };
   try {
     signals.throwIfReceived();
     // Complete (with its owner.json) before the first request: a process killed from then on leaves a
@@ -100,7 +121,10 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
     const provisioned = await provision(kube, plan, created, undefined, impersonation);
     plan = request.plan(files);
     signals.throwIfReceived();
-    await deps.jobDir.writeKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token, plan.executorPodTemplate);
+    await Promise.all([
+      deps.jobDir.writeKubeconfig(files, user.uid, kube.endpoint, plan.namespace, provisioned.token, plan.executorPodTemplate),
+      recordCredentialId(provisioned.credentialId),
+    ]);
     reporter.status(`provisioned service account ${plan.baseName} in namespace ${plan.namespace}${provisioned.namespaceCreated ? ' (namespace created)' : ''}`);
     // user and credentialId (the token's jti; the reporter adds jobId) tie the audit log's requests of this
     // token to the end user.
@@ -140,13 +164,9 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
       {
         rotated: (generation, expiresAt, credentialId) => {
           reporter.status(`rotated the token (generation ${generation}, expires ${expiresAt.toISOString()})`);
-          reporter.event('rotated', {
-            generation,
-            tokenExpiresAt: expiresAt.toISOString(),
-            jobId: ctx.jobId,
-            user: user.login,
-            credentialId: credentialId ?? null,
-          });
+          // The reporter adds jobId to every event.
+          reporter.event('rotated', { generation, tokenExpiresAt: expiresAt.toISOString(), user: user.login, credentialId: credentialId ?? null });
+          void recordCredentialId(credentialId);
         },
         failed: (message) => reporter.warn(`token rotation failed, retrying in ${ROTATION_RETRY_SECONDS} s: ${message}`),
       },
@@ -178,6 +198,7 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
   } finally {
     await stopLease();
     await stopRotation();
+    await annotating; // never rejects; done before teardown deletes the account
     // The job's own token (the current one, after rotations) tells when its revocation has taken effect.
     const jobKube = driverStarted && files ? deps.jobClient(files.kubeconfig) : undefined;
     const { left } = await teardown(kube, plan.namespace, { baseName: plan.baseName }, created, {

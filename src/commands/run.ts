@@ -15,6 +15,7 @@ import { runJob, type JobFlowDeps } from '../job-flow.ts';
 import { Kube } from '../k8s/client.ts';
 import { requireServerCapabilities } from '../k8s/server-capabilities.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
+import { parseLabelFlags } from '../plan/labels.ts';
 import { generateJobId, validateJobId } from '../plan/names.ts';
 import { planJob, planObjects } from '../plan/plan.ts';
 import type { JobContext, JobPlan } from '../plan/types.ts';
@@ -30,6 +31,8 @@ export interface RunOptions {
   dryRun?: 'client' | 'server';
   output: 'yaml' | 'json';
   adminProperty: string[];
+  /** KEY=VALUE, repeatable: on every object of the job and on Spark's pods. */
+  label?: string[];
   events?: string;
   quiet?: boolean;
   sparkArgs: string[];
@@ -46,12 +49,14 @@ export async function runCommand(options: RunOptions): Promise<number> {
   // From the very start: a signal during provisioning still ends in teardown.
   const signals = new SignalWatcher();
   try {
+    // Before anything is read or made: a bad label is a usage error, whatever the configuration says.
+    const labels = parseLabelFlags(options.label ?? []);
     const completed = await complete(options);
     try {
       const jobId = validate(options, completed);
       const reporter = createReporter({ quiet: options.quiet, events: options.events, jobId });
       try {
-        return await run(options, { ...completed, jobId }, reporter, signals);
+        return await run(options, { ...completed, jobId, labels }, reporter, signals);
       } finally {
         reporter.close();
       }
@@ -91,7 +96,7 @@ function validate(options: RunOptions, { user, profile }: Completed): string {
 /** Plans the job of a checked end user, then prints it (dry runs) or runs it. */
 async function run(
   options: RunOptions,
-  { profile, jobId, kube, user }: Completed & { jobId: string },
+  { profile, jobId, kube, user, labels }: Completed & { jobId: string; labels: Record<string, string> },
   reporter: Reporter,
   signals: SignalWatcher,
 ): Promise<number> {
@@ -103,6 +108,7 @@ async function run(
       caCertFile: files ? files.caFile : kube.endpoint.caPem ? '<job directory>/ca.crt' : undefined,
       ...(files ? { podTemplateFile: files.podTemplate } : {}),
       callerArgs: options.sparkArgs,
+      labels,
     });
   const draft = plan();
   reporter.event('planned', { user: user.login, namespace: draft.namespace, serviceAccount: draft.baseName });

@@ -74,6 +74,8 @@ export interface KubeClient {
   ): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>>;
   getLease<T extends ObjectWithMeta>(namespace: string, name: string): Promise<T | undefined>;
   getServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined>;
+  /** A JSON merge patch of a ServiceAccount's annotations (only these keys are sent). */
+  annotateServiceAccount(namespace: string, name: string, annotations: Record<string, string>): Promise<V1ServiceAccount>;
   getClusterObject<T>(kind: ClusterKind, name: string): Promise<T | undefined>;
   createClusterObject<T extends ObjectWithMeta>(kind: ClusterKind, body: T): Promise<T>;
   replaceClusterObject<T extends ObjectWithMeta>(kind: ClusterKind, body: T): Promise<T>;
@@ -140,7 +142,12 @@ export class Kube implements KubeClient {
    * One API request. `action` names it in errors ("create ServiceAccount ns/name"). Resolves with the parsed
    * JSON body of a 2xx answer; anything else rejects with a KubernetesError.
    */
-  async request<T>(action: string, method: string, path: string, options: { query?: Query; body?: unknown; accept?: string } = {}): Promise<T> {
+  async request<T>(
+    action: string,
+    method: string,
+    path: string,
+    options: { query?: Query; body?: unknown; accept?: string; contentType?: string } = {},
+  ): Promise<T> {
     const credentials = await this.credentials.headers().catch((error: Error) => {
       throw new KubernetesError(`${action} failed: cannot get credentials from the kubeconfig's plugin: ${firstLine(error)}`);
     });
@@ -149,7 +156,7 @@ export class Kube implements KubeClient {
       ...credentials,
       accept: options.accept ?? 'application/json',
       'user-agent': 'dss-spark-k8s',
-      ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+      ...(payload === undefined ? {} : { 'content-type': options.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) }),
     };
     let answer: Answer;
     try {
@@ -236,6 +243,13 @@ export class Kube implements KubeClient {
   replaceLease<T extends ObjectWithMeta>(body: T): Promise<T> {
     const { namespace, name } = meta(body);
     return this.request(`renew Lease ${namespace}/${name}`, 'PUT', objectPath('leases', namespace, name), { body });
+  }
+
+  annotateServiceAccount(namespace: string, name: string, annotations: Record<string, string>): Promise<V1ServiceAccount> {
+    return this.request(`annotate ServiceAccount ${namespace}/${name}`, 'PATCH', objectPath('serviceaccounts', namespace, name), {
+      body: { metadata: { annotations } },
+      contentType: 'application/merge-patch+json',
+    });
   }
 
   /** A TokenRequest for a service account; the token is returned, never logged. */

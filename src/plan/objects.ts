@@ -26,10 +26,11 @@ import {
 
 type StringMap = Record<string, string>;
 
-/** The profile's labels first, so they can never override the tool's own. */
-export function jobLabels(profile: Profile, jobId: string, userSlug: string, baseName: string): StringMap {
+/** The profile's labels, then the job runner's (run --label), then the tool's own, which always win. */
+export function jobLabels(profile: Profile, jobId: string, userSlug: string, baseName: string, runLabels: StringMap = {}): StringMap {
   return {
     ...profile.labels,
+    ...runLabels,
     [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
     [JOB_LABEL]: jobId,
     [USER_LABEL]: userSlug,

@@ -41,6 +41,8 @@ export interface PlanInput {
   /** Where the job directory holds the executor pod template (default: a placeholder, before it exists). */
   podTemplateFile?: string;
   callerArgs: string[];
+  /** run --label, already checked (labels.ts): on every object of the job and on Spark's pods. */
+  labels?: Record<string, string>;
 }
 
 export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): JobPlan {
@@ -54,7 +56,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     throw new Error(`internal: base name "${baseName}" is not a DNS label of at most ${BASE_NAME_MAX} characters`);
   }
   const executorName = executorServiceAccountName(baseName);
-  const labels = jobLabels(profile, jobId, userSlug, baseName);
+  const labels = jobLabels(profile, jobId, userSlug, baseName, input.labels);
   const expiresAt = new Date(ctx.now.getTime() + profile.tokenTtlSeconds * 1000);
   const annotations = jobAnnotations(profile, ctx, expiresAt);
 

@@ -30,15 +30,18 @@
 // value. Spark puts the configured executor labels on executor pods and, through managed confs, on OnDemand
 // claims; with spark.kubernetes.executor.disableConfigMap=true a client-mode driver creates nothing else.
 
-import type { V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding, V1Validation } from '@kubernetes/client-node';
+import type { V1AuditAnnotation, V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding, V1Validation } from '@kubernetes/client-node';
 import { DRIVER_RULES } from './objects.ts';
 import {
   ALLOWED_PULL_SECRETS_ANNOTATION,
   ALLOWED_VOLUMES_ANNOTATION,
+  JOB_LABEL,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,
   OWNER_LABEL,
+  TOOL_LABEL_PREFIX,
+  USER_LABEL,
 } from './types.ts';
 
 export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
@@ -46,8 +49,6 @@ export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
 export { OWNER_LABEL };
 /** Every job ServiceAccount name starts with this (jobBaseName); executor accounts add "-exec". */
 export const JOB_ACCOUNT_PREFIX = 'dss-spark-';
-/** Label keys only the tool may set: an ephemeral claim template carrying one could pose as a job's object. */
-const TOOL_LABEL_PREFIX = 'dss-spark-k8s.dataiku.io/';
 
 /** The kinds a job's RoleBinding lets it write. */
 const GUARDED_RESOURCES = [...new Set(DRIVER_RULES.flatMap((rule) => rule.resources))];
@@ -152,6 +153,18 @@ const ALLOWED_VOLUME = [
   `(has(v.projected) && v.projected.?sources.orValue([]).all(s, has(s.configMap) || has(s.downwardAPI)))`,
 ].join(' || ');
 
+/**
+ * Written into the audit event of every request this policy evaluates (a job token's writes of pods and claims,
+ * admitted or denied) as `dss-spark-k8s-job-isolation/<key>`. job-account comes from the authenticated token;
+ * job-id and user are the job-id and user labels of the object written (the tool's confs set them on Spark's
+ * pods; the owner label that the policy checks ties the object to job-account).
+ */
+export const AUDIT_ANNOTATIONS: readonly V1AuditAnnotation[] = Object.freeze([
+  { key: 'job-account', valueExpression: 'variables.account' },
+  { key: 'job-id', valueExpression: `(object != null ? object : oldObject).metadata.?labels[?'${JOB_LABEL}'].orValue('')` },
+  { key: 'user', valueExpression: `(object != null ? object : oldObject).metadata.?labels[?'${USER_LABEL}'].orValue('')` },
+]);
+
 function validation(expression: string, messageExpression: string): V1Validation {
   return { expression, messageExpression, reason: 'Forbidden' };
 }
@@ -210,6 +223,7 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
             `.filter(n, !(n in ${namespaceList(ALLOWED_PULL_SECRETS_ANNOTATION)})) : []`,
         },
       ],
+      auditAnnotations: AUDIT_ANNOTATIONS.map((annotation) => ({ ...annotation })),
       validations: [
         validation(
           `variables.isCreate || ${label('oldObject', OWNER_LABEL)} == variables.account`,

@@ -187,6 +187,13 @@ export interface SparkSubmitInput {
 /** The full spark-submit argument list (after the executable). It never carries a token: that is in KUBECONFIG. */
 export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
   checkCallerArgs(input.callerArgs);
+  // A job label (the profile's, run --label's, the tool's) is the same on the pods as on the job's objects.
+  for (const key of callerConfKeys(input.callerArgs)) {
+    const label = /^spark\.kubernetes\.(?:driver|executor)\.label\.(.+)$/.exec(key)?.[1];
+    if (label !== undefined && Object.hasOwn(input.labels, label)) {
+      refuse(`"--conf ${key}=…"`, `the job's label ${label} is set by the profile or run --label; change it there`);
+    }
+  }
   const conf = (key: string, value: string) => ['--conf', `${key}=${value}`];
   const args = [
     '--master',

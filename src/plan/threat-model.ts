@@ -391,6 +391,7 @@ const IT = {
   leaseLoss: 'test/integration/lease-loss.test.ts',
   redteamJob: 'test/integration/redteam-job.test.ts',
   redteamDssuser: 'test/integration/redteam-dssuser.test.ts',
+  audit: 'test/integration/audit.test.ts',
 };
 const redteamJob = (...titles: string[]): Proof[] => titles.map((it) => ({ file: IT.redteamJob, it }));
 
@@ -399,6 +400,7 @@ const dssuserRules = {
   namespaces: { policy: DSSUSER, rule: 'dssuser may only create namespaces matching ^dss-' },
   jobObject: { policy: DSSUSER, rule: 'named after a job account (dss-spark-…), labelled' },
   serviceAccountShape: { policy: DSSUSER, rule: "dssuser's ServiceAccounts must set automountServiceAccountToken: false" },
+  serviceAccountUpdate: { policy: DSSUSER, rule: 'dssuser may only change the annotation dss-spark-k8s.dataiku.io/credential-ids' },
   roleBindingShape: { policy: DSSUSER, rule: "dssuser's RoleBindings may only grant ClusterRole dss-spark-k8s-driver" },
   secretShape: { policy: DSSUSER, rule: 'dssuser may only create empty Secrets of type Opaque' },
   token: { policy: DSSUSER, rule: 'dssuser may only request tokens for job accounts' },
@@ -583,6 +585,25 @@ export const BOUNDS: readonly Bound[] = [
         'job ServiceAccount in ${namespace}',
       ),
       ...ownPath,
+    ],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'patch',
+    resource: 'serviceaccounts',
+    bound:
+      "only a job's own account (not its executor account), labelled managed-by and owner-sa, in managed namespaces, and only its credential-ids annotation (token ids): labels, other annotations, token automount, secrets, finalizers and owners stay as they were",
+    by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.serviceAccountUpdate],
+    proofs: [
+      { file: IT.audit, it: "records every token's credential id on the job ServiceAccount" },
+      ...[
+        'patch of a job ServiceAccount label',
+        'patch of another annotation of a job ServiceAccount',
+        'patch adding a cloud workload identity to a job ServiceAccount',
+        'patch turning on token automount of a job ServiceAccount',
+        'patch of the credential ids of an executor ServiceAccount',
+        'patch of the credential ids of an unlabelled ServiceAccount',
+      ].map((it) => ({ file: IT.audit, it })),
     ],
   },
   jobObjectDelete(

@@ -30,6 +30,8 @@ export const ALLOWED_PULL_SECRETS_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed
 export const ALLOWED_VOLUMES_ANNOTATION = 'dss-spark-k8s.dataiku.io/allowed-persistent-volumes';
 
 export const ANNOTATION_PREFIX = 'dss-spark-k8s.dataiku.io/';
+/** Label keys under this prefix, and MANAGED_BY_LABEL, are the tool's alone (never the caller's --label). */
+export const TOOL_LABEL_PREFIX = 'dss-spark-k8s.dataiku.io/';
 export const Annotation = {
   login: `${ANNOTATION_PREFIX}login`,
   host: `${ANNOTATION_PREFIX}host`,
@@ -37,6 +39,11 @@ export const Annotation = {
   processStart: `${ANNOTATION_PREFIX}process-start`,
   createdAt: `${ANNOTATION_PREFIX}created-at`,
   expiresAt: `${ANNOTATION_PREFIX}expires-at`,
+  /**
+   * The jti of every token of the job, comma-separated, oldest first: what the audit log records as
+   * authentication.kubernetes.io/credential-id. The only thing dssuser may change on a job ServiceAccount.
+   */
+  credentialIds: `${ANNOTATION_PREFIX}credential-ids`,
 } as const;
 
 /** A Lease as the API takes and returns it: MicroTime fields are strings with microseconds. */

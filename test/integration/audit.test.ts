@@ -5,10 +5,15 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditedRequest } from '../../src/audit/log.ts';
 import { jobBaseName, loginToSlug } from '../../src/plan/names.ts';
-import { dssuserDir, runCli, uniqueJobId, writeConfig } from '../support/cli.ts';
+import { Annotation } from '../../src/plan/types.ts';
+import { teardown } from '../../src/teardown/teardown.ts';
+import { dssuserDir, runCli, startCli, uniqueJobId, writeConfig } from '../support/cli.ts';
+import { adminCore, dssuserKube, uniqueName } from '../support/kube.ts';
+import { profileWith } from '../support/profile.ts';
+import { dssuserApi, provisionJob, REFUSED_BY, type Job } from '../support/redteam.ts';
 
 const unix = inject('unix');
 const cluster = inject('cluster');
@@ -62,6 +67,12 @@ describe('audit: every API call of a job, from the apiserver audit log', () => {
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'pods', code: 201 }));
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'namespaces', code: 403 }));
     for (const request of byJob) expect(request.credentialId, JSON.stringify(request)).toBe(credentialId);
+    // The isolation policy's audit annotations on the job token's pod create: its account, job id and user.
+    expect(byJob.find((r) => r.verb === 'create' && r.resource === 'pods')?.annotations).toMatchObject({
+      'dss-spark-k8s-job-isolation/job-account': baseName,
+      'dss-spark-k8s-job-isolation/job-id': jobId,
+      'dss-spark-k8s-job-isolation/user': loginToSlug(alice.name),
+    });
     // dssuser's provisioning and teardown of the job's own objects.
     expect(requests).toContainEqual(
       expect.objectContaining({ by: cluster.dssuserName, verb: 'create', resource: 'serviceaccounts', name: baseName, code: 201 }),
@@ -93,5 +104,127 @@ describe('audit: every API call of a job, from the apiserver audit log', () => {
     expect(missing.stderr).toMatch(/--audit-log \/nonexistent\/audit\.log: cannot read it \(ENOENT\)/);
     const bad = audit(['--job', 'Bad_Id', '--audit-log', '/dev/null']);
     expect([bad.exitCode, bad.stderr.trimEnd().split('\n').length]).toEqual([64, 1]);
+  });
+});
+
+/** The JSON lines of an --events file (those written so far). */
+function eventsOf(file: string): Record<string, unknown>[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe("the credential ids on the job's ServiceAccount", () => {
+  it("records every token's credential id on the job ServiceAccount", { timeout: 120_000 }, async () => {
+    const config = writeConfig({ tokenRotation: '10s' });
+    const jobId = uniqueJobId('jti');
+    const events = join(dssuserDir(), 'events.jsonl');
+    const job = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--events', events, '--', 'app', 'sleep', '16']);
+    await job.waitForEvent('started');
+    const provisioned = eventsOf(events).find((e) => e.event === 'provisioned')!;
+    const baseName = String(provisioned.serviceAccount);
+    const annotation = () =>
+      adminCore()
+        .readNamespacedServiceAccount({ namespace: String(provisioned.namespace), name: baseName })
+        .then((sa) => sa.metadata?.annotations?.[Annotation.credentialIds]);
+    expect(await annotation()).toBe(provisioned.credentialId);
+    const rotated = await eventually(
+      () => eventsOf(events).find((e) => e.event === 'rotated'),
+      (e) => e !== undefined,
+    );
+    expect(rotated, 'no rotated event within 30 s').toBeDefined();
+    expect(rotated).toMatchObject({ jobId, user: alice.name, credentialId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(rotated!.credentialId).not.toBe(provisioned.credentialId);
+    const expected = `${provisioned.credentialId},${rotated!.credentialId}`;
+    expect(await eventually(annotation, (value) => value === expected, 10_000)).toBe(expected);
+    // The login and the job id, on the same account.
+    const sa = await adminCore().readNamespacedServiceAccount({ namespace: String(provisioned.namespace), name: baseName });
+    expect(sa.metadata?.annotations?.[Annotation.login]).toBe(alice.name);
+    expect(sa.metadata?.labels?.['dss-spark-k8s.dataiku.io/job-id']).toBe(jobId);
+    const result = await job.result;
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/could not record/);
+  });
+
+  describe('what dssuser may not change on a ServiceAccount (server-side dry runs)', () => {
+    let job: Job;
+    let unlabelled: string;
+    beforeAll(async () => {
+      job = await provisionJob(profileWith({ autoCreateNamespace: true }), alice.name);
+      unlabelled = uniqueName('team-ci');
+      await adminCore().createNamespacedServiceAccount({ namespace: job.namespace, body: { metadata: { name: unlabelled } } });
+    }, 60_000);
+    afterAll(async () => {
+      const dssuser = dssuserKube();
+      await teardown(dssuser, job.namespace, { baseName: job.base }, job.created, { driverMayHaveRun: false }).finally(() => dssuser.close());
+      await adminCore().deleteNamespacedServiceAccount({ namespace: job.namespace, name: unlabelled });
+    });
+
+    const OWN_ACCOUNTS = /update only its own Leases and job ServiceAccounts/;
+    const ids = { [Annotation.credentialIds]: '0b3c2a9e-3f4d-4a5b-9c6d-7e8f9a0b1c2d' };
+    it('patch of the credential ids of a job ServiceAccount (what the tool does)', async () => {
+      const outcome = await dssuserApi().patch('serviceaccounts', job.namespace, job.base, { metadata: { annotations: ids } });
+      expect(outcome.status, outcome.message).toBe(200);
+    });
+
+    const FORGERIES: { name: string; target: () => string; patch: Record<string, unknown>; rule?: RegExp }[] = [
+      { name: 'patch of a job ServiceAccount label', target: () => job.base, patch: { metadata: { labels: { team: 'other' }, annotations: ids } } },
+      {
+        name: 'patch of another annotation of a job ServiceAccount',
+        target: () => job.base,
+        patch: { metadata: { annotations: { ...ids, [Annotation.login]: 'bob' } } },
+      },
+      {
+        name: 'patch adding a cloud workload identity to a job ServiceAccount',
+        target: () => job.base,
+        patch: { metadata: { annotations: { ...ids, 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/admin' } } },
+      },
+      {
+        name: 'patch turning on token automount of a job ServiceAccount',
+        target: () => job.base,
+        patch: { metadata: { annotations: ids }, automountServiceAccountToken: true },
+      },
+      {
+        name: 'patch writing what is no token id into the credential ids',
+        target: () => job.base,
+        patch: { metadata: { annotations: { [Annotation.credentialIds]: 'see bob for details' } } },
+      },
+      {
+        name: 'patch adding a finalizer to a job ServiceAccount',
+        target: () => job.base,
+        patch: { metadata: { annotations: ids, finalizers: ['example.com/keep'] } },
+      },
+      {
+        name: 'patch of the credential ids of an executor ServiceAccount',
+        target: () => job.executorAccount,
+        patch: { metadata: { annotations: ids } },
+        rule: OWN_ACCOUNTS,
+      },
+      {
+        name: 'patch of the credential ids of an unlabelled ServiceAccount',
+        target: () => unlabelled,
+        patch: { metadata: { annotations: ids } },
+        rule: OWN_ACCOUNTS,
+      },
+    ];
+    for (const forgery of FORGERIES) {
+      it(forgery.name, async () => {
+        const outcome = await dssuserApi().patch('serviceaccounts', job.namespace, forgery.target(), forgery.patch);
+        expect(outcome.status, outcome.message).toBe(403);
+        expect(outcome.message).toMatch(REFUSED_BY.dssuserPolicy);
+        expect(outcome.message).toMatch(forgery.rule ?? /may only change the annotation dss-spark-k8s\.dataiku\.io\/credential-ids/);
+      });
+    }
   });
 });

@@ -80,6 +80,8 @@ function fakeCluster(options: FakeOptions = {}) {
       options.accountGoneAfter !== undefined && renewals >= options.accountGoneAfter ? undefined : { metadata: { namespace, name, uid: 'uid-1' } },
     deleteNamespaced: (kind, _namespace, name) => deleted(kind, name),
     deleteCollection: (kind) => deleted(kind, '*'),
+    annotateServiceAccount: (_namespace, name, annotations) =>
+      answer('annotateServiceAccount', `annotate serviceaccount ${name} ${JSON.stringify(annotations)}`, { metadata: { name, annotations } }),
   };
   return { kube, calls };
 }
