@@ -605,6 +605,7 @@ export const BOUNDS: readonly Bound[] = [
         'patch of the credential ids of an unlabelled ServiceAccount',
       ].map((it) => ({ file: IT.audit, it })),
     ],
+    gap: "the policy checks the shape of the ids (hex and '-'), not that they are the job's: a compromised dssuser can write other ids on a job account. The credential id in each audit event is the apiserver's own.",
   },
   jobObjectDelete(
     'serviceaccounts',

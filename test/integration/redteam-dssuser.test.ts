@@ -681,6 +681,7 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
         '/serviceaccounts:create',
         '/serviceaccounts:delete',
         '/serviceaccounts:deletecollection',
+        '/serviceaccounts:patch', // only a job account's credential-ids annotation: test/integration/audit.test.ts
         'coordination.k8s.io/leases:create',
         'coordination.k8s.io/leases:delete',
         'coordination.k8s.io/leases:deletecollection',

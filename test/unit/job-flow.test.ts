@@ -14,6 +14,7 @@ import type { AccessAttributes, ObjectWithMeta } from '../../src/k8s/client.ts';
 import type { LabelledKind } from '../../src/plan/kinds.ts';
 import { tokenAnchorName } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
+import { Annotation } from '../../src/plan/types.ts';
 import type { Reporter } from '../../src/output.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
@@ -38,13 +39,18 @@ interface FakeOptions {
   failDeletes?: string[];
   /** The ServiceAccount disappears once the lease renewal has run this many times. */
   accountGoneAfter?: number;
+  /** Tokens are JWTs whose jti is jti-<n> (the n-th token), as a real apiserver's. */
+  jwtTokens?: boolean;
 }
+
+const jwt = (claims: object) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
 
 /** dssuser's client: records every call in order. */
 function fakeCluster(options: FakeOptions = {}) {
   const calls: string[] = [];
   let uid = 0;
   let renewals = 0;
+  let tokens = 0;
   const answer = <T>(method: string, call: string, value: T): Promise<T> => {
     calls.push(call);
     if (options.refuse?.includes(method)) return Promise.reject(refused(call));
@@ -68,7 +74,7 @@ function fakeCluster(options: FakeOptions = {}) {
     createLease: (body) => answer('createLease', `create lease ${body.metadata?.name}`, body),
     requestToken: (_namespace, serviceAccount, body) =>
       answer('requestToken', `token for ${serviceAccount} bound to ${body.spec?.boundObjectRef?.name}`, {
-        token: `token-${calls.length}`,
+        token: options.jwtTokens ? jwt({ jti: `jti-${++tokens}` }) : `token-${calls.length}`,
         expiresAt: new Date(Date.now() + 3600_000),
       }),
     replaceLease: (body) => {
@@ -108,13 +114,17 @@ function fakeSpark() {
 function recordingReporter() {
   const lines: string[] = [];
   const events: string[] = [];
+  const fields: Record<string, Record<string, unknown>> = {};
   const reporter: Reporter = {
     status: (message) => void lines.push(message),
     warn: (message) => void lines.push(`warning: ${message}`),
-    event: (name) => void events.push(name),
+    event: (name, eventFields) => {
+      events.push(name);
+      fields[name] = eventFields;
+    },
     close: () => {},
   };
-  return { reporter, lines, events };
+  return { reporter, lines, events, fields };
 }
 
 /** Manual timers for the Lease renewal and the token rotation. */
@@ -282,6 +292,35 @@ describe('runJob', () => {
     // Teardown deletes the live anchor, not the one rotation already deleted.
     indexOf(job.calls.slice(before + rotation.length), `delete secrets ${anchor(1)}`);
     expect(job.calls.slice(before + rotation.length)).not.toContain(`delete secrets ${anchor(0)}`);
+  });
+
+  it("records each token's credential id on the job ServiceAccount, before spark-submit and after each rotation", async () => {
+    const job = setup({ cluster: { jwtTokens: true } });
+    const running = job.run();
+    await job.spark.running;
+    const annotate = (ids: string) => `annotate serviceaccount ${base} ${JSON.stringify({ [Annotation.credentialIds]: ids })}`;
+    indexOf(job.calls, annotate('jti-1'));
+    expect(job.out.fields.provisioned).toMatchObject({ credentialId: 'jti-1', user: 'alice' });
+    job.timers.rotate();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    indexOf(job.calls, annotate('jti-1,jti-2'));
+    // The reporter adds the job id to every event: the rotated event does not carry it again.
+    expect(job.out.fields.rotated).toEqual({ generation: 1, tokenExpiresAt: expect.any(String), user: 'alice', credentialId: 'jti-2' });
+    job.spark.exit({ exitCode: 0 });
+    expect(await running).toBe(0);
+    expect(job.calls.filter((c) => c.startsWith('annotate'))).toHaveLength(2);
+    expect(indexOf(job.calls, annotate('jti-1,jti-2'))).toBeLessThan(indexOf(job.calls, `delete serviceaccounts ${base}`));
+  });
+
+  it('runs the job all the same when the credential id cannot be recorded, with a warning', async () => {
+    const job = setup({ cluster: { jwtTokens: true, refuse: ['annotateServiceAccount'] } });
+    const running = job.run();
+    await job.spark.running;
+    job.spark.exit({ exitCode: 0 });
+    expect(await running).toBe(0);
+    expect(job.out.lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^warning: could not record the token's credential id on service account ${base}: .*403`)),
+    );
   });
 
   it('stops at the next step on a signal during provisioning: spark-submit never starts, everything made is torn down, 128 + 15', async () => {
