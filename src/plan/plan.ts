@@ -28,7 +28,7 @@ import {
   jobLabels,
 } from './objects.ts';
 import { buildSparkSubmitArgs, checkCallerArgs } from './spark-args.ts';
-import type { JobContext, JobPlan } from './types.ts';
+import { Annotation, type JobContext, type JobPlan } from './types.ts';
 
 /** A Lease not renewed for this many intervals marks an orphaned job. */
 export const LEASE_RENEWALS_PER_DURATION = 4;
@@ -84,6 +84,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
       podTemplateFile: input.podTemplateFile ?? POD_TEMPLATE_PLACEHOLDER,
       executorServiceAccount: executorName,
       labels,
+      podAnnotations: { [Annotation.login]: ctx.login },
       podNamePrefix: baseName,
       profileConf: profile.sparkConf,
       callerArgs: input.callerArgs,

@@ -35,6 +35,7 @@ import { DRIVER_RULES } from './objects.ts';
 import {
   ALLOWED_PULL_SECRETS_ANNOTATION,
   ALLOWED_VOLUMES_ANNOTATION,
+  Annotation,
   JOB_LABEL,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -156,13 +157,15 @@ const ALLOWED_VOLUME = [
 /**
  * Written into the audit event of every request this policy evaluates (a job token's writes of pods and claims,
  * admitted or denied) as `dss-spark-k8s-job-isolation/<key>`. job-account comes from the authenticated token;
- * job-id and user are the job-id and user labels of the object written (the tool's confs set them on Spark's
- * pods; the owner label that the policy checks ties the object to job-account).
+ * job-id, user and login are the job-id and user labels and the login annotation of the object written (the
+ * tool's confs set them on Spark's pods, the labels on its claims; the owner label that the policy checks ties
+ * the object to job-account). An empty value leaves the annotation out.
  */
 export const AUDIT_ANNOTATIONS: readonly V1AuditAnnotation[] = Object.freeze([
   { key: 'job-account', valueExpression: 'variables.account' },
   { key: 'job-id', valueExpression: `(object != null ? object : oldObject).metadata.?labels[?'${JOB_LABEL}'].orValue('')` },
   { key: 'user', valueExpression: `(object != null ? object : oldObject).metadata.?labels[?'${USER_LABEL}'].orValue('')` },
+  { key: 'login', valueExpression: `(object != null ? object : oldObject).metadata.?annotations[?'${Annotation.login}'].orValue('')` },
 ]);
 
 function validation(expression: string, messageExpression: string): V1Validation {

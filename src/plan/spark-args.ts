@@ -3,9 +3,11 @@
 
 import { UsageError } from '../errors.ts';
 import { EXECUTOR_CONTAINER } from './objects.ts';
-import { JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL, USER_LABEL } from './types.ts';
+import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, OWNER_LABEL, USER_LABEL } from './types.ts';
 
 const OUR_LABELS = [JOB_LABEL, USER_LABEL, MANAGED_BY_LABEL, OWNER_LABEL];
+/** On Spark's pods: the end user's login, which the isolation policy writes into the audit log. */
+const OUR_POD_ANNOTATIONS = [Annotation.login];
 
 /** Spark confs only the tool sets. */
 export const MANAGED_SPARK_CONFS: readonly string[] = [
@@ -27,6 +29,7 @@ export const MANAGED_SPARK_CONFS: readonly string[] = [
   'spark.kubernetes.executor.podTemplateFile',
   'spark.kubernetes.executor.podTemplateContainerName',
   ...OUR_LABELS.flatMap((label) => [`spark.kubernetes.driver.label.${label}`, `spark.kubernetes.executor.label.${label}`]),
+  ...OUR_POD_ANNOTATIONS.flatMap((key) => [`spark.kubernetes.driver.annotation.${key}`, `spark.kubernetes.executor.annotation.${key}`]),
 ];
 /** Every conf under these prefixes is managed: credentials and service accounts. */
 export const MANAGED_SPARK_CONF_PREFIXES: readonly string[] = ['spark.kubernetes.authenticate.'];
@@ -179,6 +182,8 @@ export interface SparkSubmitInput {
   podTemplateFile: string;
   executorServiceAccount: string;
   labels: Record<string, string>;
+  /** Annotations of Spark's pods (the login). */
+  podAnnotations?: Record<string, string>;
   podNamePrefix: string;
   profileConf: Record<string, string>;
   callerArgs: string[];
@@ -215,6 +220,10 @@ export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
   for (const [key, value] of Object.entries(input.labels)) {
     args.push(...conf(`spark.kubernetes.driver.label.${key}`, value));
     args.push(...conf(`spark.kubernetes.executor.label.${key}`, value));
+  }
+  for (const [key, value] of Object.entries(input.podAnnotations ?? {})) {
+    args.push(...conf(`spark.kubernetes.driver.annotation.${key}`, value));
+    args.push(...conf(`spark.kubernetes.executor.annotation.${key}`, value));
   }
   // OnDemand claims are created by the driver with only the labels their volume conf names: give them the job's.
   const callerKeys = callerConfKeys(input.callerArgs);

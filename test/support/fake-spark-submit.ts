@@ -42,13 +42,18 @@ async function probe() {
       .filter(([key]) => key.startsWith('spark.kubernetes.executor.label.'))
       .map(([key, value]) => [key.slice('spark.kubernetes.executor.label.'.length), value]),
   );
+  const annotations = Object.fromEntries(
+    Object.entries(confs)
+      .filter(([key]) => key.startsWith('spark.kubernetes.executor.annotation.'))
+      .map(([key, value]) => [key.slice('spark.kubernetes.executor.annotation.'.length), value]),
+  );
   const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   const identity = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
   // As Spark does: the executor pod starts from the managed template the tool wrote into the job directory.
   const template = JSON.parse(readFileSync(confs['spark.kubernetes.executor.podTemplateFile']!, 'utf8'));
   const pod = {
-    metadata: { name: `probe-${process.pid}`, labels },
+    metadata: { name: `probe-${process.pid}`, labels, annotations },
     spec: { ...template.spec, serviceAccountName: executorSa, containers: [{ ...template.spec.containers[0], image: 'busybox' }] },
   };
   report('probe', {

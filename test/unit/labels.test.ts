@@ -8,7 +8,7 @@ import { jobLabels } from '../../src/plan/objects.ts';
 import { planJob, planObjects } from '../../src/plan/plan.ts';
 import { AUDIT_ANNOTATIONS, buildIsolationPolicy } from '../../src/plan/policy.ts';
 import { buildSparkSubmitArgs } from '../../src/plan/spark-args.ts';
-import { JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
+import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
 const input = { apiServer: 'https://127.0.0.1:6443', caCertFile: '/tmp/job/ca.crt', callerArgs: ['app.py'] };
@@ -103,11 +103,18 @@ describe('the labels of a job', () => {
     expect(plan.namespaceObject?.metadata?.labels).not.toHaveProperty('example.com/cost-center');
   });
 
-  it("are on Spark's driver and executor pods", () => {
+  it("are on Spark's driver and executor pods, with the login annotation", () => {
     for (const [key, value] of Object.entries(expected)) {
       expect(plan.sparkSubmitArgs).toContain(`spark.kubernetes.executor.label.${key}=${value}`);
       expect(plan.sparkSubmitArgs).toContain(`spark.kubernetes.driver.label.${key}=${value}`);
     }
+    expect(plan.sparkSubmitArgs).toContain(`spark.kubernetes.executor.annotation.${Annotation.login}=alice`);
+    expect(plan.sparkSubmitArgs).toContain(`spark.kubernetes.driver.annotation.${Annotation.login}=alice`);
+  });
+
+  it('refuses a caller --conf that would set the login annotation of the pods', () => {
+    const callerArgs = ['--conf', `spark.kubernetes.executor.annotation.${Annotation.login}=bob`, 'app.py'];
+    expect(() => planJob(profile, fixtureContext(), { ...input, callerArgs })).toThrow(/dss-spark-k8s manages spark\.kubernetes\.executor\.annotation/);
   });
 
   it("refuses a caller --conf that would give Spark's pods another value of a job label", () => {
@@ -132,14 +139,15 @@ describe("the isolation policy's audit annotations", () => {
   const policy = buildIsolationPolicy();
 
   it('name the job account, the job id and the user of every request the policy evaluates', () => {
-    expect(policy.spec?.auditAnnotations?.map((a) => a.key)).toEqual(['job-account', 'job-id', 'user']);
+    expect(policy.spec?.auditAnnotations?.map((a) => a.key)).toEqual(['job-account', 'job-id', 'user', 'login']);
     expect(policy.spec?.auditAnnotations).toEqual(AUDIT_ANNOTATIONS);
-    const [account, jobId, user] = policy.spec!.auditAnnotations!;
+    const [account, jobId, user, login] = policy.spec!.auditAnnotations!;
     expect(account!.valueExpression).toBe('variables.account');
-    expect(jobId!.valueExpression).toContain(`'${JOB_LABEL}'`);
-    expect(user!.valueExpression).toContain(`'${USER_LABEL}'`);
+    expect(jobId!.valueExpression).toContain(`labels[?'${JOB_LABEL}']`);
+    expect(user!.valueExpression).toContain(`labels[?'${USER_LABEL}']`);
+    expect(login!.valueExpression).toContain(`annotations[?'${Annotation.login}']`);
     // A delete has only oldObject; the value is empty (and the annotation left out) when the label is missing.
-    for (const annotation of [jobId!, user!]) {
+    for (const annotation of [jobId!, user!, login!]) {
       expect(annotation.valueExpression).toContain('object != null ? object : oldObject');
       expect(annotation.valueExpression).toMatch(/\.orValue\(''\)$/);
     }
