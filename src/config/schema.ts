@@ -4,7 +4,9 @@
 // config.schema.json is generated from the same schemas (src/config/json-schema.ts).
 
 import * as v from 'valibot';
+import { load as loadYaml } from 'js-yaml';
 import { isDnsLabel } from '../plan/names.ts';
+import { checkPodTemplate } from '../plan/pod-template.ts';
 
 const DAY = 86400;
 export const DEFAULT_TARGET_NAMESPACE = 'dss-ns-${dssUserLogin}';
@@ -223,6 +225,40 @@ function spec(expected: string) {
   return leaf(v.custom<RawMap>(isMap, got(expected)), { type: 'object' });
 }
 
+/**
+ * An executor pod template: a Pod as a map, or as YAML text (what DSS's "Executor pod YAML" field holds). The
+ * refusals (src/plan/pod-template.ts) name the field, e.g. executorPodTemplate.spec.volumes[0].hostPath.
+ */
+const executorPodTemplate = leaf(
+  v.pipe(
+    v.custom<RawMap | string>((x) => isMap(x) || typeof x === 'string', got('expected a Pod, as a map or as YAML text')),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      let pod: unknown = dataset.value;
+      if (typeof pod === 'string') {
+        try {
+          pod = loadYaml(pod);
+        } catch (error) {
+          const { mark, reason } = error as { mark?: { line?: number }; reason?: string };
+          const where = typeof mark?.line === 'number' ? ` at its line ${mark.line + 1}` : '';
+          addIssue({ message: `invalid YAML${where}: ${reason ?? 'parse error'}` });
+          return NEVER;
+        }
+      }
+      const refusal = checkPodTemplate(pod);
+      if (refusal === undefined) return pod as RawMap;
+      const [first, ...rest] = refusal.path.map((key): v.UnknownPathItem => ({ type: 'unknown', origin: 'value', input: pod, key, value: undefined }));
+      addIssue({ message: refusal.reason, ...(first ? { path: [first, ...rest] } : {}) });
+      return NEVER;
+    }),
+  ),
+  {
+    anyOf: [
+      { type: 'object', description: 'a Pod' },
+      { type: 'string', description: 'a Pod as YAML text' },
+    ],
+  },
+);
+
 const podSecurityLevel = v.picklist(POD_SECURITY_LEVELS, got(`expected one of ${POD_SECURITY_LEVELS.join(', ')}`));
 
 const podSecurity = settings('expected a map with enforce, audit and/or warn', {
@@ -264,6 +300,9 @@ const profileEntries = {
   allowedImagePullSecrets: v.optional(
     doc('image pull secrets executor pods may name (written on auto-created namespaces for the isolation policy)', stringList(imagePullSecretName)),
     [],
+  ),
+  executorPodTemplate: v.optional(
+    doc('executor pod template (nodeSelector, tolerations, resources...) merged under the managed one, which always wins', executorPodTemplate),
   ),
   executorRunAsUser: v.optional(doc('uid of the executor containers (restricted Pod Security needs a numeric non-root user)', nonNegativeInteger), 185),
   // Timers above ~24.8 days overflow setTimeout, so these stay within a day.
