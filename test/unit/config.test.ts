@@ -239,6 +239,7 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     ['adminPropertiesFile', 7, 'adminPropertiesFile', 'expected an absolute path, got 7'],
     ['podSecurity', 'restricted', 'podSecurity', 'expected a map with enforce, audit and/or warn, got "restricted"'],
     ['resourceQuota', 'pods=50', 'resourceQuota', 'expected a ResourceQuota spec, e.g. {hard: {pods: "50"}}, got "pods=50"'],
+    ['executorPodTemplate', 42, 'executorPodTemplate', 'expected a Pod, as a map or as YAML text, got 42'],
     ['limitRange', [1], 'limitRange', 'expected a LimitRange spec, e.g. {limits: [{type: Container, default: {cpu: "1"}}]}, got a list'],
     ['podSecurity', { enforce: 'strict' }, 'podSecurity.enforce', 'expected one of baseline, restricted, got "strict"'],
     ['podSecurity', { warn: 1 }, 'podSecurity.warn', 'expected one of baseline, restricted, got 1'],
@@ -264,7 +265,7 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' }))
       .message.split('known keys: ')[1]!
       .split(', ');
-    expect(allKeys.length).toBe(23);
+    expect(allKeys.length).toBe(24);
     expect(allKeys.filter((key) => !covered.has(key))).toEqual([]);
   });
 
