@@ -1,5 +1,6 @@
 // The whole job, computed without touching anything: what --dry-run=client prints and what apply creates.
 
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
 import {
   BASE_NAME_MAX,
@@ -11,6 +12,7 @@ import {
   resolveNamespace,
   validateJobId,
 } from './names.ts';
+import { mergeExecutorPodTemplate } from './pod-template.ts';
 import {
   buildExecutorPodTemplate,
   buildExecutorServiceAccount,
@@ -74,7 +76,11 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, annotations),
     roleBinding: buildRoleBinding(baseName, namespace, baseName, labels, annotations),
     lease: buildLease(baseName, namespace, labels, annotations, holderIdentity(ctx), LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds, ctx.now),
-    executorPodTemplate: buildExecutorPodTemplate(executorName, labels, profile.executorRunAsUser),
+    // The administrator's template was checked when the profile was read; the managed part wins the merge.
+    executorPodTemplate: mergeExecutorPodTemplate(
+      buildExecutorPodTemplate(executorName, labels, profile.executorRunAsUser),
+      profile.executorPodTemplate as V1Pod | undefined,
+    ),
     tokenAnchor: buildTokenAnchor(tokenAnchorName(baseName, 0), namespace, labels, annotations),
     tokenRequest: buildTokenRequest(profile.tokenTtlSeconds),
     sparkSubmitArgs: buildSparkSubmitArgs({

@@ -2,7 +2,9 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { buildExecutorPodTemplate, EXECUTOR_CONTAINER } from '../../src/plan/objects.ts';
+import { planJob } from '../../src/plan/plan.ts';
 import { checkPodTemplate, mergeExecutorPodTemplate } from '../../src/plan/pod-template.ts';
+import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
 const managed = buildExecutorPodTemplate('dss-spark-alice-j1-exec', { 'dss-spark-k8s.dataiku.io/owner-sa': 'dss-spark-alice-j1', tier: 'ours' }, 185);
 
@@ -126,5 +128,16 @@ describe('mergeExecutorPodTemplate: the managed part wins', () => {
 
   it('is the managed template itself without one', () => {
     expect(mergeExecutorPodTemplate(managed, undefined)).toBe(managed);
+  });
+});
+
+describe('the plan', () => {
+  it("writes the profile's template, merged, as the job's executor pod template", () => {
+    const input = { apiServer: 'https://127.0.0.1:6443', callerArgs: ['app.py'] };
+    const executorPodTemplate = { spec: { nodeSelector: { disktype: 'ssd' } } };
+    const plan = planJob(fixtureProfile({ executorPodTemplate }), fixtureContext(), input);
+    expect(plan.executorPodTemplate.spec?.nodeSelector).toEqual({ disktype: 'ssd' });
+    expect(plan.executorPodTemplate.spec?.serviceAccountName).toBe(plan.executorServiceAccount.metadata?.name);
+    expect(planJob(fixtureProfile(), fixtureContext(), input).executorPodTemplate.spec?.nodeSelector).toBeUndefined();
   });
 });
