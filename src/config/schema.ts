@@ -4,6 +4,7 @@
 // config.schema.json is generated from the same schemas (src/config/json-schema.ts).
 
 import * as v from 'valibot';
+import { isIP } from 'node:net';
 import { load as loadYaml } from 'js-yaml';
 import { isDnsLabel } from '../plan/names.ts';
 import { checkPodTemplate } from '../plan/pod-template.ts';
@@ -85,6 +86,9 @@ function settings<E extends v.ObjectEntries>(expected: string, entries: E, requi
     v.strictObject(entries, (issue) => required[(issue.path?.[0]?.key ?? '') as keyof E] ?? `required; ${expected}`),
   );
 }
+
+/** A key's documentation: shown by editors (config.schema.json) and read here instead of a comment. */
+const doc = <S extends v.GenericSchema>(text: string, schema: S) => v.pipe(schema, v.description(text));
 
 const nonEmptyString = leaf(
   v.custom<string>((x) => typeof x === 'string' && x !== '', got('expected a non-empty string')),
@@ -259,6 +263,74 @@ const executorPodTemplate = leaf(
   },
 );
 
+/** An IPv4 or IPv6 CIDR such as 192.0.2.10/32 or 10.0.0.0/8 (what a NetworkPolicy ipBlock takes). */
+export function isCidr(text: string): boolean {
+  const [address, bits, ...rest] = text.split('/');
+  if (rest.length > 0 || address === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) return false;
+  const family = isIP(address);
+  return family !== 0 && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+const cidr = v.pipe(nonEmptyString, v.check(isCidr, got('expected a CIDR such as 192.0.2.10/32')));
+const cidrList = v.array(cidr, got('expected a list of CIDRs'));
+const port = leaf(
+  v.custom<number>((x) => Number.isSafeInteger(x) && (x as number) >= 1 && (x as number) <= 65535, got('expected a port, 1 to 65535')),
+  {
+    type: 'integer',
+    minimum: 1,
+    maximum: 65535,
+  },
+);
+
+/** "40000-40127" or one port: the range the tool takes spark.driver.port and spark.blockManager.port from. */
+export function parsePortRange(value: unknown): { from: number; to: number } | undefined {
+  const text = typeof value === 'number' ? String(value) : value;
+  if (typeof text !== 'string') return undefined;
+  const match = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(text);
+  if (match === null) return undefined;
+  const from = Number(match[1]);
+  const to = Number(match[2] ?? match[1]);
+  return from >= 1024 && to <= 65535 && from <= to ? { from, to } : undefined;
+}
+
+const portRange = leaf(
+  v.pipe(
+    v.custom<string | number>((x) => parsePortRange(x) !== undefined, got('expected ports such as 40000-40127 (from 1024 to 65535)')),
+    v.transform((x) => parsePortRange(x) as { from: number; to: number }),
+  ),
+  {
+    anyOf: [
+      { type: 'string', pattern: '^\\s*\\d{4,5}\\s*(-\\s*\\d{4,5}\\s*)?$' },
+      { type: 'integer', minimum: 1024, maximum: 65535 },
+    ],
+  },
+);
+
+const egressRule = settings(
+  'expected a map with cidr and ports',
+  {
+    cidr: doc('where executors may connect', cidr),
+    ports: v.optional(doc('TCP ports (default: all)', v.array(port, got('expected a list of ports'))), []),
+  },
+  { cidr: 'required; expected a CIDR such as 10.1.0.0/16' },
+);
+
+/** The NetworkPolicies of auto-created namespaces (src/plan/network-policy.ts builds them). */
+const networkPolicy = settings('expected a map with enabled, driverAddresses, driverPorts and/or egress', {
+  enabled: v.optional(doc('create the NetworkPolicies on auto-created namespaces', flag), true),
+  driverAddresses: v.optional(
+    doc("where drivers run (the DSS hosts), as CIDRs; default: spark.driver.host of the profile's sparkConf, else this host's addresses", cidrList),
+  ),
+  driverPorts: v.optional(doc('the ports of the drivers (spark.driver.port, spark.blockManager.port, managed by the tool)', portRange), '40000-40127'),
+  egress: v.optional(
+    doc(
+      'where else executors may connect (default: DNS, the driver and their own namespace only)',
+      v.array(egressRule, got('expected a list of {cidr, ports}')),
+    ),
+    [],
+  ),
+});
+
 const podSecurityLevel = v.picklist(POD_SECURITY_LEVELS, got(`expected one of ${POD_SECURITY_LEVELS.join(', ')}`));
 
 const podSecurity = settings('expected a map with enforce, audit and/or warn', {
@@ -266,9 +338,6 @@ const podSecurity = settings('expected a map with enforce, audit and/or warn', {
   audit: v.optional(podSecurityLevel, 'restricted'),
   warn: v.optional(podSecurityLevel, 'restricted'),
 });
-
-/** A key's documentation: shown by editors (config.schema.json) and read here instead of a comment. */
-const doc = <S extends v.GenericSchema>(text: string, schema: S) => v.pipe(schema, v.description(text));
 
 /** One profile as written in the file; keys in the order the "known keys" message lists them. */
 const profileEntries = {
@@ -296,6 +365,10 @@ const profileEntries = {
   resourceQuota: v.optional(doc('ResourceQuota spec given to auto-created namespaces', spec('expected a ResourceQuota spec, e.g. {hard: {pods: "50"}}'))),
   limitRange: v.optional(
     doc('LimitRange spec given to auto-created namespaces', spec('expected a LimitRange spec, e.g. {limits: [{type: Container, default: {cpu: "1"}}]}')),
+  ),
+  networkPolicy: v.optional(
+    doc('NetworkPolicies of auto-created namespaces: no ingress from other namespaces, egress to DNS and the driver', networkPolicy),
+    {},
   ),
   allowedImagePullSecrets: v.optional(
     doc('image pull secrets executor pods may name (written on auto-created namespaces for the isolation policy)', stringList(imagePullSecretName)),

@@ -31,7 +31,7 @@ describe('config.schema.json', () => {
 
   it('gives, as each default, the value the reader uses when the key is absent', () => {
     const withDefaults = Object.entries(profileSchema.properties).filter(([, property]) => 'default' in property);
-    expect(withDefaults.length).toBe(15);
+    expect(withDefaults.length).toBe(16);
     const implicit = parseConfig('profiles: {default: {sparkSubmit: /s}}', 'f').profiles.default!;
     const explicit = Object.fromEntries([['sparkSubmit', '/s'], ...withDefaults.map(([key, property]) => [key, property.default])]);
     expect(parseConfig(JSON.stringify({ profiles: { default: explicit } }), 'f').profiles.default).toEqual(implicit);

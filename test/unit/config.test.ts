@@ -46,6 +46,7 @@ const defaults: Omit<Profile, 'name' | 'source' | 'sparkSubmit'> = {
   labels: {},
   annotations: {},
   podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
+  networkPolicy: { enabled: true, driverPorts: { from: 40000, to: 40127 }, egress: [] },
   allowedImagePullSecrets: [],
   executorRunAsUser: 185,
   leaseRenewSeconds: 30,
@@ -79,6 +80,7 @@ profiles:
     adminPropertiesFile: /etc/dss-spark-k8s/admin-properties.yaml
     podSecurity: { enforce: restricted, audit: restricted, warn: baseline }
     allowedImagePullSecrets: [team-registry]
+    networkPolicy: { driverAddresses: [192.0.2.10/32, "2001:db8::/64"], driverPorts: 41000-41063, egress: [{ cidr: 10.1.0.0/16, ports: [443] }] }
     executorRunAsUser: 1001
     leaseRenewSeconds: 15
     tokenRotation: 8m
@@ -114,6 +116,12 @@ profiles:
       adminPropertiesFile: '/etc/dss-spark-k8s/admin-properties.yaml',
       podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'baseline' },
       allowedImagePullSecrets: ['team-registry'],
+      networkPolicy: {
+        enabled: true,
+        driverAddresses: ['192.0.2.10/32', '2001:db8::/64'],
+        driverPorts: { from: 41000, to: 41063 },
+        egress: [{ cidr: '10.1.0.0/16', ports: [443] }],
+      },
       executorRunAsUser: 1001,
       perUserNamespaces: [PER_USER_DEFAULT],
       leaseRenewSeconds: 15,
@@ -240,6 +248,11 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     ['podSecurity', 'restricted', 'podSecurity', 'expected a map with enforce, audit and/or warn, got "restricted"'],
     ['resourceQuota', 'pods=50', 'resourceQuota', 'expected a ResourceQuota spec, e.g. {hard: {pods: "50"}}, got "pods=50"'],
     ['executorPodTemplate', 42, 'executorPodTemplate', 'expected a Pod, as a map or as YAML text, got 42'],
+    ['networkPolicy', { driverAddresses: ['192.0.2.10'] }, 'networkPolicy.driverAddresses[0]', 'expected a CIDR such as 192.0.2.10/32, got "192.0.2.10"'],
+    ['networkPolicy', { driverPorts: '80-90' }, 'networkPolicy.driverPorts', 'expected ports such as 40000-40127 (from 1024 to 65535), got "80-90"'],
+    ['networkPolicy', { egress: [{ ports: [443] }] }, 'networkPolicy.egress[0].cidr', 'required; expected a CIDR such as 10.1.0.0/16'],
+    ['networkPolicy', { egress: [{ cidr: '10.0.0.0/8', ports: [0] }] }, 'networkPolicy.egress[0].ports[0]', 'expected a port, 1 to 65535, got 0'],
+    ['networkPolicy', { enabled: 'yes' }, 'networkPolicy.enabled', 'expected true or false, got "yes"'],
     ['limitRange', [1], 'limitRange', 'expected a LimitRange spec, e.g. {limits: [{type: Container, default: {cpu: "1"}}]}, got a list'],
     ['podSecurity', { enforce: 'strict' }, 'podSecurity.enforce', 'expected one of baseline, restricted, got "strict"'],
     ['podSecurity', { warn: 1 }, 'podSecurity.warn', 'expected one of baseline, restricted, got 1'],
@@ -265,7 +278,7 @@ describe('parseConfig: wrong type or value of each profile key', () => {
     const allKeys = configErrorOf(() => parseProfile({ colour: 'blue' }))
       .message.split('known keys: ')[1]!
       .split(', ');
-    expect(allKeys.length).toBe(24);
+    expect(allKeys.length).toBe(25);
     expect(allKeys.filter((key) => !covered.has(key))).toEqual([]);
   });
 

@@ -18,6 +18,7 @@ export function fixtureProfile(overrides: Partial<Profile> = {}): Profile {
     labels: { team: 'data' },
     annotations: { 'example.com/owner': 'platform' },
     podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'restricted' },
+    networkPolicy: { enabled: true, driverPorts: { from: 40000, to: 40127 }, egress: [] },
     allowedImagePullSecrets: [],
     executorRunAsUser: 185,
     leaseRenewSeconds: 30,
