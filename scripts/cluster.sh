@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local cluster for tests and the demo: etcd, kube-apiserver (RBAC + Node authorization, TokenRequest),
 # kube-controller-manager and kube-scheduler on 127.0.0.1, and one node (scripts/node.sh: containerd, runc,
-# the CNI bridge, a kubelet) with the Spark executor image of scripts/build-executor-image.sh imported.
+# the CNI bridge, a kubelet) with the Spark executor image of scripts/build-executor-image.sh imported, and
+# NetworkPolicy enforcement on that node (scripts/network-policy.sh: kube-router's firewall).
 #
 #   cluster.sh up [--dir DIR] [--owner-pid PID] [--no-node]   start (or reuse a healthy one in DIR); prints its state as JSON
 #   cluster.sh status [--dir DIR]                             prints the state as JSON; exit 1 when not running
@@ -35,8 +36,10 @@ state_json() {
   if [ -f "$dir/node/state.env" ]; then
     # shellcheck disable=SC1091
     source "$dir/node/state.env"
-    node=$(printf '{"name":"%s","ip":"%s","kubeletPid":%s,"containerdPid":%s,"executorImage":"%s"}' \
-      "$NODE_NAME" "$NODE_IP" "$KUBELET_PID" "$CONTAINERD_PID" "$EXECUTOR_IMAGE")
+    local enforced=false
+    bash "$here/network-policy.sh" status --dir "$dir" >/dev/null 2>&1 && enforced=true
+    node=$(printf '{"name":"%s","ip":"%s","kubeletPid":%s,"containerdPid":%s,"executorImage":"%s","networkPolicy":%s}' \
+      "$NODE_NAME" "$NODE_IP" "$KUBELET_PID" "$CONTAINERD_PID" "$EXECUTOR_IMAGE" "$enforced")
   fi
   printf '{"version":"%s","server":"%s","caFile":"%s","adminKubeconfig":"%s","dssuserKubeconfig":"%s","kubectl":"%s","auditLog":"%s","dir":"%s","apiserverPid":%s,"etcdPid":%s,"controllerManagerPid":%s,"schedulerPid":%s,"node":%s}\n' \
     "${K8S_VERSION:-}" "$SERVER" "$dir/ca.crt" "$dir/admin.kubeconfig" "$dir/dssuser.kubeconfig" "$BIN_DIR/kubectl" "$dir/audit.log" "$dir" \
@@ -65,6 +68,7 @@ stop_pid() { # a supervisor pid: it stops its server and exits
 }
 
 down() {
+  bash "$here/network-policy.sh" stop --dir "$dir"
   [ -d "$dir/node" ] && bash "$here/node.sh" stop "$dir"
   if [ -f "$dir/state.env" ]; then
     # shellcheck disable=SC1091
@@ -124,6 +128,8 @@ up() {
       echo "cluster: Kubernetes ${K8S_VERSION:-of an earlier set-up} already runs in $dir, not $wanted_version; stop it first (cluster.sh down --dir $dir) or use another --dir" >&2
       return 1
     fi
+    # A cluster started before NetworkPolicies were enforced gets its enforcer (a no-op when it runs).
+    [ -f "$dir/node/state.env" ] && bash "$here/network-policy.sh" start --dir "$dir"
     state_json; return
   fi
   [ -e "$dir" ] && down
@@ -256,6 +262,7 @@ SCHEDULER_PID=$(child_pid "$scheduler_supervisor")
 STATE
   if [ "$with_node" = 1 ]; then
     bash "$here/node.sh" start "$dir" "$bin_dir" "$owner" "$executor_image" "$executor_layout"
+    bash "$here/network-policy.sh" start --dir "$dir"
   fi
   trap - ERR
   echo "cluster: up at $server in $(( ($(date +%s%N) - started) / 1000000 )) ms$([ "$with_node" = 1 ] && echo ", node $node_name Ready"); admin kubeconfig $dir/admin.kubeconfig, dssuser kubeconfig $dir/dssuser.kubeconfig" >&2

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$project_root"
 
 # The Debian packages the tests and the node need (installed as root when one is missing).
-DEBIAN_PACKAGES="sudo acl runc containernetworking-plugins debootstrap"
+DEBIAN_PACKAGES="sudo acl runc containernetworking-plugins debootstrap ipset"
 
 mkdir -p "$cache_root/logs"
 log="$cache_root/logs/setup-$(date +%Y%m%d-%H%M%S).log"
@@ -54,4 +54,5 @@ step "build (typecheck, bundle)" npm run --silent build
 step "local cluster binaries (scripts/build-controlplane.sh; a cold build takes ~14 min once)" bash scripts/build-controlplane.sh
 step "pyspark (scripts/install-pyspark.sh)" bash scripts/install-pyspark.sh
 if [ "$(id -u)" = 0 ]; then step "Spark executor image (scripts/build-executor-image.sh)" bash scripts/build-executor-image.sh; fi
+step "NetworkPolicy enforcer (scripts/network-policy.sh build: kube-router; ~3 min once)" bash scripts/network-policy.sh build
 echo "setup: ready (node $(node -v)) in $(( $(date +%s) - started )) s; log: $log" >&2
