@@ -151,12 +151,14 @@ async function discover(kube: Requester, groupVersion: DiscoveredGroupVersion): 
 /** Reads /version and the discovery documents at once. */
 export async function readServerCapabilities(kube: Requester): Promise<ServerCapabilities> {
   const groupVersions = Object.keys(DISCOVERY_PATHS) as DiscoveredGroupVersion[];
-  const [version, ...lists] = await Promise.all([
-    kube.request('get server version', 'GET', '/version').then(parseServerVersion),
-    ...groupVersions.map((groupVersion) => discover(kube, groupVersion)),
-  ]);
+  // Sent at once; the error reported is the first one in this order (the version's), not the first to arrive.
+  const versionRead = kube.request('get server version', 'GET', '/version').then(parseServerVersion);
+  const listsRead = groupVersions.map((groupVersion) => discover(kube, groupVersion));
+  const failed = (await Promise.allSettled([versionRead, ...listsRead])).find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  const [version, lists] = [await versionRead, await Promise.all(listsRead)];
   const discovery: Discovery = Object.fromEntries(groupVersions.map((groupVersion, i) => [groupVersion, lists[i]]));
-  return capabilitiesOf(version as ServerVersion, discovery);
+  return capabilitiesOf(version, discovery);
 }
 
 /**

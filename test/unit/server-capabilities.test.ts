@@ -164,6 +164,18 @@ describe('reading and requiring', () => {
     await expect(readServerCapabilities(failing)).rejects.toThrow('discover v1 failed: 403 Forbidden');
   });
 
+  it("reports the version's error when every request fails, whichever answer arrives first (rejected credentials)", async () => {
+    const unauthorized = {
+      endpoint: answering({ gitVersion: 'v1.34.4' }, DISCOVERY_134).endpoint,
+      request: async (what: string) => {
+        // The version's 401 arrives last.
+        await new Promise((resolve) => setTimeout(resolve, what === 'get server version' ? 20 : 0));
+        throw new KubernetesError(`${what} failed (401 Unauthorized): Unauthorized`, 401);
+      },
+    };
+    await expect(readServerCapabilities(unauthorized)).rejects.toThrow(/^get server version failed \(401/);
+  });
+
   it('requireServerCapabilities resolves on 1.34 and refuses 1.29 with one line and exit code 69', async () => {
     await expect(requireServerCapabilities(answering({ gitVersion: 'v1.34.4' }, DISCOVERY_134))).resolves.toMatchObject({ version: { minor: 34 } });
     const refused = await requireServerCapabilities(answering({ gitVersion: 'v1.29.6' }, DISCOVERY_129)).catch((error: unknown) => error);
