@@ -244,6 +244,18 @@ describe('a PySpark job on the node through dss-spark-k8s run', () => {
   });
 });
 
+/** The administrator's executor pod template (DSS's "Executor pod YAML"), as YAML text: scheduling and a limit. */
+const ADMIN_TEMPLATE = [
+  'metadata:',
+  '  labels: { dss-project: TEST_PROJECT }',
+  'spec:',
+  `  nodeSelector: { kubernetes.io/hostname: ${cluster.node?.name} }`,
+  '  tolerations: [{ key: dss-spark-k8s.test/dedicated, operator: Exists, effect: NoSchedule }]',
+  '  containers:',
+  '    - resources: { limits: { ephemeral-storage: 2Gi } }',
+  '',
+].join('\n');
+
 describe('a job holding its executors Running, with a token rotated every 10 s', () => {
   let job: Job;
   let namespace: string;
@@ -253,7 +265,7 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
   let holdingAt: number;
 
   beforeAll(async () => {
-    job = startJob('hold', writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: sparkConf(), tokenRotation: '10s' }));
+    job = startJob('hold', writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: sparkConf(), tokenRotation: '10s', executorPodTemplate: ADMIN_TEMPLATE }));
     ({ namespace, serviceAccount } = await provisioned(job));
     first = await waitForLine(job, /^node-app: first sum=(\d+) executor-hosts=2 (\S+ \S+)$/m);
     await waitForLine(job, /^node-app: holding$/m);
@@ -285,6 +297,18 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
         ].join('; '),
       );
       expect(inside.split('\n').slice(0, 5)).toEqual(['185', 'spark', 'no-token-dir', '/usr/bin/tini -s -- /opt/entrypoint.sh executor ', '1']);
+    }
+  });
+
+  it("carries the administrator's template: node selector, toleration, limit and label reach the running executors", () => {
+    for (const pod of executors) {
+      expect(pod.spec?.nodeSelector).toEqual({ 'kubernetes.io/hostname': cluster.node!.name });
+      expect(pod.spec?.tolerations).toContainEqual({ key: 'dss-spark-k8s.test/dedicated', operator: 'Exists', effect: 'NoSchedule' });
+      const container = pod.spec!.containers.find((c) => c.name === 'spark-kubernetes-executor')!;
+      expect(container.resources?.limits?.['ephemeral-storage']).toBe('2Gi');
+      expect(pod.metadata?.labels?.['dss-project']).toBe('TEST_PROJECT');
+      // The managed part won: still the executor account, restricted, no token (asserted above for the same pods).
+      expect(pod.spec?.automountServiceAccountToken).toBe(false);
     }
   });
 
@@ -356,5 +380,21 @@ describe('running executors die with their job', () => {
       process.kill(driver, 'SIGKILL');
       process.kill(sudo, 'SIGCONT');
     }
+  });
+});
+
+describe('an executor pod template that would weaken the managed part', () => {
+  it.each([
+    ['privileged', 'spec: { containers: [{ securityContext: { privileged: true } }] }', 'spec.containers[0].securityContext.privileged: refused'],
+    ['hostPath', 'spec: { volumes: [{ name: root, hostPath: { path: / } }] }', 'spec.volumes[0].hostPath: refused'],
+    ['another account', 'spec: { serviceAccountName: default }', 'spec.serviceAccountName: refused'],
+  ])('%s: run refuses it in one line (exit 78) and creates nothing', async (_, template, expected) => {
+    const jobId = uniqueJobId('tpl');
+    const profile = writeConfig({ sparkSubmit: sparkSubmitPath(), executorPodTemplate: template });
+    const result = await runCli(['run', '--user', alice.name, '--config', profile.path, '--job-id', jobId, '--', appFile, '/tmp', 'ok']);
+    expect(result.exitCode).toBe(78);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain(`profiles.default.executorPodTemplate.${expected}`);
+    expect(await jobObjects(jobId)).toEqual([]);
   });
 });
