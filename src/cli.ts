@@ -82,6 +82,21 @@ export async function runCli(argv: string[]): Promise<number> {
       exitCode = await auditCommand(options);
     });
 
+  program
+    .command('namespaces')
+    .description("the namespaces the tool created: re-apply the profile's guardrails (dssuser or administrators)")
+    .command('reconcile')
+    .description('create the ResourceQuota and LimitRange the profile gives a managed namespace where missing; report Pod Security label drift')
+    .option('--profile <name>', 'the profile whose guardrails apply (default: the default profile)')
+    .option('--config <file>', 'the configuration file (default: $DSS_SPARK_K8S_CONFIG or /etc/dss-spark-k8s/config.yaml)')
+    .option('-n, --namespace <name>', 'only this managed namespace (repeatable)', collect, [])
+    .option('--yes', 'create what is missing (without it: only show the difference)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (options) => {
+      const { namespacesReconcileCommand } = await import('./commands/namespaces.ts');
+      exitCode = await namespacesReconcileCommand(options);
+    });
+
   const policy = program.command('policy').description('the isolation policy for shared (team) namespaces (administrators)');
   for (const action of ['apply', 'show'] as const) {
     policy
