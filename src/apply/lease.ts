@@ -60,7 +60,7 @@ export function startLeaseRenewal(
     } catch (error) {
       if (!(error instanceof KubernetesError) || (error.status !== 409 && error.status !== 404)) throw error;
       // 409: the stored Lease is newer than ours (an administrator's edit, or our own PUT whose answer was lost).
-      const stored = await kube.getLease<JobLease>(job.namespace, job.name);
+      const stored = await kube.getLease(job.namespace, job.name);
       if (!stored) return loseJob(`its Lease ${leaseName}`);
       const storedHolder = stored.spec?.holderIdentity;
       if (storedHolder !== holder) return loseJob(`its Lease ${leaseName} (now held by ${storedHolder ?? 'nobody'})`);

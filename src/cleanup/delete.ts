@@ -10,7 +10,7 @@ import { withRetry, type RetryPolicy } from '../k8s/retry.ts';
 import type { LabelledKind } from '../plan/kinds.ts';
 import { deleteInOrder, type JobDeletions } from '../teardown/order.ts';
 import { readStaleDir } from './job-dirs.ts';
-import { addObject, decideState, deleteSelector, deletionPhases, jobKey, type Job, type JobProcess, type JobReport, type ListedObject } from './model.ts';
+import { addObject, decideState, deleteSelector, deletionPhases, jobKey, type Job, type JobProcess, type JobReport } from './model.ts';
 
 export type DeleteClient = Pick<KubeClient, 'deleteCollection' | 'getLease' | 'getServiceAccount'>;
 
@@ -127,7 +127,7 @@ async function ownerExists(kube: DeleteClient, namespace: string, owner: string)
 /** The job with its Lease as the server has it now (none if it is gone or no longer the job's). */
 async function withFreshLease(kube: DeleteClient, job: Job, owner: string): Promise<Job> {
   const { lease: _listed, ...rest } = job;
-  const object = await kube.getLease<ListedObject>(job.namespace, owner);
+  const object = await kube.getLease(job.namespace, owner);
   if (!object) return rest;
   const probe = new Map<string, Job>();
   addObject(probe, 'leases', object);

@@ -18,6 +18,7 @@ import type {
 } from '@kubernetes/client-node';
 import { firstLine, KubernetesError } from '../errors.ts';
 import { API_PREFIX, KIND_NAME, type ClusterKind, type LabelledKind, type ListableKind, type NamespacedKind } from '../plan/kinds.ts';
+import type { JobLease } from '../plan/types.ts';
 import { loadCredentials, type ClusterEndpoint, type Credentials, type KubeconfigOptions } from './kubeconfig.ts';
 import { rootCode, Transport, type Answer } from './transport.ts';
 
@@ -72,7 +73,7 @@ export interface KubeClient {
     continueToken?: string,
     metadataOnly?: boolean,
   ): Promise<ListPage<ObjectWithMeta & { spec?: unknown }>>;
-  getLease<T extends ObjectWithMeta>(namespace: string, name: string): Promise<T | undefined>;
+  getLease(namespace: string, name: string): Promise<JobLease | undefined>;
   getServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined>;
   /** A JSON merge patch of a ServiceAccount's annotations (only these keys are sent). */
   annotateServiceAccount(namespace: string, name: string, annotations: Record<string, string>): Promise<V1ServiceAccount>;
@@ -302,7 +303,7 @@ export class Kube implements KubeClient {
   }
 
   /** A Lease as stored (with its resourceVersion), or undefined when it is gone. */
-  getLease<T extends ObjectWithMeta>(namespace: string, name: string): Promise<T | undefined> {
+  getLease(namespace: string, name: string): Promise<JobLease | undefined> {
     return this.readOrUndefined(`get Lease ${namespace}/${name}`, objectPath('leases', namespace, name));
   }
 

@@ -2,14 +2,13 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deleteJobs, REVOCATION_SETTLE_MS } from '../../src/cleanup/delete.ts';
+import { type DeleteClient, deleteJobs, REVOCATION_SETTLE_MS } from '../../src/cleanup/delete.ts';
 import { findStaleDirs } from '../../src/cleanup/job-dirs.ts';
-import { listJobs } from '../../src/cleanup/list.ts';
+import { type ListClient, listJobs } from '../../src/cleanup/list.ts';
 import { renderJson, renderTable } from '../../src/cleanup/render.ts';
-import { cleanupCommand } from '../../src/commands/cleanup.ts';
+import { type CleanupClient, cleanupCommand } from '../../src/commands/cleanup.ts';
 import { KubernetesError } from '../../src/errors.ts';
 import { parseOwner, type JobOwner } from '../../src/exec/job-dir.ts';
-import type { Kube } from '../../src/k8s/client.ts';
 import {
   addObject,
   addStaleDirs,
@@ -27,7 +26,7 @@ import {
 } from '../../src/cleanup/model.ts';
 import { ownerSelector } from '../../src/teardown/order.ts';
 import { loginToSlug } from '../../src/plan/names.ts';
-import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
+import { Annotation, JOB_LABEL, type JobLease, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 
 const now = new Date('2025-03-01T12:00:00.000Z');
 const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
@@ -75,12 +74,12 @@ function jobAnnotations(createdSecondsAgo: number, expiresInSeconds: number, log
   };
 }
 
-function lease(renewedSecondsAgo: number, durationSeconds = 120, f: Fixture = {}): ListedObject {
-  return object({
-    annotations: jobAnnotations(600, 3000),
-    ...f,
+function lease(renewedSecondsAgo: number, durationSeconds = 120, f: Fixture = {}): JobLease {
+  const { metadata } = object({ annotations: jobAnnotations(600, 3000), ...f });
+  return {
+    metadata,
     spec: { holderIdentity: 'dss-host/42/2025-03-01T11:50:00.000Z', leaseDurationSeconds: durationSeconds, renewTime: iso(renewedSecondsAgo) },
-  });
+  };
 }
 
 /** The objects of one job as run makes them: both ServiceAccounts, the RoleBinding and (optionally) the Lease. */
@@ -399,7 +398,7 @@ describe('deletionPhases and deleteSelector', () => {
 });
 
 /** Records every request; `leases` is what a re-read of a Lease returns; requests in `failOn` get 403. */
-function fakeKube(options: { failOn?: string[]; leases?: ListedObject[]; listFails?: Record<string, number> } = {}) {
+function fakeKube(options: { failOn?: string[]; leases?: JobLease[]; listFails?: Record<string, number> } = {}) {
   const calls: string[] = [];
   const answer = (call: string) => {
     calls.push(call);
@@ -421,8 +420,7 @@ function fakeKube(options: { failOn?: string[]; leases?: ListedObject[]; listFai
       return options.leases?.find((l) => l.metadata?.namespace === namespace && l.metadata?.name === name);
     },
     deleteCollection: (kind: string, namespace: string, selector: string) => answer(`collection ${kind} ${namespace} ${selector}`),
-    deleteNamespaced: (kind: string, namespace: string, name: string) => answer(`${kind} ${namespace}/${name}`),
-  } as unknown as Kube;
+  } satisfies DeleteClient & ListClient;
   return { kube, calls };
 }
 
@@ -564,7 +562,7 @@ describe('listJobs', () => {
         seen.push(`${kind} ${metadataOnly}`);
         return { items: [] };
       },
-    } as unknown as Kube;
+    } satisfies ListClient;
     await listJobs(kube, { namespaces: [], pageSize: 500, concurrency: 1 });
     expect(seen.sort()).toEqual(['leases false', 'persistentvolumeclaims true', 'pods true', 'rolebindings true', 'serviceaccounts true']);
   });
@@ -593,7 +591,9 @@ describe('cleanupCommand with a namespace whose lists fail', () => {
       },
       getLease: async () => undefined,
       deleteCollection: async (kind: string, namespace: string, selector: string) => void calls.push(`${kind} ${namespace} ${selector}`),
-    } as unknown as Kube;
+      getServiceAccount: async () => undefined,
+      close: async () => {},
+    } satisfies CleanupClient;
     let stdout = '';
     let stderr = '';
     const work = mkdtempSync(join(tmpdir(), 'orphans-unit-'));

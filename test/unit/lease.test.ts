@@ -107,9 +107,9 @@ class FakeApiserver implements LeaseClient {
     return structuredClone(this.lease) as T;
   }
 
-  async getLease<T>(): Promise<T | undefined> {
+  async getLease(): Promise<JobLease | undefined> {
     this.requests.push('GET lease');
-    return structuredClone(this.lease) as T | undefined;
+    return structuredClone(this.lease);
   }
 
   async getServiceAccount(): Promise<V1ServiceAccount | undefined> {
