@@ -16,6 +16,7 @@ export type ProvisionClient = Pick<
   | 'createNamespace'
   | 'createResourceQuota'
   | 'createLimitRange'
+  | 'createNetworkPolicy'
   | 'createServiceAccount'
   | 'createSecret'
   | 'createRoleBinding'
@@ -110,11 +111,12 @@ async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, dryRun?: Dr
   if (exists) return false;
   try {
     await kube.createNamespace(plan.namespaceObject!, dryRun);
-    // The namespace's own quota and limits, made with it (a job that finds the namespace leaves them be).
+    // The namespace's own quota, limits and NetworkPolicy, made with it (a job that finds the namespace leaves them be).
     if (!dryRun) {
       await Promise.all([
         plan.namespaceQuota && kube.createResourceQuota(plan.namespaceQuota),
         plan.namespaceLimitRange && kube.createLimitRange(plan.namespaceLimitRange),
+        plan.namespaceNetworkPolicy && kube.createNetworkPolicy(plan.namespaceNetworkPolicy),
       ]);
     }
     return true;

@@ -16,6 +16,7 @@ import { Kube } from '../k8s/client.ts';
 import { requireServerCapabilities } from '../k8s/server-capabilities.ts';
 import { resolveAdminProperties } from '../plan/admin-properties.ts';
 import { parseLabelFlags } from '../plan/labels.ts';
+import { driverAddresses } from '../plan/network-policy.ts';
 import { generateJobId, validateJobId } from '../plan/names.ts';
 import { planJob, planObjects } from '../plan/plan.ts';
 import type { JobContext, JobPlan } from '../plan/types.ts';
@@ -102,6 +103,7 @@ async function run(
 ): Promise<number> {
   const adminProperties = resolveAdminProperties(user.login, options.adminProperty, profile);
   const ctx: JobContext = { jobId, login: user.login, uid: user.uid, adminProperties, ...thisProcess(), now: new Date() };
+  const addresses = profile.autoCreateNamespace && profile.networkPolicy.enabled ? driverAddresses(profile) : [];
   const plan = (files?: { caFile?: string; podTemplate: string }) =>
     planJob(profile, ctx, {
       apiServer: kube.endpoint.server,
@@ -109,6 +111,7 @@ async function run(
       ...(files ? { podTemplateFile: files.podTemplate } : {}),
       callerArgs: options.sparkArgs,
       labels,
+      driverAddresses: addresses,
     });
   const draft = plan();
   reporter.event('planned', { user: user.login, namespace: draft.namespace, serviceAccount: draft.baseName });

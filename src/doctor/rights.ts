@@ -82,13 +82,16 @@ export interface Right {
 }
 
 /** Every right a job of this profile needs in its namespace (namespaces: cluster-scoped, only to auto-create). */
-export function requiredRights(profile: Pick<Profile, 'autoCreateNamespace' | 'resourceQuota' | 'limitRange'>): Right[] {
+export function requiredRights(
+  profile: Pick<Profile, 'autoCreateNamespace' | 'resourceQuota' | 'limitRange'> & Partial<Pick<Profile, 'networkPolicy'>>,
+): Right[] {
   const each = (group: string, resources: string[], verbs: string[]): Right[] =>
     resources.flatMap((resource) => verbs.map((verb) => ({ verb, group, resource })));
   return [
     ...(profile.autoCreateNamespace ? each('', ['namespaces'], ['get', 'create']) : []),
     ...(profile.autoCreateNamespace && profile.resourceQuota ? each('', ['resourcequotas'], ['create']) : []),
     ...(profile.autoCreateNamespace && profile.limitRange ? each('', ['limitranges'], ['create']) : []),
+    ...(profile.autoCreateNamespace && profile.networkPolicy?.enabled ? each('networking.k8s.io', ['networkpolicies'], ['create']) : []),
     // deletecollection: cleanup --orphans deletes jobs a batch at a time, by their labels.
     // patch: the credential ids of the job's tokens on its account (run warns without it).
     ...each('', ['serviceaccounts'], ['create', 'get', 'list', 'patch', 'delete', 'deletecollection']),

@@ -56,6 +56,7 @@ export interface KubeClient {
   createNamespace(body: V1Namespace, dryRun?: DryRun): Promise<V1Namespace>;
   createResourceQuota(body: V1ResourceQuota, dryRun?: DryRun): Promise<V1ResourceQuota>;
   createLimitRange(body: V1LimitRange, dryRun?: DryRun): Promise<V1LimitRange>;
+  createNetworkPolicy<T extends ObjectWithMeta>(body: T, dryRun?: DryRun): Promise<T>;
   createServiceAccount(body: V1ServiceAccount, dryRun?: DryRun): Promise<V1ServiceAccount>;
   createRoleBinding(body: V1RoleBinding, dryRun?: DryRun): Promise<V1RoleBinding>;
   createSecret(body: V1Secret, dryRun?: DryRun): Promise<V1Secret>;
@@ -217,6 +218,10 @@ export class Kube implements KubeClient {
 
   createLimitRange(body: V1LimitRange, dryRun?: DryRun): Promise<V1LimitRange> {
     return this.create('limitranges', body, dryRun);
+  }
+
+  createNetworkPolicy<T extends ObjectWithMeta>(body: T, dryRun?: DryRun): Promise<T> {
+    return this.create('networkpolicies', body, dryRun);
   }
 
   createServiceAccount(body: V1ServiceAccount, dryRun?: DryRun): Promise<V1ServiceAccount> {

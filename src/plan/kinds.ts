@@ -35,7 +35,9 @@ export const TEARDOWN_PHASES = {
   last: ['leases'],
 } as const satisfies Record<string, readonly LabelledKind[]>;
 
-export type NamespacedKind = LabelledKind | 'resourcequotas' | 'limitranges';
+/** Namespace guardrails, created with an auto-created namespace and never deleted by teardown or cleanup. */
+export type NamespaceGuardrailKind = 'resourcequotas' | 'limitranges' | 'networkpolicies';
+export type NamespacedKind = LabelledKind | NamespaceGuardrailKind;
 /** Cluster-scoped kinds the tool reads or writes (policy apply, doctor). */
 export type ClusterKind = 'namespaces' | 'clusterroles' | 'validatingadmissionpolicies' | 'validatingadmissionpolicybindings';
 
@@ -46,6 +48,7 @@ export const API_PREFIX: Record<NamespacedKind | ClusterKind, string> = {
   secrets: '/api/v1',
   resourcequotas: '/api/v1',
   limitranges: '/api/v1',
+  networkpolicies: '/apis/networking.k8s.io/v1',
   namespaces: '/api/v1',
   leases: '/apis/coordination.k8s.io/v1',
   rolebindings: '/apis/rbac.authorization.k8s.io/v1',
@@ -62,6 +65,7 @@ export const KIND_NAME: Record<NamespacedKind | ClusterKind, string> = {
   secrets: 'Secret',
   resourcequotas: 'ResourceQuota',
   limitranges: 'LimitRange',
+  networkpolicies: 'NetworkPolicy',
   namespaces: 'Namespace',
   leases: 'Lease',
   rolebindings: 'RoleBinding',

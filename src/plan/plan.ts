@@ -29,6 +29,7 @@ import {
   jobAnnotations,
   jobLabels,
 } from './objects.ts';
+import { buildNetworkPolicy, managedDriverPortConfs } from './network-policy.ts';
 import { buildSparkSubmitArgs, checkCallerArgs } from './spark-args.ts';
 import { Annotation, type JobContext, type JobPlan } from './types.ts';
 
@@ -45,11 +46,14 @@ export interface PlanInput {
   callerArgs: string[];
   /** run --label, already checked (labels.ts): on every object of the job and on Spark's pods. */
   labels?: Record<string, string>;
+  /** Where the drivers of this host are reached (network-policy.ts driverAddresses): the NetworkPolicy lets them in. */
+  driverAddresses?: readonly string[];
 }
 
 export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): JobPlan {
   const jobId = validateJobId(ctx.jobId);
-  checkCallerArgs(input.callerArgs);
+  const managedConfs = managedDriverPortConfs(profile.networkPolicy);
+  checkCallerArgs(input.callerArgs, Object.keys(managedConfs));
   const userSlug = loginToSlug(ctx.login);
   const namespace = resolveNamespace(profile, ctx);
   const perUser = isPerUserTemplate(profile.targetNamespace);
@@ -72,6 +76,9 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     ...(profile.autoCreateNamespace ? { namespaceObject: buildNamespace(namespace, profile, perUser ? userSlug : undefined) } : {}),
     ...(profile.autoCreateNamespace && profile.resourceQuota ? { namespaceQuota: buildResourceQuota(namespace, profile.resourceQuota) } : {}),
     ...(profile.autoCreateNamespace && profile.limitRange ? { namespaceLimitRange: buildLimitRange(namespace, profile.limitRange) } : {}),
+    ...(profile.autoCreateNamespace && profile.networkPolicy.enabled
+      ? { namespaceNetworkPolicy: buildNetworkPolicy(namespace, profile.networkPolicy, input.driverAddresses ?? []) }
+      : {}),
     serviceAccount: buildServiceAccount(baseName, namespace, labels, annotations),
     executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, annotations),
     roleBinding: buildRoleBinding(baseName, namespace, baseName, labels, annotations),
@@ -93,6 +100,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
       podAnnotations: { [Annotation.login]: ctx.login },
       podNamePrefix: baseName,
       profileConf: profile.sparkConf,
+      managedConfs,
       callerArgs: input.callerArgs,
     }),
   };
@@ -104,6 +112,7 @@ export function planObjects(plan: JobPlan): object[] {
     plan.namespaceObject,
     plan.namespaceQuota,
     plan.namespaceLimitRange,
+    plan.namespaceNetworkPolicy,
     plan.serviceAccount,
     plan.executorServiceAccount,
     plan.roleBinding,

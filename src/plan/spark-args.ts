@@ -124,10 +124,10 @@ const JAVA_WHITESPACE = /[\s\u001c-\u001f]+/;
  * whitespace. Files the JVM reads more options from (@argfile, -XX:VMOptionsFile, -XX:Flags) cannot be
  * checked, so they count as managed.
  */
-function managedKeyInJavaOptions(options: string): string | undefined {
+function managedKeyInJavaOptions(options: string, isManaged: (key: string) => boolean = isManagedConfKey): string | undefined {
   for (const token of options.replace(/["'\\]/g, '').split(JAVA_WHITESPACE)) {
     if (token.startsWith('@') || /^-XX:(VMOptionsFile|Flags)=/.test(token)) return token.split('=')[0];
-    if (token.startsWith('-D') && isManagedConfKey(confKey(token.slice(2)))) return confKey(token.slice(2));
+    if (token.startsWith('-D') && isManaged(confKey(token.slice(2)))) return confKey(token.slice(2));
   }
   return undefined;
 }
@@ -137,8 +137,12 @@ function refuse(argument: string, reason: string): never {
   throw new UsageError(`spark-submit argument ${argument} is not allowed: ${reason}; remove it`);
 }
 
-/** Throws a UsageError when a spark-submit option (before the application) would override a managed setting. */
-export function checkCallerArgs(args: string[]): void {
+/**
+ * Throws a UsageError when a spark-submit option (before the application) would override a managed setting;
+ * `alsoManaged`: confs the profile makes managed (the driver ports when the NetworkPolicy is on).
+ */
+export function checkCallerArgs(args: string[], alsoManaged: readonly string[] = []): void {
+  const isManaged = (key: string) => isManagedConfKey(key) || alsoManaged.includes(key.trim());
   for (const { name, value } of submitOptions(args)) {
     const reason = REFUSED_OPTIONS[name];
     if (reason !== undefined) refuse(`"${name}"`, reason);
@@ -147,14 +151,14 @@ export function checkCallerArgs(args: string[]): void {
       refuse(value === undefined ? `"${name}"` : `"${name} ${value}"`, 'dss-spark-k8s runs Spark in client mode only');
     }
     if (name === '--driver-java-options' && value !== undefined) {
-      const key = managedKeyInJavaOptions(value);
+      const key = managedKeyInJavaOptions(value, isManaged);
       if (key) refuse(`"${name} -D${key}=…"`, `dss-spark-k8s manages ${key}`);
     }
     if ((name === '--conf' || name === '-c') && value !== undefined) {
       const key = confKey(value);
-      if (isManagedConfKey(key)) refuse(`"${name} ${key}=…"`, `dss-spark-k8s manages ${key}`);
+      if (isManaged(key)) refuse(`"${name} ${key}=…"`, `dss-spark-k8s manages ${key}`);
       if (JAVA_OPTIONS_CONFS.includes(key)) {
-        const inner = managedKeyInJavaOptions(value.slice(value.indexOf('=') + 1));
+        const inner = managedKeyInJavaOptions(value.slice(value.indexOf('=') + 1), isManaged);
         if (inner) refuse(`"${name} ${key}=…-D${inner}=…"`, `dss-spark-k8s manages ${inner}`);
       }
     }
@@ -186,12 +190,15 @@ export interface SparkSubmitInput {
   podAnnotations?: Record<string, string>;
   podNamePrefix: string;
   profileConf: Record<string, string>;
+  /** Confs the tool sets from the profile (the driver ports of the NetworkPolicy): the caller's are refused, the profile's sparkConf ones ignored. */
+  managedConfs?: Record<string, string>;
   callerArgs: string[];
 }
 
 /** The full spark-submit argument list (after the executable). It never carries a token: that is in KUBECONFIG. */
 export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
-  checkCallerArgs(input.callerArgs);
+  const managedConfs = input.managedConfs ?? {};
+  checkCallerArgs(input.callerArgs, Object.keys(managedConfs));
   // A job label (the profile's, run --label's, the tool's) is the same on the pods as on the job's objects.
   for (const key of callerConfKeys(input.callerArgs)) {
     const label = /^spark\.kubernetes\.(?:driver|executor)\.label\.(.+)$/.exec(key)?.[1];
@@ -216,6 +223,7 @@ export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
     ...conf('spark.kubernetes.driver.ownPersistentVolumeClaim', 'false'),
     ...conf('spark.kubernetes.executor.podTemplateFile', input.podTemplateFile),
     ...conf('spark.kubernetes.executor.podTemplateContainerName', EXECUTOR_CONTAINER),
+    ...Object.entries(managedConfs).flatMap(([key, value]) => conf(key, value)),
   ];
   for (const [key, value] of Object.entries(input.labels)) {
     args.push(...conf(`spark.kubernetes.driver.label.${key}`, value));
@@ -233,7 +241,7 @@ export function buildSparkSubmitArgs(input: SparkSubmitInput): string[] {
     }
   }
   for (const [key, value] of Object.entries(input.profileConf)) {
-    if (!callerKeys.has(key) && !isManagedConfKey(key)) args.push(...conf(key, value));
+    if (!callerKeys.has(key) && !isManagedConfKey(key) && !Object.hasOwn(managedConfs, key)) args.push(...conf(key, value));
   }
   return [...args, ...input.callerArgs];
 }

@@ -406,6 +406,7 @@ const dssuserRules = {
   token: { policy: DSSUSER, rule: 'dssuser may only request tokens for job accounts' },
   labelledDelete: { policy: DSSUSER, rule: 'dssuser may only delete objects labelled app.kubernetes.io/managed-by=dss-spark-k8s' },
   quotaAndLimits: { policy: DSSUSER, rule: 'dssuser may only create the ResourceQuota (without scopes) and LimitRange named dss-spark-k8s' },
+  networkPolicy: { policy: DSSUSER, rule: 'dssuser may only create the NetworkPolicy named dss-spark-k8s of a namespace it created' },
 } as const;
 
 const jobRules = {
@@ -741,6 +742,26 @@ export const BOUNDS: readonly Bound[] = [
     proofs: [
       ...redteamDssuser('LimitRange of another name'),
       { file: IT.run, it: 'gives an auto-created namespace the Pod Security labels, quota and limits of the profile' },
+    ],
+  },
+  {
+    identity: 'dssuser',
+    verb: 'create',
+    resource: 'networkpolicies.networking.k8s.io',
+    bound:
+      'only the one named dss-spark-k8s, labelled managed-by, of a namespace dssuser created, created once (never changed or deleted), selecting every pod' +
+      " for Ingress and Egress, peers only the namespace's own pods, ipBlocks and kube-system on port 53. Residual: the ipBlocks are the profile's and" +
+      ' cannot be pinned, so a compromised dssuser could admit any address into a namespace it created, as open as that namespace without the policy' +
+      " (which it could create anyway); never in an administrator's namespace, and never a second policy beside the tool's (one name, create only)",
+    by: [dssuserRules.managedNamespace, dssuserRules.networkPolicy],
+    proofs: [
+      ...redteamDssuser(
+        'NetworkPolicy of another name',
+        'NetworkPolicy allowing ingress from every namespace',
+        'NetworkPolicy selecting only some pods',
+        'the dss-spark-k8s NetworkPolicy in a namespace an administrator made',
+      ),
+      { file: 'test/integration/network-policy.test.ts', it: 'gives an auto-created namespace the NetworkPolicy of the profile' },
     ],
   },
   teardownDelete('pods', 'delete', 'pods', redteamDssuser('delete of an unlabelled pod')),

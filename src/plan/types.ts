@@ -9,6 +9,7 @@ import type {
   V1Secret,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
+import type { NetworkPolicy } from './network-policy.ts';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'dss-spark-k8s';
@@ -81,6 +82,8 @@ export interface JobPlan {
   namespaceObject?: V1Namespace;
   namespaceQuota?: V1ResourceQuota;
   namespaceLimitRange?: V1LimitRange;
+  /** With an auto-created namespace when networkPolicy.enabled: its NetworkPolicy (network-policy.ts). */
+  namespaceNetworkPolicy?: NetworkPolicy;
   serviceAccount: V1ServiceAccount;
   executorServiceAccount: V1ServiceAccount;
   roleBinding: V1RoleBinding;

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown } from '../../src/teardown/teardown.ts';
 import { buildNamespace } from '../../src/plan/objects.ts';
+import { buildNetworkPolicy } from '../../src/plan/network-policy.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { MANAGED_BY_LABEL, OWNER_LABEL } from '../../src/plan/types.ts';
 import { adminCore, createManagedNamespace, dssuserKube, uniqueName } from '../support/kube.ts';
@@ -88,6 +89,12 @@ function namespaceAttack(
     pre13,
   };
 }
+
+/** The NetworkPolicy the tool gives an auto-created namespace (a driver address, extra egress). */
+const toolNetworkPolicy = (namespace: string) =>
+  buildNetworkPolicy(namespace, { enabled: true, driverPorts: { from: 40000, to: 40127 }, egress: [{ cidr: '10.1.0.0/16', ports: [443] }] }, [
+    '192.0.2.2/32',
+  ]) as { metadata: { name: string }; spec: { ingress: unknown[]; egress: unknown[] } };
 
 const policy = { refusedBy: 'dssuserPolicy' } as const;
 const rbac = { refusedBy: 'rbac' } as const;
@@ -510,6 +517,52 @@ const CREATE_ATTACKS: Attack[] = [
     ...policy,
     pre13: 'admitted',
   },
+  // NetworkPolicies are additive: a compromised dssuser must not open traffic with the one it may create.
+  {
+    name: 'NetworkPolicy of another name',
+    attempt: (api) => api.create('networkpolicies', team, renamed(toolNetworkPolicy(team), 'team-x')),
+    ...policy,
+    pre13: 'refused',
+  },
+  {
+    name: 'NetworkPolicy allowing ingress from every namespace',
+    attempt: (api) =>
+      api.create(
+        'networkpolicies',
+        team,
+        clone(toolNetworkPolicy(team), (np) => np.spec.ingress.push({ from: [{ namespaceSelector: {} as never }] })),
+      ),
+    ...policy,
+    pre13: 'refused',
+  },
+  {
+    name: 'NetworkPolicy allowing egress everywhere',
+    attempt: (api) =>
+      api.create(
+        'networkpolicies',
+        team,
+        clone(toolNetworkPolicy(team), (np) => np.spec.egress.push({ to: [] })),
+      ),
+    ...policy,
+    pre13: 'refused',
+  },
+  {
+    name: 'NetworkPolicy selecting only some pods',
+    attempt: (api) =>
+      api.create(
+        'networkpolicies',
+        team,
+        clone(toolNetworkPolicy(team), (np) => Object.assign(np.spec, { podSelector: { matchLabels: { app: 'x' } }, ingress: [{}] })),
+      ),
+    ...policy,
+    pre13: 'refused',
+  },
+  {
+    name: 'the dss-spark-k8s NetworkPolicy in a namespace an administrator made',
+    attempt: (api) => api.create('networkpolicies', adminTeam, toolNetworkPolicy(adminTeam)),
+    ...policy,
+    pre13: 'refused',
+  },
   {
     name: 'pod create (its role has no pods create: RBAC)',
     attempt: (api) =>
@@ -669,6 +722,7 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
       [
         '/limitranges:create',
         '/namespaces:create',
+        'networking.k8s.io/networkpolicies:create',
         '/persistentvolumeclaims:delete',
         '/persistentvolumeclaims:deletecollection',
         '/pods:delete',
@@ -713,6 +767,11 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
         buildNamespace(uniqueName('dss-rt'), profileWith({ podSecurity: { enforce: 'baseline', audit: 'restricted', warn: 'restricted' } })),
       );
       expect([restricted.status, baseline.status], restricted.message + baseline.message).toEqual([201, 201]);
+    });
+
+    it('to create the NetworkPolicy the tool plans (server-side dry run)', async () => {
+      const outcome = await dssuserApi().create('networkpolicies', team, toolNetworkPolicy(team));
+      expect(outcome.status, outcome.message).toBe(201);
     });
 
     it("to ask a job account's token bound to its anchor, for at most 24 hours", async () => {

@@ -262,7 +262,7 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 30: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 31: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },

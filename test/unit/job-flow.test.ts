@@ -68,6 +68,7 @@ function fakeCluster(options: FakeOptions = {}) {
     createNamespace: (body) => answer('createNamespace', `create namespace ${body.metadata?.name}`, body),
     createResourceQuota: (body) => answer('createResourceQuota', 'create resourcequota', body),
     createLimitRange: (body) => answer('createLimitRange', 'create limitrange', body),
+    createNetworkPolicy: (body) => answer('createNetworkPolicy', 'create networkpolicy', body),
     createServiceAccount: (body) => answer('createServiceAccount', `create serviceaccount ${body.metadata?.name}`, withUid(body)),
     createSecret: (body: V1Secret) => answer('createSecret', `create secret ${body.metadata?.name}`, withUid(body)),
     createRoleBinding: (body) => answer('createRoleBinding', `create rolebinding ${body.metadata?.name}`, body),
