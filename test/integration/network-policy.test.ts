@@ -3,7 +3,7 @@
 // the managed ports), while it holds its executors a pod of another namespace cannot connect to one, a pod of
 // the job's namespace can; and dssuser cannot create a broader policy, nor one outside a namespace it made.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -168,6 +168,9 @@ describe('a job in an auto-created namespace, with NetworkPolicy enforced on the
     chmodSync(app, 0o644);
     execFileSync('chown', ['-R', `${alice.uid}:${alice.gid}`, work]);
     jobId = uniqueJobId('np');
+    const eventsDir = dssuserDir('dss-spark-k8s-test-events-');
+    scratch.push(eventsDir);
+    const events = join(eventsDir, 'events.jsonl');
     cli = startCli([
       'run',
       '--user',
@@ -176,6 +179,8 @@ describe('a job in an auto-created namespace, with NetworkPolicy enforced on the
       config.path,
       '--job-id',
       jobId,
+      '--events',
+      events,
       '--',
       '--driver-java-options',
       `-Djava.io.tmpdir=${join(work, 'tmp')}`,
@@ -183,8 +188,16 @@ describe('a job in an auto-created namespace, with NetworkPolicy enforced on the
       work,
     ]);
     cli.child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const provisioned = await cli.waitForEvent('provisioned', 60_000).catch(() => undefined);
-    expect(provisioned?.namespaceCreated).toBe(true);
+    const provisioned = await until('"provisioned" event', 60_000, () =>
+      existsSync(events)
+        ? readFileSync(events, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line) as Record<string, unknown>)
+            .find((e) => e.event === 'provisioned')
+        : undefined,
+    );
+    expect(provisioned.namespaceCreated).toBe(true);
 
     const read = await adminApi().get('networkpolicies', namespace, 'dss-spark-k8s');
     expect(read.status, read.message).toBe(200);
