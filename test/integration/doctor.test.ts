@@ -16,6 +16,9 @@ import { kubectl } from '../support/cluster.ts';
 import { adminKubeConfig, tokenKube, tokenKubeConfig } from '../support/kube.ts';
 import { lookupUser, type UnixUser } from '../support/unix.ts';
 
+/** The profile default: auto-created namespaces get a NetworkPolicy (networkpolicies create). */
+const NETWORK_POLICY_ON = { networkPolicy: { enabled: true, driverPorts: { from: 40000, to: 40127 }, egress: [] } };
+
 const cluster = inject('cluster');
 const unix = inject('unix');
 const root = resolve(import.meta.dirname, '../..');
@@ -275,7 +278,7 @@ describe('doctor with a correct set-up', () => {
       sudo: 'pass',
       spark: 'pass',
     });
-    expect(run.check('rights').detail).toBe(`all ${requiredRights({ autoCreateNamespace: true }).length} rights a job needs`);
+    expect(run.check('rights').detail).toBe(`all ${requiredRights({ autoCreateNamespace: true, ...NETWORK_POLICY_ON }).length} rights a job needs`);
     expect(run.check('driver-role').detail).toBe("ClusterRole dss-spark-k8s-driver grants exactly the driver's rights");
     expect(run.check('sudo').detail).toBe(`${unix.dssuser.name} may run ${spark35} as ${alice.name} without a password, KUBECONFIG kept`);
   });
@@ -299,7 +302,7 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
   const rights = rightsOf(perUserRules);
 
   it('asks for exactly the rights of deploy/rbac/per-user-namespaces.yaml, but list namespaces and get of the driver role', () => {
-    const needed = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {} }).map(
+    const needed = requiredRights({ autoCreateNamespace: true, resourceQuota: {}, limitRange: {}, ...NETWORK_POLICY_ON }).map(
       (r) => `${docRightName(r)}${r.name ? ` ${r.name}` : ''}`,
     );
     expect(
@@ -327,7 +330,7 @@ describe('doctor finds each missing right of the documented ClusterRole', () => 
     expect(broken.code).toBe(78);
     const check = broken.check('rights');
     expect(check.status).toBe('fail');
-    expect(check.detail).toBe(`missing 1 of ${requiredRights({ autoCreateNamespace: true }).length}: ${rightName(right)}`);
+    expect(check.detail).toBe(`missing 1 of ${requiredRights({ autoCreateNamespace: true, ...NETWORK_POLICY_ON }).length}: ${rightName(right)}`);
     expect(check.fix).toMatch(/^# add to the rules of the ClusterRole bound to system:serviceaccount:/);
     const fixRules = loadYaml<Rule[]>(check.fix!);
     expect(fixRules).toEqual([

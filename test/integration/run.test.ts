@@ -207,6 +207,7 @@ describe('run: the job lifecycle', () => {
     const plan = JSON.parse(result.stdout);
     expect(plan.objects.map((o: { kind: string }) => o.kind)).toEqual([
       'Namespace',
+      'NetworkPolicy',
       'ServiceAccount',
       'ServiceAccount',
       'RoleBinding',
