@@ -758,10 +758,12 @@ export const BOUNDS: readonly Bound[] = [
       ...redteamDssuser(
         'NetworkPolicy of another name',
         'NetworkPolicy allowing ingress from every namespace',
+        'NetworkPolicy allowing egress everywhere',
         'NetworkPolicy selecting only some pods',
         'the dss-spark-k8s NetworkPolicy in a namespace an administrator made',
       ),
       { file: 'test/integration/network-policy.test.ts', it: 'gives an auto-created namespace the NetworkPolicy of the profile' },
+      { file: 'test/integration/network-policy.test.ts', it: 'refuses dssuser a broader NetworkPolicy in the managed namespace, and any in another one (403)' },
     ],
   },
   teardownDelete('pods', 'delete', 'pods', redteamDssuser('delete of an unlabelled pod')),
