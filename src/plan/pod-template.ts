@@ -33,6 +33,8 @@ const REFUSED_POD_FIELDS: [string, (value: unknown) => boolean, string][] = [
   ['automountServiceAccountToken', (v) => v === true, 'executors get no service-account token'],
   ['resourceClaims', (v) => listAt(v).length > 0, 'an executor may not claim devices'],
   ['priorityClassName', (v) => typeof v === 'string' && v.startsWith('system-'), 'a system priority class would preempt other tenants'],
+  // The isolation policy admits only the pull secrets the namespace lists: the profile's allowedImagePullSecrets.
+  ['imagePullSecrets', (v) => v !== undefined, 'pull secrets come from allowedImagePullSecrets; remove them here'],
 ];
 
 /** The volume sources an executor may use: nothing that holds a credential, a host path or shared storage. */
@@ -50,6 +52,7 @@ const REFUSED_CONTAINER_CONTEXT: [string, (value: unknown) => boolean, string][]
   ['seccompProfile', (v) => mapAt(v).type === 'Unconfined', 'an executor runs with the runtime’s seccomp profile'],
   ['appArmorProfile', (v) => mapAt(v).type === 'Unconfined', 'an executor may not run without AppArmor'],
   ['seLinuxOptions', (v) => v !== undefined, 'an executor may not choose its SELinux options'],
+  ['windowsOptions', (v) => mapAt(v).hostProcess === true, 'an executor may not run as a host process'],
 ];
 const REFUSED_POD_CONTEXT: [string, (value: unknown) => boolean, string][] = [
   ...REFUSED_CONTAINER_CONTEXT.filter(([field]) => ['runAsNonRoot', 'runAsUser', 'seccompProfile', 'appArmorProfile', 'seLinuxOptions'].includes(field)),
@@ -57,13 +60,17 @@ const REFUSED_POD_CONTEXT: [string, (value: unknown) => boolean, string][] = [
 ];
 
 /** Where a container names a host for the kubelet to reach (the kubelet is on the node's network). */
-const HANDLERS = ['livenessProbe', 'readinessProbe', 'startupProbe'];
+const HANDLERS: [string, ...string[]][] = [['livenessProbe'], ['readinessProbe'], ['startupProbe'], ['lifecycle', 'postStart'], ['lifecycle', 'preStop']];
+const APPARMOR_ANNOTATION_PREFIX = 'container.apparmor.security.beta.kubernetes.io/';
 
 /** The first reason to refuse `template`, a Pod as written in the profile. */
 export function checkPodTemplate(template: unknown): TemplateRefusal | undefined {
   if (!isMap(template)) return { path: [], reason: 'expected a Pod (a map with spec.containers)' };
   const kind = template.kind;
   if (kind !== undefined && kind !== 'Pod') return { path: ['kind'], reason: `expected Pod, got ${JSON.stringify(kind)}` };
+  const annotations = mapAt(mapAt(template.metadata).annotations);
+  const unconfined = Object.keys(annotations).find((key) => key.startsWith(APPARMOR_ANNOTATION_PREFIX) && annotations[key] === 'unconfined');
+  if (unconfined !== undefined) return { path: ['metadata', 'annotations', unconfined], reason: 'refused: an executor may not run without AppArmor' };
   const spec = template.spec;
   if (spec !== undefined && !isMap(spec)) return { path: ['spec'], reason: 'expected a map (a PodSpec)' };
   const podSpec = mapAt(spec);
@@ -94,6 +101,16 @@ function checkVolume(volume: RawMap): TemplateRefusal | undefined {
   if (other !== undefined) {
     return { path: [other], reason: `refused: executors may mount ${ALLOWED_VOLUME_SOURCES.join(', ')} volumes only (${other} is not one)` };
   }
+  const claim = mapAt(mapAt(volume.ephemeral).volumeClaimTemplate);
+  for (const field of ['dataSource', 'dataSourceRef', 'volumeName', 'selector']) {
+    if (mapAt(claim.spec)[field] !== undefined) {
+      return { path: ['ephemeral', 'volumeClaimTemplate', 'spec', field], reason: 'refused: an executor volume starts empty and binds no chosen volume' };
+    }
+  }
+  const claimLabels = Object.keys(mapAt(mapAt(claim.metadata).labels));
+  const toolLabel = claimLabels.find((key) => key.startsWith('dss-spark-k8s.dataiku.io/') || key === 'app.kubernetes.io/managed-by');
+  if (toolLabel !== undefined)
+    return { path: ['ephemeral', 'volumeClaimTemplate', 'metadata', 'labels', toolLabel], reason: "refused: the tool's labels are its own" };
   for (const [i, source] of listAt(mapAt(volume.projected).sources).entries()) {
     const kind = Object.keys(mapAt(source)).find((key) => !ALLOWED_PROJECTED_SOURCES.includes(key));
     if (kind !== undefined) return { path: ['projected', 'sources', i, kind], reason: `refused: a projected volume may hold configMap and downwardAPI only` };
@@ -117,9 +134,10 @@ function checkContainer(container: RawMap): TemplateRefusal | undefined {
     if (mapAt(source).secretRef !== undefined) return { path: ['envFrom', i, 'secretRef'], reason: 'refused: executors read no Secret' };
   }
   for (const handler of HANDLERS) {
+    const at = handler.reduce<unknown>((value, key) => mapAt(value)[key], container);
     for (const action of ['httpGet', 'tcpSocket']) {
-      if (mapAt(mapAt(container[handler])[action]).host !== undefined) {
-        return { path: [handler, action, 'host'], reason: 'refused: the kubelet would send this probe to any host' };
+      if (mapAt(mapAt(at)[action]).host !== undefined) {
+        return { path: [...handler, action, 'host'], reason: 'refused: the kubelet would send this request to any host' };
       }
     }
   }

@@ -56,6 +56,32 @@ describe('executorPodTemplate: refused when read, one line naming the field', ()
     ],
     [{ spec: { priorityClassName: 'system-node-critical' } }, 'spec.priorityClassName', 'preempt'],
     [{ kind: 'Deployment' }, 'kind', 'expected Pod'],
+    [
+      { spec: { containers: [{ lifecycle: { preStop: { httpGet: { host: '10.0.0.1', port: 80 } } } }] } },
+      'spec.containers[0].lifecycle.preStop.httpGet.host',
+      'any host',
+    ],
+    [
+      { spec: { volumes: [{ name: 'v', ephemeral: { volumeClaimTemplate: { spec: { dataSource: { kind: 'PersistentVolumeClaim', name: 'x' } } } } }] } },
+      'spec.volumes[0].ephemeral.volumeClaimTemplate.spec.dataSource',
+      'starts empty',
+    ],
+    [
+      { spec: { volumes: [{ name: 'v', ephemeral: { volumeClaimTemplate: { metadata: { labels: { 'dss-spark-k8s.dataiku.io/owner-sa': 'x' } } } } }] } },
+      'spec.volumes[0].ephemeral.volumeClaimTemplate.metadata.labels["dss-spark-k8s.dataiku.io/owner-sa"]',
+      "tool's labels",
+    ],
+    [
+      { metadata: { annotations: { 'container.apparmor.security.beta.kubernetes.io/c': 'unconfined' } } },
+      'metadata.annotations["container.apparmor.security.beta.kubernetes.io/c"]',
+      'AppArmor',
+    ],
+    [{ spec: { imagePullSecrets: [{ name: 'regcred' }] } }, 'spec.imagePullSecrets', 'allowedImagePullSecrets'],
+    [
+      { spec: { containers: [{ securityContext: { windowsOptions: { hostProcess: true } } }] } },
+      'spec.containers[0].securityContext.windowsOptions',
+      'host process',
+    ],
   ])('%j', (template, path, reason) => {
     const message = profileError(template);
     expect(message.startsWith(`f.yaml: profiles.default.executorPodTemplate.${path}: `)).toBe(true);
