@@ -86,7 +86,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .command('namespaces')
     .description("the namespaces the tool created: re-apply the profile's guardrails (dssuser or administrators)")
     .command('reconcile')
-    .description('create the ResourceQuota and LimitRange the profile gives a managed namespace where missing; report Pod Security label drift')
+    .description('create the ResourceQuota, LimitRange and NetworkPolicy the profile gives a managed namespace where missing; report Pod Security label drift')
     .option('--profile <name>', 'the profile whose guardrails apply (default: the default profile)')
     .option('--config <file>', 'the configuration file (default: $DSS_SPARK_K8S_CONFIG or /etc/dss-spark-k8s/config.yaml)')
     .option('-n, --namespace <name>', 'only this managed namespace (repeatable)', collect, [])

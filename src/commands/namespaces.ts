@@ -13,6 +13,7 @@ import type { Profile } from '../config/types.ts';
 import { Kube, type KubeClient } from '../k8s/client.ts';
 import { desiredGuardrails, podSecurityDrift, renderRows, type Guardrail, type ReconcileRow } from '../namespaces/reconcile.ts';
 import { isDnsLabel, isPerUserTemplate, perUserNamespacePattern } from '../plan/names.ts';
+import { driverAddresses } from '../plan/network-policy.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../plan/types.ts';
 import type { V1Namespace } from '@kubernetes/client-node';
 
@@ -24,7 +25,7 @@ export interface NamespacesOptions {
   config?: string;
 }
 
-export type NamespacesClient = Pick<Kube, 'request'> & Pick<KubeClient, 'createResourceQuota' | 'createLimitRange' | 'close'>;
+export type NamespacesClient = Pick<Kube, 'request'> & Pick<KubeClient, 'createResourceQuota' | 'createLimitRange' | 'createNetworkPolicy' | 'close'>;
 
 export interface NamespacesDeps {
   stdout: { write(text: string): unknown };
@@ -84,9 +85,10 @@ async function run(request: Request, profile: Profile, kube: NamespacesClient): 
     throw new UsageError(`-n ${missingNamed.join(', ')}: not a namespace the tool created (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE} label)`);
   }
   const rows: ReconcileRow[] = [];
+  const addresses = profile.networkPolicy.enabled ? driverAddresses(profile) : [];
   for (const namespace of managed) {
     const name = namespace.metadata!.name!;
-    for (const guardrail of desiredGuardrails(name, profile)) rows.push(await reconcileOne(kube, guardrail, name, request.yes));
+    for (const guardrail of desiredGuardrails(name, profile, addresses)) rows.push(await reconcileOne(kube, guardrail, name, request.yes));
     rows.push(...podSecurityDrift(namespace, profile));
   }
   return rows;
@@ -98,8 +100,11 @@ async function run(request: Request, profile: Profile, kube: NamespacesClient): 
  */
 async function reconcileOne(kube: NamespacesClient, guardrail: Guardrail, namespace: string, yes: boolean): Promise<ReconcileRow> {
   const object = `${guardrail.object.kind} ${guardrail.object.metadata?.name}`;
-  const create = (dryRun?: 'server') =>
-    guardrail.kind === 'resourcequotas' ? kube.createResourceQuota(guardrail.object, dryRun) : kube.createLimitRange(guardrail.object, dryRun);
+  const create = (dryRun?: 'server') => {
+    if (guardrail.kind === 'resourcequotas') return kube.createResourceQuota(guardrail.object, dryRun);
+    if (guardrail.kind === 'limitranges') return kube.createLimitRange(guardrail.object, dryRun);
+    return kube.createNetworkPolicy(guardrail.object, dryRun);
+  };
   try {
     await create('server');
   } catch (error) {

@@ -1,17 +1,18 @@
 // `namespaces reconcile`: the guardrails a profile gives the namespaces the tool created, compared with what
 // they hold. Pure: the command (src/commands/namespaces.ts) reads the cluster and creates what is missing.
 //
-// What dssuser may fix is what it may create in a namespace it created (its admission policy: the ResourceQuota
-// and LimitRange named dss-spark-k8s): a guardrail that is missing, e.g. after a first job whose quota create
-// failed. What it may not, by design, is change a namespace (its Pod Security labels) or an existing guardrail:
+// What dssuser may fix is what it may create in a namespace it created (its admission policy: the ResourceQuota,
+// LimitRange and NetworkPolicy named dss-spark-k8s): a guardrail that is missing, e.g. after a first job whose
+// quota create failed, or a namespace made before the profile turned networkPolicy on. What it may not, by design, is change a namespace (its Pod Security labels) or an existing guardrail:
 // dssuser holds no update right on them, so a compromised dssuser cannot weaken them either. Those differences are
 // reported with the administrator's command.
 
 import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
+import { buildNetworkPolicy } from '../plan/network-policy.ts';
 import { buildLimitRange, buildNamespace, buildResourceQuota } from '../plan/objects.ts';
 
-export type GuardrailKind = 'resourcequotas' | 'limitranges';
+export type GuardrailKind = 'resourcequotas' | 'limitranges' | 'networkpolicies';
 
 export interface Guardrail {
   kind: GuardrailKind;
@@ -29,11 +30,17 @@ export interface ReconcileRow {
   detail?: string;
 }
 
-/** The ResourceQuota and LimitRange the profile gives `namespace` (none when the profile sets neither). */
-export function desiredGuardrails(namespace: string, profile: Profile): Guardrail[] {
+/**
+ * The ResourceQuota, LimitRange and NetworkPolicy the profile gives `namespace`, as `run` creates them with a new
+ * namespace (`driverAddresses`: network-policy.ts driverAddresses of this host).
+ */
+export function desiredGuardrails(namespace: string, profile: Profile, driverAddresses: readonly string[]): Guardrail[] {
   const guardrails: Guardrail[] = [];
   if (profile.resourceQuota) guardrails.push({ kind: 'resourcequotas', object: buildResourceQuota(namespace, profile.resourceQuota) });
   if (profile.limitRange) guardrails.push({ kind: 'limitranges', object: buildLimitRange(namespace, profile.limitRange) });
+  if (profile.networkPolicy.enabled) {
+    guardrails.push({ kind: 'networkpolicies', object: buildNetworkPolicy(namespace, profile.networkPolicy, driverAddresses) });
+  }
   return guardrails;
 }
 

@@ -6,11 +6,15 @@ import { fixtureProfile } from './fixtures.ts';
 describe('namespaces reconcile: the pure part', () => {
   const profile = fixtureProfile({ resourceQuota: { hard: { pods: '5' } }, podSecurity: { enforce: 'restricted', audit: 'restricted', warn: 'baseline' } });
 
-  it('wants the profile quota and limits, and nothing when the profile sets neither', () => {
-    expect(desiredGuardrails('dss-a', profile).map((g) => [g.kind, g.object.metadata?.name, g.object.metadata?.namespace])).toEqual([
+  it('wants the profile quota, limits and NetworkPolicy, and nothing when the profile sets none of them', () => {
+    const wanted = desiredGuardrails('dss-a', profile, ['192.0.2.10/32']);
+    expect(wanted.map((g) => [g.kind, g.object.metadata?.name, g.object.metadata?.namespace])).toEqual([
       ['resourcequotas', 'dss-spark-k8s', 'dss-a'],
+      ['networkpolicies', 'dss-spark-k8s', 'dss-a'],
     ]);
-    expect(desiredGuardrails('dss-a', fixtureProfile())).toEqual([]);
+    expect(JSON.stringify(wanted[1]?.object)).toContain('192.0.2.10/32');
+    const none = fixtureProfile({ networkPolicy: { enabled: false, driverPorts: { from: 40000, to: 40127 }, egress: [] } });
+    expect(desiredGuardrails('dss-a', none, [])).toEqual([]);
   });
 
   it('reports each Pod Security label that differs, with the administrator command, and none when they match', () => {
