@@ -76,6 +76,10 @@ export function buildNetworkPolicy(namespace: string, settings: NetworkPolicySet
 }
 
 /** An address as a single-host CIDR (/32 or /128), or undefined when it is not an IP address. */
+function isLoopback(cidr: string): boolean {
+  return cidr.startsWith('127.') || cidr === '::1/128';
+}
+
 export function hostCidr(address: string): string | undefined {
   const family = isIP(address.trim());
   return family === 4 ? `${address.trim()}/32` : family === 6 ? `${address.trim()}/128` : undefined;
@@ -83,7 +87,7 @@ export function hostCidr(address: string): string | undefined {
 
 /**
  * Where this host's drivers are reached: the profile's driverAddresses, else spark.driver.host of its sparkConf
- * when that is an IP address, else this host's non-internal IPv4 addresses (what Spark picks from).
+ * when that is an IP address other than a loopback one, else this host's non-internal IPv4 addresses (what Spark picks from).
  */
 export function driverAddresses(
   profile: Pick<Profile, 'networkPolicy' | 'sparkConf'>,
@@ -92,7 +96,9 @@ export function driverAddresses(
   if (profile.networkPolicy.driverAddresses && profile.networkPolicy.driverAddresses.length > 0) return [...profile.networkPolicy.driverAddresses];
   const configured = profile.sparkConf['spark.driver.host'];
   const fromConf = configured === undefined ? undefined : hostCidr(configured);
-  if (fromConf) return [fromConf];
+  // A loopback driver address is never where pods reach a driver; it would shut executors out for good, since the
+  // namespace keeps the policy its first job made.
+  if (fromConf && !isLoopback(fromConf)) return [fromConf];
   const found = Object.values(interfaces)
     .flat()
     .filter((entry) => entry !== undefined && !entry.internal && entry.family === 'IPv4')

@@ -90,6 +90,9 @@ describe('driverAddresses', () => {
   it("else this host's non-internal IPv4 addresses (also when spark.driver.host is a name)", () => {
     expect(driverAddresses(fixtureProfile(), interfaces)).toEqual(['192.0.2.2/32', '198.51.100.1/32']);
     expect(driverAddresses(fixtureProfile({ sparkConf: { 'spark.driver.host': 'dss.example.com' } }), interfaces)).toEqual(['192.0.2.2/32', '198.51.100.1/32']);
+    // Pods never reach a loopback driver: the host's addresses instead (the namespace keeps its first job's policy).
+    expect(driverAddresses(fixtureProfile({ sparkConf: { 'spark.driver.host': '127.0.0.1' } }), interfaces)).toEqual(['192.0.2.2/32', '198.51.100.1/32']);
+    expect(driverAddresses(fixtureProfile({ sparkConf: { 'spark.driver.host': '::1' } }), interfaces)).toEqual(['192.0.2.2/32', '198.51.100.1/32']);
   });
 
   it('hostCidr takes only IP addresses', () => {
