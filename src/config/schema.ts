@@ -319,7 +319,10 @@ const egressRule = settings(
 const networkPolicy = settings('expected a map with enabled, driverAddresses, driverPorts and/or egress', {
   enabled: v.optional(doc('create the NetworkPolicies on auto-created namespaces', flag), true),
   driverAddresses: v.optional(
-    doc("where drivers run (the DSS hosts), as CIDRs; default: spark.driver.host of the profile's sparkConf (not a loopback one), else this host's addresses", cidrList),
+    doc(
+      "where drivers run (the DSS hosts), as CIDRs; default: spark.driver.host of the profile's sparkConf (not a loopback one), else this host's addresses",
+      cidrList,
+    ),
   ),
   driverPorts: v.optional(doc('the ports of the drivers (spark.driver.port, spark.blockManager.port, managed by the tool)', portRange), '40000-40127'),
   egress: v.optional(
