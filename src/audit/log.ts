@@ -8,6 +8,8 @@
 // is <base>: teardown's deletecollection by the owner label). Only the final stage of a
 // request is kept (ResponseComplete, or Panic), so each request appears once.
 
+import { formatColumns } from '../columns.ts';
+
 export interface AuditedRequest {
   time: string;
   /** `job` for the job's own tokens, else the user name (dssuser, the kubelet, ...). */
@@ -109,6 +111,5 @@ export function renderTable(requests: AuditedRequest[]): string {
   // An audit log is written from what clients sent: no control character of it reaches the terminal.
   const cell = (text: string) => text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
   const rows = requests.map((r) => [r.time, r.by, r.verb, r.resource, r.namespace, r.name, r.code === null ? '-' : String(r.code)].map(cell));
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  return `${formatColumns([header, ...rows]).join('\n')}\n`;
 }

@@ -1,4 +1,5 @@
 // What cleanup --orphans prints: the jobs as a table or JSON on stdout, a progress line on a terminal's stderr.
+import { formatColumns } from '../columns.ts';
 import { formatAge, objectCount, type Job, type JobReport } from './model.ts';
 
 export interface Output {
@@ -14,9 +15,7 @@ export function renderTable(reports: JobReport[], now: Date, withResult: boolean
     const row = [job.jobId, job.login ?? job.userSlug ?? '-', job.namespace, age(job, now), r.decision.state, r.decision.reason, objects];
     return withResult ? [...row, r.result ?? '-'] : row;
   });
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `${cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`;
-  return [header, ...rows].map(line).join('');
+  return `${formatColumns([header, ...rows]).join('\n')}\n`;
 }
 
 export function renderJson(reports: JobReport[], now: Date): string {

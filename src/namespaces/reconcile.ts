@@ -9,6 +9,7 @@
 
 import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
+import { formatColumns } from '../columns.ts';
 import { buildNetworkPolicy } from '../plan/network-policy.ts';
 import { buildLimitRange, buildNamespace, buildResourceQuota } from '../plan/objects.ts';
 
@@ -61,15 +62,7 @@ export function podSecurityDrift(namespace: V1Namespace, profile: Profile): Reco
 
 export function renderRows(rows: ReconcileRow[], applied: boolean): string {
   if (rows.length === 0) return 'no managed namespace found\n';
-  const header = ['NAMESPACE', 'OBJECT', 'STATE', 'DETAIL'];
-  const lines = [header, ...rows.map((row) => [row.namespace, row.object, row.state, row.detail ?? ''])];
-  const widths = header.map((_, i) => Math.max(...lines.map((line) => line[i]!.length)));
-  const table = lines.map((line) =>
-    line
-      .map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd(),
-  );
+  const table = formatColumns([['NAMESPACE', 'OBJECT', 'STATE', 'DETAIL'], ...rows.map((row) => [row.namespace, row.object, row.state, row.detail ?? ''])]);
   const missing = rows.filter((row) => row.state === 'missing').length;
   const footer = !applied && missing > 0 ? [`${missing} missing; run again with --yes to create them`] : [];
   return `${[...table, ...footer].join('\n')}\n`;
