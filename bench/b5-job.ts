@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BenchEnv } from './lib/env.ts';
 import { accountEnv, type Account } from './lib/proc.ts';
 import { summarize, type Summary } from './lib/stats.ts';
+import { nodeSparkConf } from '../test/support/spark.ts';
 
 export interface B5Result {
   rounds: number;
@@ -32,20 +33,6 @@ total = spark.sparkContext.parallelize(range(1, 1000001), 8).sum()
 print(f"b5-app: sum={total}", flush=True)
 spark.stop()
 `;
-
-/** The Spark settings both variants use; the tool adds its managed ones (namespace, accounts, template, labels). */
-function sparkConf(image: string): Record<string, string> {
-  return {
-    'spark.kubernetes.container.image': image,
-    'spark.kubernetes.container.image.pullPolicy': 'Never',
-    'spark.executor.instances': '2',
-    'spark.executor.memory': '512m',
-    'spark.kubernetes.executor.request.cores': '100m',
-    'spark.scheduler.minRegisteredResourcesRatio': '1.0',
-    'spark.scheduler.maxRegisteredResourcesWaitingTime': '180s',
-    'spark.ui.enabled': 'false',
-  };
-}
 
 interface Timing {
   resultMs: number;
@@ -76,7 +63,7 @@ function timeToResult(file: string, args: string[], as: Account, env: Record<str
 
 export async function benchB5(env: BenchEnv, rounds: number, log: (line: string) => void): Promise<B5Result> {
   if (!env.node) throw new Error('B5 needs the bench cluster to have a node (another cluster on this machine has it: stop it first)');
-  const conf = sparkConf(env.node.executorImage);
+  const conf = nodeSparkConf(env.node.executorImage);
   const app = join(env.scratch, 'b5-app.py');
   writeFileSync(app, APP);
   chmodSync(app, 0o644);

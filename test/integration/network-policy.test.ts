@@ -11,6 +11,7 @@ import { buildNetworkPolicy, driverAddresses } from '../../src/plan/network-poli
 import { dssuserDir, startCli, uniqueJobId, writeConfig, type RunningCli } from '../support/cli.ts';
 import { adminCore, uniqueName } from '../support/kube.ts';
 import { adminApi, dssuserApi, REFUSED_BY } from '../support/redteam.ts';
+import { nodeSparkConf } from '../support/spark.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const cluster = inject('cluster');
@@ -47,21 +48,12 @@ let jobId = '';
 const scratch: string[] = [];
 
 function sparkConf(): Record<string, string> {
-  const node = cluster.node as (typeof cluster.node & { networkPolicy?: boolean }) | null;
+  const node = cluster.node;
   if (!node) throw new Error("these tests need the local cluster's node (scripts/cluster.sh up without --no-node)");
   if (node.networkPolicy !== true) {
     throw new Error('these tests need NetworkPolicy enforcement on the node (cluster.json node.networkPolicy: bash scripts/network-policy.sh start)');
   }
-  return {
-    'spark.kubernetes.container.image': node.executorImage,
-    'spark.kubernetes.container.image.pullPolicy': 'Never',
-    'spark.executor.instances': '2',
-    'spark.executor.memory': '512m',
-    'spark.kubernetes.executor.request.cores': '100m',
-    'spark.scheduler.minRegisteredResourcesRatio': '1.0',
-    'spark.scheduler.maxRegisteredResourcesWaitingTime': '180s',
-    'spark.ui.enabled': 'false',
-  };
+  return nodeSparkConf(node.executorImage);
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {

@@ -9,6 +9,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dssuserDir, jobObjects, runCli, startCli, uniqueJobId, writeConfig, type CliResult, type RunningCli } from '../support/cli.ts';
 import { adminCore } from '../support/kube.ts';
+import { nodeSparkConf } from '../support/spark.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const cluster = inject('cluster');
@@ -55,18 +56,7 @@ const running: RunningCli[] = [];
 
 function sparkConf(): Record<string, string> {
   if (!cluster.node) throw new Error("these tests need the local cluster's node (scripts/cluster.sh up without --no-node) or TEST_EXECUTOR_IMAGE");
-  return {
-    'spark.kubernetes.container.image': cluster.node.executorImage,
-    'spark.kubernetes.container.image.pullPolicy': 'Never',
-    'spark.executor.instances': '2',
-    'spark.executor.memory': '512m',
-    // Two executors and other test files' pods share a 2-core node.
-    'spark.kubernetes.executor.request.cores': '100m',
-    // The first computation starts once both executors have registered.
-    'spark.scheduler.minRegisteredResourcesRatio': '1.0',
-    'spark.scheduler.maxRegisteredResourcesWaitingTime': '180s',
-    'spark.ui.enabled': 'false',
-  };
+  return nodeSparkConf(cluster.node.executorImage);
 }
 
 function sparkSubmitPath(): string {

@@ -17,7 +17,7 @@ export interface ClusterState {
    * (use it with imagePullPolicy: Never); null when there is none (`cluster.sh up --no-node`, or an external
    * cluster without TEST_EXECUTOR_IMAGE).
    */
-  node: { name: string; ip: string; executorImage: string } | null;
+  node: { name: string; ip: string; executorImage: string /** NetworkPolicy is enforced there (scripts/network-policy.sh). */; networkPolicy?: boolean } | null;
 }
 
 export interface UnixFixture {
