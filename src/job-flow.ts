@@ -13,7 +13,7 @@ import type { RunningSparkSubmit } from './exec/spark-submit.ts';
 import type { EndUser } from './exec/unix-user.ts';
 import type { ClusterEndpoint, KubeClient } from './k8s/client.ts';
 import { executorServiceAccountName, isPerUserTemplate } from './plan/names.ts';
-import { Annotation, type JobContext, type JobPlan } from './plan/types.ts';
+import { Annotation, MAX_CREDENTIAL_IDS, type JobContext, type JobPlan } from './plan/types.ts';
 import type { Reporter } from './output.ts';
 import { teardown, tokenRevoked, type CreatedObject, type TeardownClient } from './teardown/teardown.ts';
 
@@ -100,7 +100,9 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
   const recordCredentialId = (credentialId: string | undefined): Promise<void> => {
     if (!credentialId) return annotating;
     credentialIds.push(credentialId);
-    const annotations = { [Annotation.credentialIds]: credentialIds.join(',') };
+    // dssuser's policy admits at most MAX_CREDENTIAL_IDS ids (a size bound on an annotation it may rewrite):
+    // the oldest leave the account, the rotated events keep them all.
+    const annotations = { [Annotation.credentialIds]: credentialIds.slice(-MAX_CREDENTIAL_IDS).join(',') };
     annotating = annotating.then(() =>
       kube.annotateServiceAccount(plan.namespace, plan.baseName, annotations).then(
         () => undefined,

@@ -38,9 +38,18 @@ export function jobLabels(profile: Profile, jobId: string, userSlug: string, bas
   };
 }
 
+/** The profile's annotations, then the tool's own. */
 export function jobAnnotations(profile: Profile, ctx: JobContext, expiresAt: Date): StringMap {
+  return { ...profile.annotations, ...toolAnnotations(ctx, expiresAt) };
+}
+
+/**
+ * The tool's own annotations (dss-spark-k8s.dataiku.io/…), the only ones a ServiceAccount gets: an annotation of
+ * the profile could be a cloud workload identity (eks.amazonaws.com/role-arn, iam.gke.io/…), and dssuser's
+ * policy admits none but these on the accounts it creates.
+ */
+export function toolAnnotations(ctx: JobContext, expiresAt: Date): StringMap {
   return {
-    ...profile.annotations,
     [Annotation.login]: ctx.login,
     [Annotation.host]: ctx.host,
     [Annotation.pid]: String(ctx.pid),

@@ -28,6 +28,7 @@ import {
   holderIdentity,
   jobAnnotations,
   jobLabels,
+  toolAnnotations,
 } from './objects.ts';
 import { buildNetworkPolicy, managedDriverPortConfs } from './network-policy.ts';
 import { buildSparkSubmitArgs, checkCallerArgs } from './spark-args.ts';
@@ -65,6 +66,7 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
   const labels = jobLabels(profile, jobId, userSlug, baseName, input.labels);
   const expiresAt = new Date(ctx.now.getTime() + profile.tokenTtlSeconds * 1000);
   const annotations = jobAnnotations(profile, ctx, expiresAt);
+  const accountAnnotations = toolAnnotations(ctx, expiresAt);
 
   return {
     jobId,
@@ -79,8 +81,8 @@ export function planJob(profile: Profile, ctx: JobContext, input: PlanInput): Jo
     ...(profile.autoCreateNamespace && profile.networkPolicy.enabled
       ? { namespaceNetworkPolicy: buildNetworkPolicy(namespace, profile.networkPolicy, input.driverAddresses ?? []) }
       : {}),
-    serviceAccount: buildServiceAccount(baseName, namespace, labels, annotations),
-    executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, annotations),
+    serviceAccount: buildServiceAccount(baseName, namespace, labels, accountAnnotations),
+    executorServiceAccount: buildExecutorServiceAccount(executorName, namespace, labels, accountAnnotations),
     roleBinding: buildRoleBinding(baseName, namespace, baseName, labels, annotations),
     lease: buildLease(baseName, namespace, labels, annotations, holderIdentity(ctx), LEASE_RENEWALS_PER_DURATION * profile.leaseRenewSeconds, ctx.now),
     // The administrator's template was checked when the profile was read; the managed part wins the merge.

@@ -572,7 +572,7 @@ export const BOUNDS: readonly Bound[] = [
     verb: 'create',
     resource: 'serviceaccounts',
     bound:
-      "only a job's account or its executor account: named dss-spark-…, labelled managed-by and owner-sa (the namespace's user in a per-user namespace), no token automount, no secrets, in managed namespaces",
+      "only a job's account or its executor account: named dss-spark-…, labelled managed-by and owner-sa (the namespace's user in a per-user namespace), no token automount, no secrets, only the tool's annotations, in managed namespaces",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.serviceAccountShape],
     proofs: [
       ...redteamDssuser(
@@ -582,6 +582,8 @@ export const BOUNDS: readonly Bound[] = [
         'ServiceAccount with automountServiceAccountToken unset',
         'ServiceAccount listing secrets',
         'ServiceAccount listing image pull secrets',
+        'ServiceAccount carrying a cloud workload identity (eks.amazonaws.com/role-arn)',
+        "ServiceAccount carrying an annotation that is not the tool's (iam.amazonaws.com/role)",
         "another user's job ServiceAccount in a per-user namespace",
         'job ServiceAccount in ${namespace}',
       ),
@@ -593,7 +595,7 @@ export const BOUNDS: readonly Bound[] = [
     verb: 'patch',
     resource: 'serviceaccounts',
     bound:
-      "only a job's own account (not its executor account), labelled managed-by and owner-sa, in managed namespaces, and only its credential-ids annotation (token ids): labels, other annotations, token automount, secrets, finalizers and owners stay as they were",
+      "only a job's own account (not its executor account), labelled managed-by and owner-sa, in managed namespaces, and only its credential-ids annotation (at most 32 token ids): labels, other annotations, token automount, secrets, finalizers and owners stay as they were",
     by: [dssuserRules.managedNamespace, dssuserRules.jobObject, dssuserRules.serviceAccountUpdate],
     proofs: [
       { file: IT.audit, it: "records every token's credential id on the job ServiceAccount" },
@@ -601,6 +603,7 @@ export const BOUNDS: readonly Bound[] = [
         'patch of a job ServiceAccount label',
         'patch of another annotation of a job ServiceAccount',
         'patch adding a cloud workload identity to a job ServiceAccount',
+        'patch writing 33 credential ids (the policy admits the newest 32, a bounded size)',
         'patch turning on token automount of a job ServiceAccount',
         'patch of the credential ids of an executor ServiceAccount',
         'patch of the credential ids of an unlabelled ServiceAccount',

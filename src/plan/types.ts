@@ -47,6 +47,9 @@ export const Annotation = {
   credentialIds: `${ANNOTATION_PREFIX}credential-ids`,
 } as const;
 
+/** The most credential ids a job ServiceAccount holds (the newest): dssuser's policy admits no more (deploy/rbac). */
+export const MAX_CREDENTIAL_IDS = 32;
+
 /** A Lease as the API takes and returns it: MicroTime fields are strings with microseconds. */
 export interface JobLease {
   apiVersion?: string;

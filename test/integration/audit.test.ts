@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AuditedRequest } from '../../src/audit/log.ts';
 import { jobBaseName, loginToSlug } from '../../src/plan/names.ts';
-import { Annotation } from '../../src/plan/types.ts';
+import { Annotation, MAX_CREDENTIAL_IDS } from '../../src/plan/types.ts';
 import { teardown } from '../../src/teardown/teardown.ts';
 import { dssuserDir, runCli, startCli, uniqueJobId, writeConfig } from '../support/cli.ts';
 import { adminCore, dssuserKube, uniqueName } from '../support/kube.ts';
@@ -192,6 +192,11 @@ describe("the credential ids on the job's ServiceAccount", () => {
         patch: { metadata: { annotations: { ...ids, 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/admin' } } },
       },
       {
+        name: 'patch writing 33 credential ids (the policy admits the newest 32, a bounded size)',
+        target: () => job.base,
+        patch: { metadata: { annotations: { [Annotation.credentialIds]: Array.from({ length: 33 }, () => ids[Annotation.credentialIds]).join(',') } } },
+      },
+      {
         name: 'patch turning on token automount of a job ServiceAccount',
         target: () => job.base,
         patch: { metadata: { annotations: ids }, automountServiceAccountToken: true },
@@ -219,6 +224,14 @@ describe("the credential ids on the job's ServiceAccount", () => {
         rule: OWN_ACCOUNTS,
       },
     ];
+    it('patch of 32 credential ids of a job ServiceAccount (what the tool keeps at most)', async () => {
+      const value = Array.from({ length: MAX_CREDENTIAL_IDS }, () => ids[Annotation.credentialIds]).join(',');
+      const outcome = await dssuserApi().patch('serviceaccounts', job.namespace, job.base, {
+        metadata: { annotations: { [Annotation.credentialIds]: value } },
+      });
+      expect(outcome.status, outcome.message).toBe(200);
+    });
+
     for (const forgery of FORGERIES) {
       it(forgery.name, async () => {
         const outcome = await dssuserApi().patch('serviceaccounts', job.namespace, forgery.target(), forgery.patch);

@@ -499,6 +499,18 @@ const CREATE_ATTACKS: Attack[] = [
     pre13: 'admitted',
   },
   {
+    // kube2iam/kiam read this one; any annotation but the tool's is refused, not only the known identity prefixes.
+    name: "ServiceAccount carrying an annotation that is not the tool's (iam.amazonaws.com/role)",
+    attempt: (api) =>
+      api.create(
+        'serviceaccounts',
+        team,
+        clone(planned.serviceAccount, (sa) => (sa.metadata!.annotations = { ...sa.metadata!.annotations, 'iam.amazonaws.com/role': 'admin' })),
+      ),
+    ...policy,
+    pre13: 'admitted',
+  },
+  {
     name: "RoleBinding granting the driver role to a job's executor account",
     attempt: (api) =>
       api.create('rolebindings', team, {

@@ -14,7 +14,7 @@ import type { AccessAttributes, ObjectWithMeta } from '../../src/k8s/client.ts';
 import type { LabelledKind } from '../../src/plan/kinds.ts';
 import { tokenAnchorName } from '../../src/plan/objects.ts';
 import { planJob } from '../../src/plan/plan.ts';
-import { Annotation } from '../../src/plan/types.ts';
+import { Annotation, MAX_CREDENTIAL_IDS } from '../../src/plan/types.ts';
 import type { Reporter } from '../../src/output.ts';
 import { fixtureContext, fixtureProfile } from './fixtures.ts';
 
@@ -311,6 +311,23 @@ describe('runJob', () => {
     expect(await running).toBe(0);
     expect(job.calls.filter((c) => c.startsWith('annotate'))).toHaveLength(2);
     expect(indexOf(job.calls, annotate('jti-1,jti-2'))).toBeLessThan(indexOf(job.calls, `delete serviceaccounts ${base}`));
+  });
+
+  it(`keeps the newest ${MAX_CREDENTIAL_IDS} credential ids on the account (the bound of dssuser's policy) after many rotations`, async () => {
+    const job = setup({ cluster: { jwtTokens: true } });
+    const running = job.run();
+    await job.spark.running;
+    for (let i = 0; i < MAX_CREDENTIAL_IDS + 2; i++) {
+      job.timers.rotate();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const last = job.calls.filter((c) => c.startsWith('annotate')).at(-1)!;
+    const ids = (JSON.parse(last.slice(last.indexOf('{'))) as Record<string, string>)[Annotation.credentialIds].split(',');
+    expect(ids).toHaveLength(MAX_CREDENTIAL_IDS);
+    expect(ids.at(-1)).toBe(`jti-${MAX_CREDENTIAL_IDS + 3}`);
+    expect(ids[0]).toBe('jti-4');
+    job.spark.exit({ exitCode: 0 });
+    expect(await running).toBe(0);
   });
 
   it('runs the job all the same when the credential id cannot be recorded, with a warning', async () => {

@@ -27,6 +27,9 @@ describe('planJob', () => {
     [Annotation.expiresAt]: '2025-01-02T04:04:06.000Z',
   };
   const meta = (name: string) => ({ name, namespace: 'dss-alice', labels, annotations });
+  // A profile annotation could be a cloud workload identity: accounts carry only the tool's.
+  const accountAnnotations = Object.fromEntries(Object.entries(annotations).filter(([key]) => key.startsWith('dss-spark-k8s.dataiku.io/')));
+  const accountMeta = (name: string) => ({ ...meta(name), annotations: accountAnnotations });
 
   it('names everything after the user and the job', () => {
     expect(plan).toMatchObject({
@@ -46,17 +49,18 @@ describe('planJob', () => {
     expect(plan.namespaceObject?.metadata?.labels).not.toHaveProperty(JOB_LABEL);
   });
 
-  it('builds the accounts and the binding with the same labels and annotations', () => {
+  it("builds the accounts and the binding with the same labels, the accounts with the tool's annotations only", () => {
+    expect(accountAnnotations).not.toEqual(annotations);
     expect(plan.serviceAccount).toEqual({
       apiVersion: 'v1',
       kind: 'ServiceAccount',
-      metadata: meta(BASE),
+      metadata: accountMeta(BASE),
       automountServiceAccountToken: false,
     });
     expect(plan.executorServiceAccount).toEqual({
       apiVersion: 'v1',
       kind: 'ServiceAccount',
-      metadata: meta(`${BASE}-exec`),
+      metadata: accountMeta(`${BASE}-exec`),
       automountServiceAccountToken: false,
     });
     expect(plan.roleBinding).toEqual({
