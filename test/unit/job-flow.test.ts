@@ -322,7 +322,7 @@ describe('runJob', () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     const last = job.calls.filter((c) => c.startsWith('annotate')).at(-1)!;
-    const ids = (JSON.parse(last.slice(last.indexOf('{'))) as Record<string, string>)[Annotation.credentialIds].split(',');
+    const ids = (JSON.parse(last.slice(last.indexOf("{"))) as Record<string, string>)[Annotation.credentialIds]!.split(',');
     expect(ids).toHaveLength(MAX_CREDENTIAL_IDS);
     expect(ids.at(-1)).toBe(`jti-${MAX_CREDENTIAL_IDS + 3}`);
     expect(ids[0]).toBe('jti-4');
