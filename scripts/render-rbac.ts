@@ -1,19 +1,19 @@
-// Writes the job-isolation policy of src/plan/policy.ts into both manifests of deploy/rbac, between the
-// markers, so that what an administrator applies is what the code and the tests mean. A unit test fails
+// Writes the job policies (src/plan/policy.ts: isolation, src/plan/attribution-policy.ts: attribution) into both
+// manifests of deploy/rbac, between the markers, so that what an administrator applies is what the code and the tests mean. A unit test fails
 // when a manifest is out of date: run `node scripts/render-rbac.ts` then.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
-import { policyManifest } from '../src/plan/policy.ts';
+import { jobPolicies } from '../src/plan/attribution-policy.ts';
 
-export const BEGIN = '# --- job-isolation policy: generated from src/plan/policy.ts by scripts/render-rbac.ts; do not edit ---';
-export const END = '# --- end of the generated job-isolation policy ---';
+export const BEGIN = '# --- job policies (isolation, attribution): generated from src/plan by scripts/render-rbac.ts; do not edit ---';
+export const END = '# --- end of the generated job policies ---';
 export const MANIFESTS = ['deploy/rbac/per-user-namespaces.yaml', 'deploy/rbac/team-namespaces.yaml'];
 
 export function renderPolicyBlock(): string {
-  const { policy, binding } = policyManifest();
   const yaml = (object: object) => dump(object, { lineWidth: 140, noRefs: true });
-  return `${BEGIN}\n${yaml(policy)}---\n${yaml(binding)}${END}\n`;
+  const documents = jobPolicies().flatMap(({ policy, binding }) => [yaml(policy), yaml(binding)]);
+  return `${BEGIN}\n${documents.join('---\n')}${END}\n`;
 }
 
 /** The manifest with its generated block replaced by the current one. */

@@ -21,7 +21,7 @@ export interface AuditedRequest {
   name: string;
   code: number | null;
   credentialId?: string;
-  /** The isolation policy's audit annotations (job, login), when it added them. */
+  /** The job policies' audit annotations (account; job id, user, login), when they added them. */
   annotations?: Record<string, string>;
 }
 

@@ -1,10 +1,12 @@
-// `dss-spark-k8s policy apply | show` (administrators): the job-isolation ValidatingAdmissionPolicy of
-// src/plan/policy.ts. `apply` creates or replaces the policy and its binding; `show` prints them on stdout
-// and says on stderr whether the cluster has them, as printed.
+// `dss-spark-k8s policy apply | show` (administrators): the job policies, ValidatingAdmissionPolicies with their
+// bindings: job isolation (src/plan/policy.ts) and job attribution (src/plan/attribution-policy.ts). `apply`
+// creates or replaces each policy and its binding; `show` prints them on stdout and says on stderr whether the
+// cluster has them, as printed.
 import { dump } from 'js-yaml';
 import { CliError, KubernetesError } from '../errors.ts';
 import { Kube, type ClusterKind } from '../k8s/client.ts';
-import { ISOLATION_POLICY_NAME, policyManifest } from '../plan/policy.ts';
+import { jobPolicies, WITHOUT_JOB_POLICY } from '../plan/attribution-policy.ts';
+import type { PolicyManifest } from '../plan/policy.ts';
 import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
 
 export interface PolicyOptions {
@@ -30,10 +32,12 @@ export async function policyCommand(action: 'apply' | 'show', options: PolicyOpt
   if (action === 'apply') {
     const kube = load();
     try {
-      const outcome = await applyPolicy(kube);
-      io.stderr(
-        `dss-spark-k8s: policy ${ISOLATION_POLICY_NAME} and its binding ${outcome}; it applies to namespaces labelled ${MANAGED_NAMESPACE_LABEL}=true within a few seconds\n`,
-      );
+      for (const manifest of jobPolicies()) {
+        const outcome = await applyPolicy(kube, manifest);
+        io.stderr(
+          `dss-spark-k8s: policy ${manifest.policy.metadata!.name} and its binding ${outcome}; it applies to namespaces labelled ${MANAGED_NAMESPACE_LABEL}=true within a few seconds\n`,
+        );
+      }
     } finally {
       await kube.close();
     }
@@ -50,25 +54,24 @@ export async function policyCommand(action: 'apply' | 'show', options: PolicyOpt
     return 0;
   }
   try {
-    io.stderr(`dss-spark-k8s: ${await describeInstalled(kube)}\n`);
+    for (const manifest of jobPolicies()) io.stderr(`dss-spark-k8s: ${await describeInstalled(kube, manifest)}\n`);
   } finally {
     await kube.close();
   }
   return 0;
 }
 
-/** The policy and its binding as one YAML stream, or a JSON List: both are input for `kubectl apply -f`. */
+/** The policies and their bindings as one YAML stream, or a JSON List: both are input for `kubectl apply -f`. */
 export function renderManifest(output: 'yaml' | 'json'): string {
-  const { policy, binding } = policyManifest();
-  if (output === 'json') return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [policy, binding] }, null, 2)}\n`;
-  return `${dump(policy, { skipInvalid: true })}---\n${dump(binding, { skipInvalid: true })}`;
+  const items = jobPolicies().flatMap(({ policy, binding }) => [policy, binding]);
+  if (output === 'json') return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 2)}\n`;
+  return items.map((item) => dump(item, { skipInvalid: true })).join('---\n');
 }
 
 type Outcome = 'created' | 'updated' | 'unchanged';
 
 /** Creates or replaces the policy, then its binding; says what it did. */
-export async function applyPolicy(kube: Kube): Promise<string> {
-  const { policy, binding } = policyManifest();
+export async function applyPolicy(kube: Kube, { policy, binding }: PolicyManifest): Promise<string> {
   const policyOutcome = await upsert(kube, 'validatingadmissionpolicies', policy);
   const bindingOutcome = await upsert(kube, 'validatingadmissionpolicybindings', binding);
   return policyOutcome === bindingOutcome ? `were ${policyOutcome}` : `were ${policyOutcome} and ${bindingOutcome}`;
@@ -91,13 +94,13 @@ async function upsert(kube: Kube, kind: ClusterKind, desired: Installable): Prom
 }
 
 /** Whether the cluster has the policy and binding as this version builds them, in one line. */
-export async function describeInstalled(kube: Kube): Promise<string> {
-  const { policy, binding } = policyManifest();
+export async function describeInstalled(kube: Kube, { policy, binding }: PolicyManifest): Promise<string> {
+  const name = policy.metadata!.name!;
   let live: [Installable | undefined, Installable | undefined];
   try {
     live = await Promise.all([
-      kube.getClusterObject<Installable>('validatingadmissionpolicies', ISOLATION_POLICY_NAME),
-      kube.getClusterObject<Installable>('validatingadmissionpolicybindings', ISOLATION_POLICY_NAME),
+      kube.getClusterObject<Installable>('validatingadmissionpolicies', name),
+      kube.getClusterObject<Installable>('validatingadmissionpolicybindings', name),
     ]);
   } catch (error) {
     if (!(error instanceof KubernetesError)) throw error;
@@ -105,7 +108,7 @@ export async function describeInstalled(kube: Kube): Promise<string> {
   }
   const [livePolicy, liveBinding] = live;
   const fix = 'run dss-spark-k8s policy apply';
-  if (!livePolicy && !liveBinding) return `policy ${ISOLATION_POLICY_NAME} is not installed: jobs sharing a namespace are not isolated; ${fix}`;
+  if (!livePolicy && !liveBinding) return `policy ${name} is not installed: ${WITHOUT_JOB_POLICY[name]}; ${fix}`;
   const problems = [
     !livePolicy ? 'the policy is missing' : !sameSpec(livePolicy, policy) ? 'the policy differs from the one printed' : undefined,
     !liveBinding
@@ -114,8 +117,8 @@ export async function describeInstalled(kube: Kube): Promise<string> {
         ? 'the binding differs from the one printed'
         : undefined,
   ].filter(Boolean);
-  if (problems.length > 0) return `policy ${ISOLATION_POLICY_NAME} is installed but ${problems.join(' and ')}; ${fix}`;
-  return `policy ${ISOLATION_POLICY_NAME} is installed and matches the one printed`;
+  if (problems.length > 0) return `policy ${name} is installed but ${problems.join(' and ')}; ${fix}`;
+  return `policy ${name} is installed and matches the one printed`;
 }
 
 function withVersion<T extends Installable>(object: T, resourceVersion: string): T {

@@ -1,8 +1,9 @@
-// 4. Admission policies (both modes): the job-isolation policy and the policy that keeps dssuser in its lane.
+// 4. Admission policies (both modes): the job-isolation and job-attribution policies and the policy that keeps dssuser in its lane.
 import type { V1ValidatingAdmissionPolicyBinding } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
 import { KubernetesError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { ATTRIBUTION_POLICY_NAME, WITHOUT_JOB_POLICY } from '../plan/attribution-policy.ts';
 import { ISOLATION_POLICY_NAME } from '../plan/policy.ts';
 import { isTeamMode } from './config.ts';
 import { result, type CheckResult } from './result.ts';
@@ -15,10 +16,7 @@ export async function checkPolicy(kube: Pick<KubeClient, 'getClusterObject'>, pr
   const fix = `kubectl apply -f deploy/rbac/${manifest}   # as a cluster administrator`;
   const missing: string[] = [];
   try {
-    for (const [name, without] of [
-      [ISOLATION_POLICY_NAME, 'jobs can act as other jobs and keep what they create after their teardown'],
-      [DSSUSER_POLICY_NAME, 'dssuser is bounded by its RBAC rights alone'],
-    ] as const) {
+    for (const [name, without] of [...Object.entries(WITHOUT_JOB_POLICY), [DSSUSER_POLICY_NAME, 'dssuser is bounded by its RBAC rights alone']] as const) {
       const [policy, binding] = await Promise.all([
         kube.getClusterObject('validatingadmissionpolicies', name),
         kube.getClusterObject<V1ValidatingAdmissionPolicyBinding>('validatingadmissionpolicybindings', name),
@@ -33,7 +31,7 @@ export async function checkPolicy(kube: Pick<KubeClient, 'getClusterObject'>, pr
         'policy',
         title,
         'fail',
-        `cannot read the ValidatingAdmissionPolicies ${ISOLATION_POLICY_NAME} and ${DSSUSER_POLICY_NAME}: the identity lacks the read rights of deploy/rbac/${manifest}`,
+        `cannot read the ValidatingAdmissionPolicies ${ISOLATION_POLICY_NAME}, ${ATTRIBUTION_POLICY_NAME} and ${DSSUSER_POLICY_NAME}: the identity lacks the read rights of deploy/rbac/${manifest}`,
         fix,
       );
     }
@@ -41,5 +39,5 @@ export async function checkPolicy(kube: Pick<KubeClient, 'getClusterObject'>, pr
     throw error;
   }
   if (missing.length > 0) return result('policy', title, 'fail', `ValidatingAdmissionPolicy ${missing.join('; ')}`, fix);
-  return result('policy', title, 'pass', `${ISOLATION_POLICY_NAME} and ${DSSUSER_POLICY_NAME} installed and bound (Deny)`);
+  return result('policy', title, 'pass', `${ISOLATION_POLICY_NAME}, ${ATTRIBUTION_POLICY_NAME} and ${DSSUSER_POLICY_NAME} installed and bound (Deny)`);
 }

@@ -35,14 +35,11 @@ import { DRIVER_RULES } from './objects.ts';
 import {
   ALLOWED_PULL_SECRETS_ANNOTATION,
   ALLOWED_VOLUMES_ANNOTATION,
-  Annotation,
-  JOB_LABEL,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_NAMESPACE_LABEL,
   OWNER_LABEL,
   TOOL_LABEL_PREFIX,
-  USER_LABEL,
 } from './types.ts';
 
 export const ISOLATION_POLICY_NAME = 'dss-spark-k8s-job-isolation';
@@ -156,17 +153,29 @@ const ALLOWED_VOLUME = [
 
 /**
  * Written into the audit event of every request this policy evaluates (a job token's writes of pods and claims,
- * admitted or denied) as `dss-spark-k8s-job-isolation/<key>`. job-account comes from the authenticated token;
- * job-id, user and login are the job-id and user labels and the login annotation of the object written (the
- * tool's confs set them on Spark's pods, the labels on its claims; the owner label that the policy checks ties
- * the object to job-account). An empty value leaves the annotation out.
+ * admitted or denied) as `dss-spark-k8s-job-isolation/job-account`: the account of the authenticated token. The
+ * job id, user and login it belongs to come from the attribution policy (attribution-policy.ts).
  */
-export const AUDIT_ANNOTATIONS: readonly V1AuditAnnotation[] = Object.freeze([
-  { key: 'job-account', valueExpression: 'variables.account' },
-  { key: 'job-id', valueExpression: `(object != null ? object : oldObject).metadata.?labels[?'${JOB_LABEL}'].orValue('')` },
-  { key: 'user', valueExpression: `(object != null ? object : oldObject).metadata.?labels[?'${USER_LABEL}'].orValue('')` },
-  { key: 'login', valueExpression: `(object != null ? object : oldObject).metadata.?annotations[?'${Annotation.login}'].orValue('')` },
-]);
+export const AUDIT_ANNOTATIONS: readonly V1AuditAnnotation[] = Object.freeze([{ key: 'job-account', valueExpression: 'variables.account' }]);
+
+/** The requests both job policies hold: a job token's writes of what the driver role lets it write, in managed namespaces. */
+export function jobRequests(): Pick<NonNullable<V1ValidatingAdmissionPolicy['spec']>, 'matchConstraints' | 'matchConditions'> {
+  return {
+    matchConstraints: {
+      matchPolicy: 'Equivalent',
+      namespaceSelector: { matchLabels: { [MANAGED_NAMESPACE_LABEL]: 'true' } },
+      resourceRules: [
+        { apiGroups: [''], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: [...GUARDED_RESOURCES], scope: 'Namespaced' },
+      ],
+    },
+    matchConditions: [
+      {
+        name: 'is-job-account',
+        expression: `request.userInfo.username.matches('^system:serviceaccount:[^:]+:${JOB_ACCOUNT_PREFIX}[^:]+$')`,
+      },
+    ],
+  };
+}
 
 function validation(expression: string, messageExpression: string): V1Validation {
   return { expression, messageExpression, reason: 'Forbidden' };
@@ -179,19 +188,7 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
     metadata: { name: ISOLATION_POLICY_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } },
     spec: {
       failurePolicy: 'Fail',
-      matchConstraints: {
-        matchPolicy: 'Equivalent',
-        namespaceSelector: { matchLabels: { [MANAGED_NAMESPACE_LABEL]: 'true' } },
-        resourceRules: [
-          { apiGroups: [''], apiVersions: ['*'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: [...GUARDED_RESOURCES], scope: 'Namespaced' },
-        ],
-      },
-      matchConditions: [
-        {
-          name: 'is-job-account',
-          expression: `request.userInfo.username.matches('^system:serviceaccount:[^:]+:${JOB_ACCOUNT_PREFIX}[^:]+$')`,
-        },
-      ],
+      ...jobRequests(),
       variables: [
         { name: 'account', expression: `request.userInfo.username.split(':')[3]` },
         { name: 'executorAccount', expression: `variables.account + '-exec'` },

@@ -67,12 +67,14 @@ describe('audit: every API call of a job, from the apiserver audit log', () => {
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'pods', code: 201 }));
     expect(byJob).toContainEqual(expect.objectContaining({ verb: 'create', resource: 'namespaces', code: 403 }));
     for (const request of byJob) expect(request.credentialId, JSON.stringify(request)).toBe(credentialId);
-    // The isolation policy's audit annotations on the job token's pod create: its account, job id, user and login.
+    // The job policies' audit annotations on the job token's pod create: its account (isolation), and from that
+    // account's ServiceAccount its job id, user and login (attribution), one value each although the other job's
+    // accounts in the same namespace were parameters of the same evaluation.
     expect(byJob.find((r) => r.verb === 'create' && r.resource === 'pods')?.annotations).toMatchObject({
       'dss-spark-k8s-job-isolation/job-account': baseName,
-      'dss-spark-k8s-job-isolation/job-id': jobId,
-      'dss-spark-k8s-job-isolation/user': loginToSlug(alice.name),
-      'dss-spark-k8s-job-isolation/login': alice.name,
+      'dss-spark-k8s-job-attribution/job-id': jobId,
+      'dss-spark-k8s-job-attribution/user': loginToSlug(alice.name),
+      'dss-spark-k8s-job-attribution/login': alice.name,
     });
     // dssuser's provisioning and teardown of the job's own objects.
     expect(requests).toContainEqual(

@@ -294,10 +294,11 @@ describe('doctor with a correct set-up', () => {
 });
 
 describe('doctor finds each missing right of the documented ClusterRole', () => {
-  // `list namespaces` is in the manifest (for administrators' convenience) and `get` of the driver's
-  // ClusterRole for doctor's own check, but no job needs them; quotas and limit ranges only profiles that set
-  // resourceQuota / limitRange (not this one).
-  const forDoctorOnly = (r: Right) => (r.resource === 'namespaces' && r.verb === 'list') || (r.resource === 'clusterroles' && r.verb === 'get');
+  // `list namespaces` is in the manifest (for administrators' convenience), `delete namespaces` for namespaces
+  // prune, and `get` of the driver's ClusterRole for doctor's own check, but no job needs them; quotas and limit
+  // ranges only profiles that set resourceQuota / limitRange (not this one).
+  const forDoctorOnly = (r: Right) =>
+    (r.resource === 'namespaces' && (r.verb === 'list' || r.verb === 'delete')) || (r.resource === 'clusterroles' && r.verb === 'get');
   const notNeeded = (r: Right) => forDoctorOnly(r) || r.resource === 'resourcequotas' || r.resource === 'limitranges';
   const rights = rightsOf(perUserRules);
 
@@ -428,7 +429,9 @@ describe('doctor in team mode', () => {
       spark: 'pass',
     });
     expect(run.check('namespace').detail).toMatch(/^cannot read it \(no get on namespaces\)/);
-    expect(run.check('policy').detail).toBe('dss-spark-k8s-job-isolation and dss-spark-k8s-dssuser-scope installed and bound (Deny)');
+    expect(run.check('policy').detail).toBe(
+      'dss-spark-k8s-job-isolation, dss-spark-k8s-job-attribution and dss-spark-k8s-dssuser-scope installed and bound (Deny)',
+    );
     expect(run.check('rights').detail).toMatch(/^all \d+ rights a job needs$/);
     expect(run.code).toBe(0);
   });
@@ -460,7 +463,9 @@ describe('doctor in team mode', () => {
     );
     const run = await doctor(writeConfig(profile()), ['--user', alice.name, '--admin-property', 'team=red', '--kubeconfig', who.kubeconfig, ...json]);
     expect(run.check('policy')).toMatchObject({ status: 'fail', fix: 'kubectl apply -f deploy/rbac/team-namespaces.yaml   # as a cluster administrator' });
-    expect(run.check('policy').detail).toMatch(/^cannot read the ValidatingAdmissionPolicies dss-spark-k8s-job-isolation and dss-spark-k8s-dssuser-scope/);
+    expect(run.check('policy').detail).toMatch(
+      /^cannot read the ValidatingAdmissionPolicies dss-spark-k8s-job-isolation, dss-spark-k8s-job-attribution and dss-spark-k8s-dssuser-scope/,
+    );
     expect(run.code).toBe(78);
   });
 

@@ -440,13 +440,22 @@ describe('isolation of jobs sharing a team namespace', () => {
     const sink = { stdout: (t: string) => (io.out += t), stderr: (t: string) => (io.err += t) };
     expect(await policyCommand('apply', { kubeconfig: adminKubeconfig, output: 'yaml' }, sink)).toBe(0);
     expect(io.err).toMatch(/policy dss-spark-k8s-job-isolation and its binding were (created|updated|unchanged)/);
+    expect(io.err).toMatch(/policy dss-spark-k8s-job-attribution and its binding were (created|updated|unchanged)/);
     io.err = '';
     expect(await policyCommand('apply', { kubeconfig: adminKubeconfig, output: 'yaml' }, sink)).toBe(0);
     expect(io.err).toContain('were unchanged');
     io.err = '';
     expect(await policyCommand('show', { kubeconfig: adminKubeconfig, output: 'json' }, sink)).toBe(0);
-    expect(JSON.parse(io.out).items.map((i: { kind: string }) => i.kind)).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
-    expect(io.err).toBe('dss-spark-k8s: policy dss-spark-k8s-job-isolation is installed and matches the one printed\n');
+    expect(JSON.parse(io.out).items.map((i: { kind: string; metadata: { name: string } }) => `${i.kind} ${i.metadata.name}`)).toEqual([
+      'ValidatingAdmissionPolicy dss-spark-k8s-job-isolation',
+      'ValidatingAdmissionPolicyBinding dss-spark-k8s-job-isolation',
+      'ValidatingAdmissionPolicy dss-spark-k8s-job-attribution',
+      'ValidatingAdmissionPolicyBinding dss-spark-k8s-job-attribution',
+    ]);
+    expect(io.err).toBe(
+      'dss-spark-k8s: policy dss-spark-k8s-job-isolation is installed and matches the one printed\n' +
+        'dss-spark-k8s: policy dss-spark-k8s-job-attribution is installed and matches the one printed\n',
+    );
   });
 
   it('denies each attack of job A on job B with 403, by the policy', async () => {

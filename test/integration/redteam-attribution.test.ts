@@ -2,12 +2,13 @@
 // credential-ids annotation of job accounts) and job-token pods a merged executorPodTemplate could produce. Each
 // attack here is refused today; the control cases show the lane itself still works. Server-side dry runs only
 // (admission policies run on dry runs), so nothing is left behind but the namespace, deleted afterwards.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { Annotation } from '../../src/plan/types.ts';
+import { Annotation, JOB_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 import { createManagedNamespace, uniqueName } from '../support/kube.ts';
 import { profileWith } from '../support/profile.ts';
-import { adminApi, dssuserApi, executorPod, provisionJob, REFUSED_BY, type Api, type Job } from '../support/redteam.ts';
+import { adminApi, dssuserApi, executorPod, ownClaim, provisionJob, REFUSED_BY, type Api, type Job } from '../support/redteam.ts';
 
 const admin = adminApi();
 const team = uniqueName('dss-team-rta');
@@ -179,4 +180,84 @@ describe('job-token pods a merged executorPodTemplate could produce, refused at 
       expect(answer.message).toMatch(reason);
     });
   }
+});
+
+// Red-team F1: a job token wrote another job's job-id, user and login on its own pods, and the isolation policy's
+// audit annotations repeated them. The annotations now come from the job's ServiceAccount (the policy's parameter),
+// and a job's writes must carry its own job id, user and login.
+describe("a job token cannot claim another job's identity (labels, login, audit annotations)", () => {
+  const cluster = inject('cluster');
+  let other: Job;
+  beforeAll(async () => {
+    other = await provisionJob(teamProfile, 'bob', { k8sNS: team });
+  });
+
+  const OWN_IDENTITY = /must carry the job id, user and login of dss-spark-/;
+  const forged: [string, (pod: V1Pod) => void][] = [
+    ['refuses a pod with the job-id label of another job', (pod) => (pod.metadata!.labels![JOB_LABEL] = other.labels[JOB_LABEL]!)],
+    ['refuses a pod with the user label of another job', (pod) => (pod.metadata!.labels![USER_LABEL] = other.labels[USER_LABEL]!)],
+    ['refuses a pod with no job-id label', (pod) => delete pod.metadata!.labels![JOB_LABEL]],
+    ['refuses a pod with the login annotation of another job', (pod) => (pod.metadata!.annotations = { [Annotation.login]: 'bob' })],
+  ];
+  for (const [title, change] of forged) {
+    it(title, async () => {
+      const pod = executorPod(job);
+      change(pod);
+      const answer = await job.api.create('pods', team, pod);
+      expect(answer.status, answer.message).toBe(403);
+      expect(answer.message).toMatch(REFUSED_BY.attributionPolicy);
+      expect(answer.message).toMatch(OWN_IDENTITY);
+    });
+  }
+
+  it("refuses a claim with the other job's job-id label", async () => {
+    const claim = ownClaim(job);
+    claim.metadata.labels[JOB_LABEL] = other.labels[JOB_LABEL]!;
+    const answer = await job.api.create('persistentvolumeclaims', team, claim);
+    expect(answer.status, answer.message).toBe(403);
+    expect(answer.message).toMatch(OWN_IDENTITY);
+  });
+
+  it("refuses a patch of the job's own pod to the other job's job-id; its own pod and login pass", async () => {
+    const pod = executorPod(job);
+    pod.metadata!.annotations = { [Annotation.login]: 'alice' };
+    // Never scheduled: no node carries this label.
+    pod.spec!.nodeSelector = { 'dss-spark-k8s.test/nowhere': 'true' };
+    const created = await job.api.create('pods', team, pod, { dryRun: false });
+    expect(created.status, created.message).toBe(201);
+    try {
+      const patched = await job.api.patch('pods', team, pod.metadata!.name!, { metadata: { labels: { [JOB_LABEL]: other.labels[JOB_LABEL] } } });
+      expect(patched.status, patched.message).toBe(403);
+      expect(patched.message).toMatch(OWN_IDENTITY);
+      const relabelled = await job.api.patch('pods', team, pod.metadata!.name!, { metadata: { labels: { 'spark-exec-inactive': 'true' } } });
+      expect(relabelled.status, relabelled.message).toBe(200);
+    } finally {
+      await job.api.delete('pods', team, pod.metadata!.name!, { dryRun: false });
+    }
+  });
+
+  it("writes the job's own job id, user and login into the audit event of a forged request, from its ServiceAccount", async () => {
+    const pod = executorPod(job);
+    pod.metadata!.labels![JOB_LABEL] = other.labels[JOB_LABEL]!;
+    pod.metadata!.labels![USER_LABEL] = other.labels[USER_LABEL]!;
+    pod.metadata!.annotations = { [Annotation.login]: 'bob' };
+    expect((await job.api.create('pods', team, pod)).status).toBe(403);
+    const name = pod.metadata!.name!;
+    const deadline = Date.now() + 15_000;
+    let annotations: Record<string, string> | undefined;
+    while (annotations === undefined && Date.now() < deadline) {
+      const line = readFileSync(cluster.auditLog, 'utf8')
+        .split('\n')
+        .find((l) => l.includes(`"name":"${name}"`) && l.includes('"stage":"ResponseComplete"'));
+      if (line) annotations = (JSON.parse(line) as { annotations?: Record<string, string> }).annotations;
+      else await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    expect(annotations, `no audit event of pod ${name} in ${cluster.auditLog}`).toBeDefined();
+    expect(annotations).toMatchObject({
+      'dss-spark-k8s-job-isolation/job-account': job.base,
+      'dss-spark-k8s-job-attribution/job-id': job.labels[JOB_LABEL],
+      'dss-spark-k8s-job-attribution/user': job.labels[USER_LABEL],
+      'dss-spark-k8s-job-attribution/login': 'alice',
+    });
+  });
 });

@@ -175,6 +175,7 @@ export const tokenApi = (token: string) => new Api(tokenKubeConfig(token));
 export const REFUSED_BY = {
   rbac: /is forbidden: [Uu]ser "[^"]+" (\(groups=[^)]*\) )?(cannot|is attempting to grant RBAC permissions not currently held)/,
   isolationPolicy: /ValidatingAdmissionPolicy 'dss-spark-k8s-job-isolation' with binding 'dss-spark-k8s-job-isolation' denied request/,
+  attributionPolicy: /ValidatingAdmissionPolicy 'dss-spark-k8s-job-attribution' with binding 'dss-spark-k8s-job-attribution' denied request/,
   dssuserPolicy: /ValidatingAdmissionPolicy 'dss-spark-k8s-dssuser-scope' with binding 'dss-spark-k8s-dssuser-scope' denied request/,
   podSecurity: /violates PodSecurity "restricted:latest"/,
 } as const;

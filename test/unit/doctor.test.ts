@@ -46,7 +46,7 @@ function fakeRun(answers: Record<string, Partial<ProcessResult>>): RunProcess & 
 describe('requiredRights', () => {
   it('asks for namespaces get and create only when the profile auto-creates the namespace', () => {
     const names = (auto: boolean) => requiredRights({ autoCreateNamespace: auto }).map(rightName);
-    expect(names(true)).toEqual(expect.arrayContaining(['get namespaces', 'create namespaces']));
+    expect(names(true)).toEqual(expect.arrayContaining(['get namespaces', 'create namespaces', 'patch namespaces']));
     expect(names(false).filter((n) => n.includes('namespaces'))).toEqual([]);
   });
 
@@ -214,7 +214,7 @@ describe('checkDriverRole', () => {
 });
 
 describe('checkPolicy', () => {
-  const both = ['dss-spark-k8s-job-isolation', 'dss-spark-k8s-dssuser-scope'];
+  const all = ['dss-spark-k8s-job-isolation', 'dss-spark-k8s-job-attribution', 'dss-spark-k8s-dssuser-scope'];
   const kubeWith = (policies: string[], bindings: Record<string, string[]>, denied = false) =>
     ({
       getClusterObject: async (kind: string, name: string) => {
@@ -223,25 +223,27 @@ describe('checkPolicy', () => {
         return bindings[name] ? { spec: { policyName: name, validationActions: bindings[name] } } : undefined;
       },
     }) as unknown as Pick<KubeClient, 'getClusterObject'>;
-  const deny = Object.fromEntries(both.map((n) => [n, ['Deny']]));
+  const deny = Object.fromEntries(all.map((n) => [n, ['Deny']]));
   const team = { ...profile, targetNamespace: 'dss-team-${adminProperty:team}', autoCreateNamespace: false };
 
-  it('passes when both policies are installed and bound with Deny, in either mode', async () => {
-    for (const p of [profile, team]) expect(await checkPolicy(kubeWith(both, deny), p)).toMatchObject({ id: 'policy', status: 'pass' });
+  it('passes when the three policies are installed and bound with Deny, in either mode', async () => {
+    for (const p of [profile, team]) expect(await checkPolicy(kubeWith(all, deny), p)).toMatchObject({ id: 'policy', status: 'pass' });
   });
 
-  it('fails, with the manifest to apply, when either policy is missing or only audits', async () => {
-    const missing = await checkPolicy(kubeWith(['dss-spark-k8s-dssuser-scope'], deny), profile);
+  it('fails, with the manifest to apply, when any policy is missing or only audits', async () => {
+    const noAttribution = await checkPolicy(kubeWith(['dss-spark-k8s-job-isolation', 'dss-spark-k8s-dssuser-scope'], deny), profile);
+    expect(noAttribution.detail).toMatch(/^ValidatingAdmissionPolicy dss-spark-k8s-job-attribution is not installed \(audit events do not name/);
+    const missing = await checkPolicy(kubeWith(['dss-spark-k8s-job-attribution', 'dss-spark-k8s-dssuser-scope'], deny), profile);
     expect(missing).toMatchObject({ status: 'fail', fix: 'kubectl apply -f deploy/rbac/per-user-namespaces.yaml   # as a cluster administrator' });
     expect(missing.detail).toMatch(/^ValidatingAdmissionPolicy dss-spark-k8s-job-isolation is not installed/);
-    const audit = await checkPolicy(kubeWith(both, { ...deny, 'dss-spark-k8s-dssuser-scope': ['Audit'] }), team);
+    const audit = await checkPolicy(kubeWith(all, { ...deny, 'dss-spark-k8s-dssuser-scope': ['Audit'] }), team);
     expect(audit.status).toBe('fail');
     expect(audit.detail).toMatch(/dss-spark-k8s-dssuser-scope is not bound with validationActions \[Deny\]/);
     expect(audit.fix).toMatch(/team-namespaces\.yaml/);
   });
 
   it('fails when the identity may not read them: an unverified boundary is not a boundary', async () => {
-    const r = await checkPolicy(kubeWith(both, deny, true), team);
+    const r = await checkPolicy(kubeWith(all, deny, true), team);
     expect(r.status).toBe('fail');
     expect(r.detail).toMatch(/^cannot read the ValidatingAdmissionPolicies/);
   });
@@ -262,7 +264,7 @@ describe('checkRights', () => {
   it('fails with the ClusterRole rules to add, or the Role rules in team mode', async () => {
     const r = await checkRights(kubeDenying(['delete serviceaccounts', 'create serviceaccounts/token']), profile, 'dss-ns-alice', 'dssuser');
     expect(r.status).toBe('fail');
-    expect(r.detail).toBe('missing 2 of 31: delete serviceaccounts, create serviceaccounts/token');
+    expect(r.detail).toBe('missing 2 of 32: delete serviceaccounts, create serviceaccounts/token');
     expect(r.fix?.split('\n')[0]).toMatch(/^# add to the rules of the ClusterRole bound to dssuser/);
     expect(loadYaml(r.fix!)).toEqual([
       { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['delete'] },

@@ -6,6 +6,12 @@ import { ExitCode, UsageError } from '../../src/errors.ts';
 import { isLabelKey, isLabelValue, parseLabelFlags } from '../../src/plan/labels.ts';
 import { jobLabels } from '../../src/plan/objects.ts';
 import { planJob, planObjects } from '../../src/plan/plan.ts';
+import {
+  ATTRIBUTION_AUDIT_ANNOTATIONS,
+  ATTRIBUTION_POLICY_NAME,
+  buildAttributionPolicy,
+  buildAttributionPolicyBinding,
+} from '../../src/plan/attribution-policy.ts';
 import { AUDIT_ANNOTATIONS, buildIsolationPolicy } from '../../src/plan/policy.ts';
 import { buildSparkSubmitArgs } from '../../src/plan/spark-args.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, USER_LABEL } from '../../src/plan/types.ts';
@@ -135,25 +141,54 @@ describe('the labels of a job', () => {
   });
 });
 
-describe("the isolation policy's audit annotations", () => {
-  const policy = buildIsolationPolicy();
+describe("the job policies' audit annotations", () => {
+  const isolation = buildIsolationPolicy();
+  const attribution = buildAttributionPolicy();
 
-  it('name the job account, the job id and the user of every request the policy evaluates', () => {
-    expect(policy.spec?.auditAnnotations?.map((a) => a.key)).toEqual(['job-account', 'job-id', 'user', 'login']);
-    expect(policy.spec?.auditAnnotations).toEqual(AUDIT_ANNOTATIONS);
-    const [account, jobId, user, login] = policy.spec!.auditAnnotations!;
-    expect(account!.valueExpression).toBe('variables.account');
-    expect(jobId!.valueExpression).toContain(`labels[?'${JOB_LABEL}']`);
-    expect(user!.valueExpression).toContain(`labels[?'${USER_LABEL}']`);
-    expect(login!.valueExpression).toContain(`annotations[?'${Annotation.login}']`);
-    // A delete has only oldObject; the value is empty (and the annotation left out) when the label is missing.
-    for (const annotation of [jobId!, user!, login!]) {
-      expect(annotation.valueExpression).toContain('object != null ? object : oldObject');
-      expect(annotation.valueExpression).toMatch(/\.orValue\(''\)$/);
-    }
+  it('name the authenticated job account (isolation) and, from its ServiceAccount, the job id, user and login (attribution)', () => {
+    expect(isolation.spec?.auditAnnotations).toEqual(AUDIT_ANNOTATIONS);
+    expect(isolation.spec?.auditAnnotations).toEqual([{ key: 'job-account', valueExpression: 'variables.account' }]);
+    expect(attribution.spec?.auditAnnotations).toEqual(ATTRIBUTION_AUDIT_ANNOTATIONS);
+    const [jobId, user, login] = attribution.spec!.auditAnnotations!;
+    expect(attribution.spec?.auditAnnotations?.map((a) => a.key)).toEqual(['job-id', 'user', 'login']);
+    expect(jobId!.valueExpression).toBe(`variables.ownAccount ? params.metadata.?labels[?'${JOB_LABEL}'].orValue('') : ''`);
+    expect(user!.valueExpression).toBe(`variables.ownAccount ? params.metadata.?labels[?'${USER_LABEL}'].orValue('') : ''`);
+    expect(login!.valueExpression).toBe(`variables.ownAccount ? params.metadata.?annotations[?'${Annotation.login}'].orValue('') : ''`);
+    // Never the object's own labels: a process holding the token chooses those.
+    for (const annotation of attribution.spec!.auditAnnotations!) expect(annotation.valueExpression).not.toMatch(/\bobject\b/);
   });
 
   it('keys the API accepts: qualified names of at most 63 characters, no prefix', () => {
-    for (const { key } of AUDIT_ANNOTATIONS) expect(key).toMatch(/^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$/);
+    for (const { key } of [...AUDIT_ANNOTATIONS, ...ATTRIBUTION_AUDIT_ANNOTATIONS]) expect(key).toMatch(/^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$/);
+  });
+});
+
+describe('the job-attribution policy', () => {
+  const policy = buildAttributionPolicy();
+  const binding = buildAttributionPolicyBinding();
+
+  it("takes the tool's ServiceAccounts of the request's namespace as parameters, and is skipped where there are none", () => {
+    expect(policy.spec?.paramKind).toEqual({ apiVersion: 'v1', kind: 'ServiceAccount' });
+    expect(binding.spec).toEqual({
+      policyName: ATTRIBUTION_POLICY_NAME,
+      validationActions: ['Deny'],
+      paramRef: { selector: { matchLabels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } }, parameterNotFoundAction: 'Allow' },
+    });
+  });
+
+  it('holds the same requests as the isolation policy', () => {
+    const isolation = buildIsolationPolicy().spec!;
+    expect(policy.spec?.matchConstraints).toEqual(isolation.matchConstraints);
+    expect(policy.spec?.matchConditions).toEqual(isolation.matchConditions);
+  });
+
+  it("compares the written object's job id, user and login with its own account's, never on a delete", () => {
+    const [check] = policy.spec!.validations!;
+    expect(policy.spec!.validations).toHaveLength(1);
+    expect(check!.expression).toMatch(/^!variables\.ownAccount \|\| request\.operation == 'DELETE' \|\| /);
+    expect(check!.expression).toContain(`object.metadata.?labels[?'${JOB_LABEL}'].orValue('') == params.metadata.?labels[?'${JOB_LABEL}'].orValue('')`);
+    expect(check!.expression).toContain(`object.metadata.?labels[?'${USER_LABEL}'].orValue('') == params.metadata.?labels[?'${USER_LABEL}'].orValue('')`);
+    expect(check!.expression).toContain(`object.metadata.?annotations[?'${Annotation.login}']`);
+    expect(policy.spec!.variables).toContainEqual({ name: 'ownAccount', expression: 'params.metadata.name == variables.account' });
   });
 });

@@ -5,6 +5,7 @@ import { policyCommand, renderManifest } from '../../src/commands/policy.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { executorServiceAccountName, jobBaseName, loginToSlug } from '../../src/plan/names.ts';
 import { DRIVER_RULES } from '../../src/plan/objects.ts';
+import { buildAttributionPolicy, buildAttributionPolicyBinding } from '../../src/plan/attribution-policy.ts';
 import { ISOLATION_POLICY_NAME, JOB_ACCOUNT_PREFIX, OWNER_LABEL, policyManifest } from '../../src/plan/policy.ts';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_NAMESPACE_LABEL } from '../../src/plan/types.ts';
 
@@ -94,13 +95,16 @@ describe('policyManifest', () => {
 });
 
 describe('renderManifest', () => {
-  it('prints YAML that kubectl apply reads back as the same two objects', () => {
+  // Isolation first: a cluster that applies only part of the stream has the policy that matters most.
+  const everyObject = JSON.parse(JSON.stringify([policy, binding, buildAttributionPolicy(), buildAttributionPolicyBinding()])) as object[];
+
+  it('prints YAML that kubectl apply reads back as the same objects: isolation, then attribution', () => {
     const docs = loadAllYaml(renderManifest('yaml')).map((d) => JSON.parse(JSON.stringify(d)));
-    expect(docs).toEqual([JSON.parse(JSON.stringify(policy)), JSON.parse(JSON.stringify(binding))]);
+    expect(docs).toEqual(everyObject);
   });
 
   it('prints a JSON v1 List', () => {
-    expect(JSON.parse(renderManifest('json'))).toEqual({ apiVersion: 'v1', kind: 'List', items: [policy, binding] });
+    expect(JSON.parse(renderManifest('json'))).toEqual({ apiVersion: 'v1', kind: 'List', items: everyObject });
   });
 });
 
