@@ -2,7 +2,7 @@
 // naming the file, the key path and what was expected.
 
 import { readFileSync } from 'node:fs';
-import { load as loadYaml } from 'js-yaml';
+import { readYaml } from './yaml.ts';
 import { ConfigError } from '../errors.ts';
 import { isPerUserTemplate, perUserNamespacePattern } from '../plan/names.ts';
 import { configFileSchema, DEFAULT_TARGET_NAMESPACE, DURATION_EXPECTED, durationSeconds, parseWith, show } from './schema.ts';
@@ -66,22 +66,11 @@ export function parseDuration(value: string | number, key: string, source: strin
 }
 
 function parseYaml(text: string, source: string): unknown {
-  let document: unknown;
-  try {
-    document = loadYaml(text);
-  } catch (err) {
-    const { name, mark, reason, message } = err as { name?: string; mark?: { line?: number }; reason?: string; message?: string };
-    if (name === 'YAMLException') {
-      const why = reason ?? String(message).split('\n')[0];
-      // No mark for whole-stream problems: an empty file, several documents.
-      const where = typeof mark?.line === 'number' ? ` at line ${mark.line + 1}` : '';
-      throw configError(`${source}: invalid YAML${where}: ${why}`);
-    }
-    throw err;
-  }
+  const read = readYaml(text);
+  if ('problem' in read) throw configError(`${source}: ${read.problem}`);
   // A falsy document: an empty file, "null", "0", "false".
-  if (!document) throw configError(`${source}: expected a map with a "profiles" key at the top level, got a scalar`);
-  return document;
+  if (!read.document) throw configError(`${source}: expected a map with a "profiles" key at the top level, got a scalar`);
+  return read.document;
 }
 
 /** The message is one line even if the file path itself holds a newline. */

@@ -5,7 +5,7 @@
 
 import * as v from 'valibot';
 import { isIP } from 'node:net';
-import { load as loadYaml } from 'js-yaml';
+import { readYaml } from './yaml.ts';
 import { isDnsLabel } from '../plan/names.ts';
 import { checkPodTemplate } from '../plan/pod-template.ts';
 
@@ -239,14 +239,12 @@ const executorPodTemplate = leaf(
     v.rawTransform(({ dataset, addIssue, NEVER }) => {
       let pod: unknown = dataset.value;
       if (typeof pod === 'string') {
-        try {
-          pod = loadYaml(pod);
-        } catch (error) {
-          const { mark, reason } = error as { mark?: { line?: number }; reason?: string };
-          const where = typeof mark?.line === 'number' ? ` at its line ${mark.line + 1}` : '';
-          addIssue({ message: `invalid YAML${where}: ${reason ?? 'parse error'}` });
+        const read = readYaml(pod, 'its line');
+        if ('problem' in read) {
+          addIssue({ message: read.problem });
           return NEVER;
         }
+        pod = read.document;
       }
       const refusal = checkPodTemplate(pod);
       if (refusal === undefined) return pod as RawMap;

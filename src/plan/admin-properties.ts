@@ -8,7 +8,7 @@
 // system namespace): a property cannot send a job into kube-system.
 
 import { readFileSync, statSync } from 'node:fs';
-import { load as loadYaml } from 'js-yaml';
+import { readYaml } from '../config/yaml.ts';
 import { adminPropertiesFileSchema, parseWith } from '../config/schema.ts';
 import type { Profile } from '../config/types.ts';
 import { ConfigError, UsageError } from '../errors.ts';
@@ -68,19 +68,10 @@ function readPropertiesFile(path: string): string {
 export function parseAdminPropertiesFile(text: string, source: string): Record<string, AdminProperties> {
   const fail = (where: string, message: string) => new ConfigError(`${source}: ${where === '' ? '' : `${where}: `}${message}`.replace(/[\r\n]+/g, ' '));
   if (text.trim() === '') return {};
-  let document: unknown;
-  try {
-    document = loadYaml(text);
-  } catch (error) {
-    const { name, mark, reason } = error as { name?: string; mark?: { line?: number }; reason?: string };
-    if (name === 'YAMLException') {
-      const where = typeof mark?.line === 'number' ? ` at line ${mark.line + 1}` : '';
-      throw fail('', `invalid YAML${where}: ${reason ?? 'parse error'}`);
-    }
-    throw error;
-  }
-  if (!document) throw fail('', 'expected a map of logins to maps of admin properties, got a scalar');
-  return parseWith(adminPropertiesFileSchema, document, fail);
+  const read = readYaml(text);
+  if ('problem' in read) throw fail('', read.problem);
+  if (!read.document) throw fail('', 'expected a map of logins to maps of admin properties, got a scalar');
+  return parseWith(adminPropertiesFileSchema, read.document, fail);
 }
 
 /**
