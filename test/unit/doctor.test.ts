@@ -17,6 +17,7 @@ import type { Profile } from '../../src/config/types.ts';
 import { profileWith } from '../support/profile.ts';
 import { ExitCode, KubernetesError, UsageError } from '../../src/errors.ts';
 import { DRIVER_RULES } from '../../src/plan/objects.ts';
+import { jobPolicies } from '../../src/plan/attribution-policy.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 
 const SUDO_LIST = `Matching Defaults entries for dssuser on vm:
@@ -215,12 +216,14 @@ describe('checkDriverRole', () => {
 
 describe('checkPolicy', () => {
   const all = ['dss-spark-k8s-job-isolation', 'dss-spark-k8s-job-attribution', 'dss-spark-k8s-dssuser-scope'];
-  const kubeWith = (policies: string[], bindings: Record<string, string[]>, denied = false) =>
+  const kubeWith = (policies: string[], bindings: Record<string, string[]>, denied = false, stalePolicies: string[] = []) =>
     ({
       getClusterObject: async (kind: string, name: string) => {
         if (denied) throw new KubernetesError(`get ${kind} ${name} failed (403 Forbidden): no`, 403);
         if (kind === 'validatingadmissionpolicies') return policies.includes(name) ? { metadata: { name } } : undefined;
-        return bindings[name] ? { spec: { policyName: name, validationActions: bindings[name] } } : undefined;
+        if (!bindings[name]) return undefined;
+        const paramRef = jobPolicies().find((p) => p.binding.metadata?.name === name)?.binding.spec?.paramRef;
+        return { spec: { policyName: name, validationActions: bindings[name], ...(paramRef && !stalePolicies.includes(name) ? { paramRef } : {}) } };
       },
     }) as unknown as Pick<KubeClient, 'getClusterObject'>;
   const deny = Object.fromEntries(all.map((n) => [n, ['Deny']]));
@@ -240,6 +243,12 @@ describe('checkPolicy', () => {
     expect(audit.status).toBe('fail');
     expect(audit.detail).toMatch(/dss-spark-k8s-dssuser-scope is not bound with validationActions \[Deny\]/);
     expect(audit.fix).toMatch(/team-namespaces\.yaml/);
+  });
+
+  it("fails when the attribution binding lacks this version's parameters (it would refuse every job write)", async () => {
+    const r = await checkPolicy(kubeWith(all, deny, false, ['dss-spark-k8s-job-attribution']), profile);
+    expect(r.status).toBe('fail');
+    expect(r.detail).toMatch(/dss-spark-k8s-job-attribution's binding does not select the parameters this version expects/);
   });
 
   it('fails when the identity may not read them: an unverified boundary is not a boundary', async () => {
