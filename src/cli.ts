@@ -82,9 +82,10 @@ export async function runCli(argv: string[]): Promise<number> {
       exitCode = await auditCommand(options);
     });
 
-  program
+  const namespaces = program
     .command('namespaces')
-    .description("the namespaces the tool created: re-apply the profile's guardrails (dssuser or administrators)")
+    .description("the namespaces the tool created: re-apply the profile's guardrails, delete idle per-user ones (dssuser or administrators)");
+  namespaces
     .command('reconcile')
     .description('create the ResourceQuota, LimitRange and NetworkPolicy the profile gives a managed namespace where missing; report Pod Security label drift')
     .option('--profile <name>', 'the profile whose guardrails apply (default: the default profile)')
@@ -95,6 +96,21 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(async (options) => {
       const { namespacesReconcileCommand } = await import('./commands/namespaces.ts');
       exitCode = await namespacesReconcileCommand(options);
+    });
+  namespaces
+    .command('prune')
+    .description(
+      'delete the per-user namespaces of the profile that held no job for --idle (never a team namespace, one with a job, pods or, without --include-volumes, claims)',
+    )
+    .requiredOption('--idle <duration>', 'how long a namespace held no job start (e.g. 12h, 7d, 2w; at least 1h)')
+    .option('--yes', 'delete them (without it: only list them)')
+    .option('--include-volumes', 'also delete namespaces holding PersistentVolumeClaims, and the claims with them')
+    .option('--profile <name>', 'the per-user profile whose namespaces to prune (default: the default profile)')
+    .option('--config <file>', 'the configuration file (default: $DSS_SPARK_K8S_CONFIG or /etc/dss-spark-k8s/config.yaml)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (options) => {
+      const { namespacesPruneCommand } = await import('./commands/namespaces-prune.ts');
+      exitCode = await namespacesPruneCommand(options);
     });
 
   const policy = program.command('policy').description('the isolation policy for shared (team) namespaces (administrators)');

@@ -121,6 +121,7 @@ export async function runJob(request: JobRequest, deps: JobFlowDeps): Promise<nu
       Boolean(kube.endpoint.caPem),
     );
     const provisioned = await provision(kube, plan, created, undefined, impersonation);
+    for (const warning of provisioned.warnings ?? []) reporter.warn(warning);
     plan = request.plan(files);
     signals.throwIfReceived();
     await Promise.all([

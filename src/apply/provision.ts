@@ -4,8 +4,9 @@ import { KubernetesError } from '../errors.ts';
 import type { DryRun, KubeClient } from '../k8s/client.ts';
 import type { JobKind } from '../plan/kinds.ts';
 import { tokenJti } from '../audit/credential-id.ts';
+import { beingDeletedMessage, isBeingDeleted, isToolPerUserNamespace, lastUsedAnnotations } from '../namespaces/prune.ts';
 import { boundTokenRequest } from '../plan/objects.ts';
-import type { JobLease, JobPlan } from '../plan/types.ts';
+import { USER_LABEL, type JobLease, type JobPlan } from '../plan/types.ts';
 import type { CreatedObject } from '../teardown/teardown.ts';
 
 export type { CreatedObject } from '../teardown/teardown.ts';
@@ -14,6 +15,7 @@ export type ProvisionClient = Pick<
   KubeClient,
   | 'getNamespace'
   | 'createNamespace'
+  | 'annotateNamespace'
   | 'createResourceQuota'
   | 'createLimitRange'
   | 'createNetworkPolicy'
@@ -33,6 +35,8 @@ export interface Provisioned {
   tokenExpiresAt: Date;
   /** The token's jti: its credential id in audit events (undefined for a dry run or a token without one). */
   credentialId?: string;
+  /** What went wrong without failing the job (the caller reports them). */
+  warnings?: string[];
 }
 
 /**
@@ -62,7 +66,8 @@ async function createAll(
   dryRun?: DryRun,
   beforeWrites?: Promise<unknown>,
 ): Promise<Provisioned> {
-  const namespaceCreated = await ensureNamespace(kube, plan, dryRun, beforeWrites);
+  const warnings: string[] = [];
+  const namespaceCreated = await ensureNamespace(kube, plan, warnings, dryRun, beforeWrites);
   if (dryRun && namespaceCreated) {
     // The namespace does not exist, so the server cannot dry-run objects inside it.
     return { namespaceCreated, token: '', tokenExpiresAt: new Date(0) };
@@ -98,17 +103,31 @@ async function createAll(
   const anchorRef = { name: plan.tokenAnchor.metadata!.name!, uid: (anchor as { metadata?: { uid?: string } }).metadata?.uid ?? '' };
   const token = await kube.requestToken(plan.namespace, plan.baseName, boundTokenRequest(plan.tokenRequest, anchorRef));
   const credentialId = tokenJti(token.token);
-  return { namespaceCreated, lease: lease as JobLease, token: token.token, tokenExpiresAt: token.expiresAt, ...(credentialId ? { credentialId } : {}) };
+  return {
+    namespaceCreated,
+    lease: lease as JobLease,
+    token: token.token,
+    tokenExpiresAt: token.expiresAt,
+    ...(credentialId ? { credentialId } : {}),
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }
 
-async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {
+async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, warnings: string[], dryRun?: DryRun, beforeWrites?: Promise<unknown>): Promise<boolean> {
   // Not ours to create: a missing one fails the next create clearly.
-  const read = plan.namespaceObject ? kube.getNamespace(plan.namespace).then((namespace) => namespace !== undefined) : Promise.resolve(true);
+  const read = plan.namespaceObject ? kube.getNamespace(plan.namespace) : Promise.resolve(undefined);
   read.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
   // The local checks' refusal wins over whatever the apiserver answers meanwhile (a slow one times out later).
   await beforeWrites;
-  const exists = await read;
-  if (exists) return false;
+  const existing = await read;
+  if (!plan.namespaceObject) return false;
+  if (existing) {
+    if (isBeingDeleted(existing)) throw new KubernetesError(beingDeletedMessage(plan.namespace));
+    if (!dryRun && plan.namespaceObject.metadata?.labels?.[USER_LABEL] && isToolPerUserNamespace(existing)) {
+      await recordLastUsed(kube, plan.namespace, warnings);
+    }
+    return false;
+  }
   try {
     await kube.createNamespace(plan.namespaceObject!, dryRun);
     // The namespace's own quota, limits and NetworkPolicy, made with it (a job that finds the namespace leaves them be).
@@ -127,6 +146,30 @@ async function ensureNamespace(kube: ProvisionClient, plan: JobPlan, dryRun?: Dr
   }
 }
 
+/**
+ * The job's start on its per-user namespace, before any of its objects: the patch changes the namespace's
+ * resourceVersion, so a `namespaces prune` that read it before fails its delete (409) and keeps it; one that
+ * deleted it first shows in the answer. Without the right (a manifest before prune): a warning, and no prune
+ * either (the same manifest grants both).
+ */
+async function recordLastUsed(kube: ProvisionClient, namespace: string, warnings: string[]): Promise<void> {
+  let patched: Awaited<ReturnType<ProvisionClient['annotateNamespace']>>;
+  try {
+    patched = await kube.annotateNamespace(namespace, lastUsedAnnotations(new Date()));
+  } catch (error) {
+    if (error instanceof KubernetesError && error.status === 404) throw new KubernetesError(beingDeletedMessage(namespace));
+    if (error instanceof KubernetesError && error.status === 403 && !TERMINATING.test(error.message)) {
+      warnings.push(`could not record the job's start on namespace ${namespace} (namespaces prune reads it): ${error.message}`);
+      return;
+    }
+    throw error;
+  }
+  if (isBeingDeleted(patched)) throw new KubernetesError(beingDeletedMessage(namespace));
+}
+
+/** NamespaceLifecycle's refusal of anything new in a namespace being deleted (403), or of re-creating it (409). */
+const TERMINATING = /is being terminated|is being deleted/;
+
 /** The values of settled promises, or the first failure thrown. */
 function settled(results: PromiseSettledResult<unknown>[]): unknown[] {
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -137,6 +180,8 @@ function settled(results: PromiseSettledResult<unknown>[]): unknown[] {
 /** Adds the likely fix to the errors an administrator sees most when setting up. */
 function explain(error: unknown): unknown {
   if (!(error instanceof KubernetesError)) return error;
+  const namespace = /namespace "?([a-z0-9-]+)"? because it is being terminated/.exec(error.message)?.[1];
+  if ((error.status === 403 || error.status === 409) && namespace !== undefined) return new KubernetesError(beingDeletedMessage(namespace), error.status);
   if (error.status === 404 && /namespaces? "[^"]+" not found/.test(error.message)) {
     return new KubernetesError(
       `${error.message}; the namespace does not exist and the profile does not create it (autoCreateNamespace: false): ask an administrator to create it`,

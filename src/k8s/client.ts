@@ -54,6 +54,15 @@ export interface KubeClient {
   serverVersion(): Promise<string>;
   getNamespace(name: string): Promise<V1Namespace | undefined>;
   createNamespace(body: V1Namespace, dryRun?: DryRun): Promise<V1Namespace>;
+  /** Every namespace with the label selector (one request). */
+  listNamespaces(labelSelector: string): Promise<V1Namespace[]>;
+  /** A JSON merge patch of a namespace's annotations (only these keys are sent). */
+  annotateNamespace(name: string, annotations: Record<string, string>): Promise<V1Namespace>;
+  /**
+   * Deletes a namespace only if it is still the one read (uid and resourceVersion preconditions: any change since,
+   * a job's last-used patch included, answers 409). NotFound is an error here: the caller says what it means.
+   */
+  deleteNamespace(name: string, preconditions: { uid: string; resourceVersion: string }, dryRun?: DryRun): Promise<void>;
   createResourceQuota(body: V1ResourceQuota, dryRun?: DryRun): Promise<V1ResourceQuota>;
   createLimitRange(body: V1LimitRange, dryRun?: DryRun): Promise<V1LimitRange>;
   createNetworkPolicy<T extends ObjectWithMeta>(body: T, dryRun?: DryRun): Promise<T>;
@@ -210,6 +219,27 @@ export class Kube implements KubeClient {
 
   createNamespace(body: V1Namespace, dryRun?: DryRun): Promise<V1Namespace> {
     return this.request(`create Namespace ${body.metadata?.name}`, 'POST', clusterObjectPath('namespaces'), { body, query: { dryRun: dryRunParam(dryRun) } });
+  }
+
+  async listNamespaces(labelSelector: string): Promise<V1Namespace[]> {
+    const list = await this.request<{ items?: V1Namespace[] }>(`list namespaces with ${labelSelector}`, 'GET', clusterObjectPath('namespaces'), {
+      query: { labelSelector },
+    });
+    return list.items ?? [];
+  }
+
+  annotateNamespace(name: string, annotations: Record<string, string>): Promise<V1Namespace> {
+    return this.request(`annotate Namespace ${name}`, 'PATCH', clusterObjectPath('namespaces', name), {
+      body: { metadata: { annotations } },
+      contentType: 'application/merge-patch+json',
+    });
+  }
+
+  async deleteNamespace(name: string, preconditions: { uid: string; resourceVersion: string }, dryRun?: DryRun): Promise<void> {
+    await this.request(`delete Namespace ${name}`, 'DELETE', clusterObjectPath('namespaces', name), {
+      body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background', preconditions },
+      query: { dryRun: dryRunParam(dryRun) },
+    });
   }
 
   createResourceQuota(body: V1ResourceQuota, dryRun?: DryRun): Promise<V1ResourceQuota> {

@@ -45,6 +45,11 @@ export const Annotation = {
    * authentication.kubernetes.io/credential-id. The only thing dssuser may change on a job ServiceAccount.
    */
   credentialIds: `${ANNOTATION_PREFIX}credential-ids`,
+  /**
+   * On a per-user namespace the tool made: when its last job started (RFC 3339 UTC, seconds). `namespaces prune`
+   * reads it; the only change dssuser may make to a namespace.
+   */
+  lastUsed: `${ANNOTATION_PREFIX}last-used`,
 } as const;
 
 /** The most credential ids a job ServiceAccount holds (the newest): dssuser's policy admits no more (deploy/rbac). */

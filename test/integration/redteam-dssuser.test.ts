@@ -132,10 +132,10 @@ const NAMESPACE_ATTACKS: Attack[] = [
   {
     name: 'relabelling an existing managed namespace to enforce privileged',
     attempt: (api) => api.patch('namespaces', undefined, team, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } }),
-    ...rbac,
+    ...policy,
     pre13: 'refused',
   },
-  { name: 'deleting a managed namespace', attempt: (api) => api.delete('namespaces', undefined, team), ...rbac, pre13: 'refused' },
+  { name: 'deleting a managed namespace that is not per-user', attempt: (api) => api.delete('namespaces', undefined, team), ...policy, pre13: 'refused' },
 ];
 
 const TOKEN_ATTACKS: Attack[] = [
@@ -734,6 +734,8 @@ describe('dssuser, with exactly the rights of deploy/rbac', () => {
       [
         '/limitranges:create',
         '/namespaces:create',
+        '/namespaces:delete', // only per-user namespaces it created: test/integration/namespaces-prune.test.ts
+        '/namespaces:patch', // only their last-used annotation: namespaces-prune.test.ts
         'networking.k8s.io/networkpolicies:create',
         '/persistentvolumeclaims:delete',
         '/persistentvolumeclaims:deletecollection',

@@ -66,6 +66,7 @@ function fakeCluster(options: FakeOptions = {}) {
     endpoint: { server: 'https://127.0.0.1:6443', skipTlsVerify: false },
     getNamespace: (name) => answer('getNamespace', `get namespace ${name}`, { metadata: { name } }),
     createNamespace: (body) => answer('createNamespace', `create namespace ${body.metadata?.name}`, body),
+    annotateNamespace: (name, annotations) => answer('annotateNamespace', `annotate namespace ${name}`, { metadata: { name, annotations } }),
     createResourceQuota: (body) => answer('createResourceQuota', 'create resourcequota', body),
     createLimitRange: (body) => answer('createLimitRange', 'create limitrange', body),
     createNetworkPolicy: (body) => answer('createNetworkPolicy', 'create networkpolicy', body),
@@ -322,7 +323,7 @@ describe('runJob', () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     const last = job.calls.filter((c) => c.startsWith('annotate')).at(-1)!;
-    const ids = (JSON.parse(last.slice(last.indexOf("{"))) as Record<string, string>)[Annotation.credentialIds]!.split(',');
+    const ids = (JSON.parse(last.slice(last.indexOf('{'))) as Record<string, string>)[Annotation.credentialIds]!.split(',');
     expect(ids).toHaveLength(MAX_CREDENTIAL_IDS);
     expect(ids.at(-1)).toBe(`jti-${MAX_CREDENTIAL_IDS + 3}`);
     expect(ids[0]).toBe('jti-4');
