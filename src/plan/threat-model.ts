@@ -10,6 +10,7 @@
 // `bind` (by resourceNames) are what a job's token gets, in its namespace, through its RoleBinding.
 
 import { DRIVER_CLUSTER_ROLE } from './objects.ts';
+import { ATTRIBUTION_POLICY_NAME } from './attribution-policy.ts';
 import { ISOLATION_POLICY_NAME } from './policy.ts';
 
 export const DSSUSER_POLICY_NAME = 'dss-spark-k8s-dssuser-scope';
@@ -324,7 +325,8 @@ export function renderThreatModelBlock(rights: readonly Right[], bounds: readonl
     '',
     `${writes.length} write rights (job token ${count(writes, 'job token')}, dssuser ${count(writes, 'dssuser')}) and ${reads.length} read rights,` +
       ' read from the Roles, ClusterRoles and bindings of deploy/rbac. Admission policies: `job-isolation` is' +
-      ` ${code(ISOLATION_POLICY_NAME)} (src/plan/policy.ts), \`dssuser-scope\` is ${code(DSSUSER_POLICY_NAME)}; a quoted rule is a piece` +
+      ` ${code(ISOLATION_POLICY_NAME)} (src/plan/policy.ts), \`job-attribution\` is ${code(ATTRIBUTION_POLICY_NAME)} (src/plan/attribution-policy.ts),` +
+      ` \`dssuser-scope\` is ${code(DSSUSER_POLICY_NAME)}; a quoted rule is a piece` +
       ' of the message of the validation that refuses.',
     '',
     '### Write rights',
@@ -391,6 +393,7 @@ const IT = {
   leaseLoss: 'test/integration/lease-loss.test.ts',
   redteamJob: 'test/integration/redteam-job.test.ts',
   redteamDssuser: 'test/integration/redteam-dssuser.test.ts',
+  redteamAttribution: 'test/integration/redteam-attribution.test.ts',
   audit: 'test/integration/audit.test.ts',
   prune: 'test/integration/namespaces-prune.test.ts',
 };
@@ -423,7 +426,9 @@ const jobRules = {
   pullSecrets: { policy: JOB, rule: 'not allowed; an administrator lists the ones jobs may use' },
   claimSource: { policy: JOB, rule: 'a job may not create a claim from a data source' },
   finalizers: { policy: JOB, rule: 'a job may not add finalizers' },
+  ownIdentity: { policy: ATTRIBUTION_POLICY_NAME, rule: 'must carry the job id, user and login of ' },
 } as const;
+const redteamAttribution = (...titles: string[]): Proof[] => titles.map((it) => ({ file: IT.redteamAttribution, it }));
 
 const POD_SECURITY =
   "the namespace's enforce level; restricted adds to the isolation policy: non-root, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault";
@@ -456,7 +461,7 @@ export const BOUNDS: readonly Bound[] = [
     verb: 'create',
     resource: 'pods',
     bound:
-      "labelled with its own account; as its own executor account, no token mounted; none of hostNetwork, hostPID, hostIPC, nodeName, privileged, hostPort, capabilities beyond baseline's, seccomp or AppArmor Unconfined, SELinux options, an unmasked /proc, sysctls, a system-… priority class, a probe or lifecycle host, resource claims; volumes emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own or unreserved claims, ephemeral claims without the tool's labels, dataSource, volumeName, selector or a reserved name; no secret in env; only listed pull secrets; no finalizer; names dss-spark-… only its own",
+      "labelled with its own account, its job id and user (and its login, when annotated); as its own executor account, no token mounted; none of hostNetwork, hostPID, hostIPC, nodeName, privileged, hostPort, capabilities beyond baseline's, seccomp or AppArmor Unconfined, SELinux options, an unmasked /proc, sysctls, a system-… priority class, a probe or lifecycle host, resource claims; volumes emptyDir, configMap, downwardAPI, projected configMap/downwardAPI, its own or unreserved claims, ephemeral claims without the tool's labels, dataSource, volumeName, selector or a reserved name; no secret in env; only listed pull secrets; no finalizer; names dss-spark-… only its own",
     by: [
       jobRules.labels,
       jobRules.names,
@@ -466,9 +471,16 @@ export const BOUNDS: readonly Bound[] = [
       jobRules.secretEnv,
       jobRules.pullSecrets,
       jobRules.finalizers,
+      jobRules.ownIdentity,
       { podSecurity: POD_SECURITY },
     ],
     proofs: [
+      ...redteamAttribution(
+        'the job-id label of another job',
+        'the user label of another job',
+        'the login annotation of another job',
+        "writes the job's own job id, user and login into the audit event of a forged request",
+      ),
       ...redteamJob(
         'pod without the managed-by label',
         "pod named like the other job's executors",
@@ -501,15 +513,18 @@ export const BOUNDS: readonly Bound[] = [
     identity: 'job token',
     verb: 'patch',
     resource: 'pods',
-    bound: 'only its own pods (owner-sa = its account), which stay labelled as its own, adding no finalizer',
-    by: [jobRules.ownObjectsOnly, jobRules.labels, jobRules.finalizers, { podSecurity: POD_SECURITY }],
-    proofs: redteamJob(
-      "patch of the other job's pod",
-      "patch of its own pod into the other job's",
-      'patch of its own pod dropping the managed-by label',
-      'patch of its own pod adding a finalizer',
-      'patch of its own pod (the labels Spark sets)',
-    ),
+    bound: 'only its own pods (owner-sa = its account), which stay labelled as its own (job id and user too), adding no finalizer',
+    by: [jobRules.ownObjectsOnly, jobRules.labels, jobRules.finalizers, jobRules.ownIdentity, { podSecurity: POD_SECURITY }],
+    proofs: [
+      ...redteamAttribution("refuses a patch of the job's own pod to the other job's job-id"),
+      ...redteamJob(
+        "patch of the other job's pod",
+        "patch of its own pod into the other job's",
+        'patch of its own pod dropping the managed-by label',
+        'patch of its own pod adding a finalizer',
+        'patch of its own pod (the labels Spark sets)',
+      ),
+    ],
   },
   {
     identity: 'job token',
@@ -535,18 +550,21 @@ export const BOUNDS: readonly Bound[] = [
     verb: 'create',
     resource: 'persistentvolumeclaims',
     bound:
-      'labelled with its own account; names dss-spark-… only its own; no dataSource, dataSourceRef, selector or finalizer; volumeName only one the namespace annotation lists',
-    by: [jobRules.labels, jobRules.names, jobRules.claimSource, jobRules.finalizers],
-    proofs: redteamJob(
-      'claim without the managed-by label',
-      "claim named like the other job's claims",
-      "claim cloning the other job's claim (dataSource)",
-      "claim cloning the other job's claim (dataSourceRef)",
-      'claim bound to an unlisted PersistentVolume',
-      'claim choosing its PersistentVolume by selector',
-      'claim with a finalizer (it would outlive teardown)',
-      'a labelled claim with no binding fields',
-    ),
+      'labelled with its own account, job id and user; names dss-spark-… only its own; no dataSource, dataSourceRef, selector or finalizer; volumeName only one the namespace annotation lists',
+    by: [jobRules.labels, jobRules.names, jobRules.claimSource, jobRules.finalizers, jobRules.ownIdentity],
+    proofs: [
+      ...redteamAttribution("refuses a claim with the other job's job-id label"),
+      ...redteamJob(
+        'claim without the managed-by label',
+        "claim named like the other job's claims",
+        "claim cloning the other job's claim (dataSource)",
+        "claim cloning the other job's claim (dataSourceRef)",
+        'claim bound to an unlisted PersistentVolume',
+        'claim choosing its PersistentVolume by selector',
+        'claim with a finalizer (it would outlive teardown)',
+        'a labelled claim with no binding fields',
+      ),
+    ],
   },
 
   // dssuser: ClusterRole dss-spark-k8s (per-user manifest, cluster-wide) or Role dss-spark-k8s (team manifest, per
