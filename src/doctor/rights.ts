@@ -88,7 +88,8 @@ export function requiredRights(
   const each = (group: string, resources: string[], verbs: string[]): Right[] =>
     resources.flatMap((resource) => verbs.map((verb) => ({ verb, group, resource })));
   return [
-    ...(profile.autoCreateNamespace ? each('', ['namespaces'], ['get', 'create']) : []),
+    // patch: the last-used record of a job's start on its per-user namespace (run warns without it; namespaces prune reads it).
+    ...(profile.autoCreateNamespace ? each('', ['namespaces'], ['get', 'create', 'patch']) : []),
     ...(profile.autoCreateNamespace && profile.resourceQuota ? each('', ['resourcequotas'], ['create']) : []),
     ...(profile.autoCreateNamespace && profile.limitRange ? each('', ['limitranges'], ['create']) : []),
     ...(profile.autoCreateNamespace && profile.networkPolicy?.enabled ? each('networking.k8s.io', ['networkpolicies'], ['create']) : []),
