@@ -113,11 +113,22 @@ export async function runCli(argv: string[]): Promise<number> {
       exitCode = await namespacesPruneCommand(options);
     });
 
-  const policy = program.command('policy').description('the isolation policy for shared (team) namespaces (administrators)');
+  const policy = program.command('policy').description('the job policies, and the NetworkPolicy, for shared (team) namespaces (administrators)');
+  policy
+    .command('network-policy')
+    .description("print the NetworkPolicy the profile gives the namespaces it creates, for a team namespace's administrator to apply")
+    .option('-n, --namespace <name>', 'the namespace it is for')
+    .option('--profile <name>', 'the profile (default: the default profile)')
+    .option('--config <file>', 'the configuration file (default: $DSS_SPARK_K8S_CONFIG or /etc/dss-spark-k8s/config.yaml)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+    .action(async (options) => {
+      const { networkPolicyCommand } = await import('./commands/policy-network.ts');
+      exitCode = await networkPolicyCommand(options);
+    });
   for (const action of ['apply', 'show'] as const) {
     policy
       .command(action)
-      .description(action === 'apply' ? 'install or update the ValidatingAdmissionPolicy and its binding' : 'print the policy (and whether it is installed)')
+      .description(action === 'apply' ? 'install or update the job policies and their bindings' : 'print the job policies (and whether they are installed)')
       .option('--kubeconfig <file>', 'an administrator kubeconfig')
       .option('--context <name>', 'context of that kubeconfig')
       .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json']).default('yaml'))

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildNetworkPolicy, driverAddresses } from '../../src/plan/network-policy.ts';
-import { dssuserDir, startCli, uniqueJobId, writeConfig, type RunningCli } from '../support/cli.ts';
+import { dssuserDir, runCli, startCli, uniqueJobId, writeConfig, type RunningCli } from '../support/cli.ts';
 import { adminCore, uniqueName } from '../support/kube.ts';
 import { adminApi, dssuserApi, REFUSED_BY } from '../support/redteam.ts';
 import { nodeSparkConf } from '../support/spark.ts';
@@ -205,6 +205,22 @@ describe('a job in an auto-created namespace, with NetworkPolicy enforced on the
     // The stored object goes through the server's validation again (a server-side dry run of a copy).
     const copy = await adminApi().create('networkpolicies', namespace, { ...expected, metadata: { ...expected.metadata, name: 'copy' } });
     expect(copy.status, copy.message).toBe(201);
+  });
+
+  it('prints, for a team namespace an administrator made, the same policy (policy network-policy), which the server admits there', async () => {
+    const config = writeConfig(profile);
+    scratch.push(config.path.replace(/\/config\.yaml$/, ''));
+    const printed = await runCli(['policy', 'network-policy', '-n', other, '--config', config.path, '-o', 'json']);
+    expect(printed.exitCode, printed.stderr).toBe(0);
+    const policy = JSON.parse(printed.stdout) as ReturnType<typeof buildNetworkPolicy>;
+    const stored = (await adminApi().get('networkpolicies', namespace, 'dss-spark-k8s')).body as { spec: unknown };
+    expect(policy.metadata.namespace).toBe(other);
+    expect(policy.spec).toEqual(stored.spec);
+    const applied = await adminApi().create('networkpolicies', other, policy);
+    expect(applied.status, applied.message).toBe(201);
+    // dssuser may not put it there: the namespace is an administrator's.
+    const byDssuser = await dssuserApi().create('networkpolicies', other, policy);
+    expect(byDssuser.status, byDssuser.message).toBe(403);
   });
 
   it('computes its result on 2 executors, which reach the driver on the managed ports', async () => {
