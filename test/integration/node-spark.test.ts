@@ -2,11 +2,16 @@
 // the dssuser Unix account, spark-submit through sudo as the end user), whose two executor pods run on the node
 // from the locally built executor image and compute the result. What runs inside an executor, what the job's
 // teardown and `cleanup --orphans` do to running executors, and token rotation under running executors.
+//
+// The jobs run at the same time (each suite is concurrent; the held job's three steps run in order): each has
+// its own config and work directory and looks only at its own pods; the job that `cleanup --orphans` ends has a
+// namespace of its own, so that the clean-up of a namespace meets no other test's job.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { auditLines, auditMark } from '../support/audit-log.ts';
 import { dssuserDir, jobObjects, runCli, startCli, uniqueJobId, writeConfig, type CliResult, type RunningCli } from '../support/cli.ts';
 import { adminCore } from '../support/kube.ts';
 import { nodeSparkConf } from '../support/spark.ts';
@@ -51,12 +56,20 @@ say("done")
 `;
 
 let appFile: string;
+/** The audit log before this file's first job: every write of its jobs comes after. */
+let auditFrom = 0;
 const scratch: string[] = [];
 const running: RunningCli[] = [];
 
 function sparkConf(): Record<string, string> {
   if (!cluster.node) throw new Error("these tests need the local cluster's node (scripts/cluster.sh up without --no-node) or TEST_EXECUTOR_IMAGE");
-  return nodeSparkConf(cluster.node.executorImage);
+  return {
+    ...nodeSparkConf(cluster.node.executorImage),
+    // Four jobs' JVMs (drivers and executors) share two cores: the JIT's first tier only (C1) cuts a JVM's
+    // start-up CPU by a third (spark.test.ts) and changes nothing Spark does.
+    'spark.driver.defaultJavaOptions': '-XX:TieredStopAtLevel=1',
+    'spark.executor.defaultJavaOptions': '-XX:TieredStopAtLevel=1',
+  };
 }
 
 function sparkSubmitPath(): string {
@@ -176,10 +189,9 @@ function driverPid(job: Job): number {
 }
 
 /** The PodSecurity admission's verdict on a pod's creation, from the apiserver's audit log. */
-function podSecurityVerdict(namespace: string, pod: string): string | undefined {
-  const line = readFileSync(cluster.auditLog, 'utf8')
-    .split('\n')
-    .filter((l) => l.includes(`"name":"${pod}"`) && l.includes(`"namespace":"${namespace}"`))
+async function podSecurityVerdict(namespace: string, pod: string): Promise<string | undefined> {
+  const line = (await auditLines(cluster.auditLog, auditFrom, `"name":"${pod}"`))
+    .filter((l) => l.includes(`"namespace":"${namespace}"`))
     .map((l) => JSON.parse(l))
     .find((e) => e.verb === 'create' && e.objectRef?.resource === 'pods' && !e.objectRef?.subresource && e.responseStatus?.code === 201);
   return line?.annotations?.['pod-security.kubernetes.io/enforce-policy'];
@@ -195,6 +207,7 @@ function tail(text: string, lines = 30): string {
 
 beforeAll(() => {
   sparkConf(); // fails at once without a node
+  auditFrom = auditMark(cluster.auditLog);
   const appDir = dssuserDir('dss-spark-k8s-test-app-');
   scratch.push(appDir);
   appFile = join(appDir, 'node-app.py');
@@ -214,7 +227,7 @@ afterAll(async () => {
   rmSync(`/tmp/hsperfdata_${alice.name}`, { recursive: true, force: true });
 });
 
-describe('a PySpark job on the node through dss-spark-k8s run', () => {
+describe.concurrent('a PySpark job on the node through dss-spark-k8s run', () => {
   it('computes its result on 2 executors, streamed to stdout, and leaves no pod when run returns', async () => {
     const job = startJob('ok', writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: sparkConf() }));
     const { serviceAccount } = await provisioned(job);
@@ -246,7 +259,8 @@ const ADMIN_TEMPLATE = [
   '',
 ].join('\n');
 
-describe('a job holding its executors Running, with a token rotated every 10 s', () => {
+// Beside the other suites; its three steps in order (the last one releases the job).
+describe.concurrent('a job holding its executors Running, with a token rotated every 10 s', () => {
   let job: Job;
   let namespace: string;
   let serviceAccount: string;
@@ -263,7 +277,7 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
     executors = await jobPods(namespace, job.jobId);
   });
 
-  it('runs them as the executor account, without a service-account token, admitted under Pod Security restricted', async () => {
+  it('runs them as the executor account, without a service-account token, admitted under Pod Security restricted', { concurrent: false }, async () => {
     expect(Number(first[1])).toBe(EXPECTED_SUM);
     expect(executors.map((p) => p.metadata!.name).sort()).toEqual(hostsOf(first));
     const ns = await adminCore().readNamespace({ name: namespace });
@@ -274,7 +288,7 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
       expect(pod.status?.phase).toBe('Running');
       expect(pod.spec?.nodeName).toBe(cluster.node!.name || pod.spec?.nodeName);
       expect(pod.spec?.serviceAccountName).toBe(`${serviceAccount}-exec`);
-      expect(podSecurityVerdict(namespace, name)).toBe('restricted:latest');
+      expect(await podSecurityVerdict(namespace, name)).toBe('restricted:latest');
       const inside = execInExecutor(
         namespace,
         name,
@@ -290,7 +304,7 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
     }
   });
 
-  it("carries the administrator's template: node selector, toleration, limit and label reach the running executors", () => {
+  it("carries the administrator's template: node selector, toleration, limit and label reach the running executors", { concurrent: false }, () => {
     for (const pod of executors) {
       expect(pod.spec?.nodeSelector).toEqual({ 'kubernetes.io/hostname': cluster.node!.name });
       expect(pod.spec?.tolerations).toContainEqual({ key: 'dss-spark-k8s.test/dedicated', operator: 'Exists', effect: 'NoSchedule' });
@@ -302,7 +316,7 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
     }
   });
 
-  it('keeps the same executors across two token rotations, and computes with them again', async () => {
+  it('keeps the same executors across two token rotations, and computes with them again', { concurrent: false }, async () => {
     const rotationsSince = () => events(job).filter((e) => e.event === 'rotated' && Date.parse(String(e.time)) > holdingAt);
     await until('two token rotations', 60_000, () => (rotationsSince().length >= 2 ? true : undefined), job);
     const afterRotations = await jobPods(namespace, job.jobId);
@@ -321,7 +335,7 @@ describe('a job holding its executors Running, with a token rotated every 10 s',
   });
 });
 
-describe('running executors die with their job', () => {
+describe.concurrent('running executors die with their job', () => {
   it('a SIGKILLed driver: run tears down and no pod is left when it returns', async () => {
     const job = startJob('hold', writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: sparkConf() }));
     const { namespace } = await provisioned(job);
@@ -336,8 +350,14 @@ describe('running executors die with their job', () => {
   });
 
   it('a SIGKILLed run whose driver hangs: cleanup --orphans --yes deletes the running executors', async () => {
-    // Renewed every second, the Lease expires a few seconds after the CLI is gone.
-    const profile = writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: sparkConf(), leaseRenewSeconds: 1 });
+    // Renewed every second, the Lease expires a few seconds after the CLI is gone. A namespace of its own: the
+    // clean-up below is of the whole namespace.
+    const profile = writeConfig({
+      sparkSubmit: sparkSubmitPath(),
+      sparkConf: sparkConf(),
+      leaseRenewSeconds: 1,
+      targetNamespace: 'dss-orphan-${dssUserLogin}',
+    });
     const job = startJob('hold', profile);
     const { namespace } = await provisioned(job);
     await waitForLine(job, /^node-app: holding$/m);
@@ -373,7 +393,7 @@ describe('running executors die with their job', () => {
   });
 });
 
-describe('an executor pod template that would weaken the managed part', () => {
+describe.concurrent('an executor pod template that would weaken the managed part', () => {
   it.each([
     ['privileged', 'spec: { containers: [{ securityContext: { privileged: true } }] }', 'spec.containers[0].securityContext.privileged: refused'],
     ['hostPath', 'spec: { volumes: [{ name: root, hostPath: { path: / } }] }', 'spec.volumes[0].hostPath: refused'],
