@@ -19,6 +19,7 @@ import { AuthenticationV1Api, CoordinationV1Api, KubeConfig } from '@kubernetes/
 import { afterAll, describe, inject, it, type ExpectStatic } from 'vitest';
 import { dirEntries, dssuserDir, jobObjects, parseJson, writeConfig } from '../support/cli.ts';
 import { phase, startFaultProxy, type FaultProxy, type RequestInfo, type Trigger } from '../support/fault-proxy.ts';
+import { auditLines, auditMark } from '../support/audit-log.ts';
 import { adminKubeConfig, statusEventually, tokenKubeConfig } from '../support/kube.ts';
 
 const cluster = inject('cluster');
@@ -30,9 +31,11 @@ const RUN = Math.random().toString(36).slice(2, 6);
 const API_TIMEOUT_S = 2;
 const LEASE_RENEW_S = 1; // Lease duration = 4 × 1 s: a dead job's Lease expires 4 s after its last renewal
 const KILL_GRACE_S = 2;
-// The teardown's retry policy (src/k8s/retry.ts): 4 attempts, backoff 0.2 s, 0.6 s, 1.8 s.
+// The teardown's retry policy (src/k8s/retry.ts): 4 attempts, pauses of at most 0.2 s, 0.6 s, 1.8 s, each drawn
+// between half and all of that (jitter): the four attempts of a request span between 1.3 s and 2.6 s.
 const RETRY_ATTEMPTS = 4;
 const RETRY_BACKOFF_S = 0.2 + 0.6 + 1.8;
+const RETRY_SPAN_MIN_MS = 100 + 300 + 900;
 /** Start-up, sudo, id, node: allowance on a loaded 2-core machine on top of the configured timeouts. */
 const SLACK_S = 12;
 
@@ -487,7 +490,9 @@ describe.concurrent('faults around the flow', () => {
 
   cell('the apiserver restarts during teardown: the retries absorb it, exit 0, nothing left', async (expect) => {
     const env = await cellEnv();
-    const reached = env.proxy.arm({ match: phase.teardown, at: 'request', mode: 'refuse' });
+    // Down 0.3 s from the first DELETE, timed by the proxy: less than the retries' first two pauses (at least
+    // 0.1 s + 0.3 s), so the third attempt at the latest gets through.
+    const reached = env.proxy.arm({ match: phase.teardown, at: 'request', mode: 'refuse', restoreAfterMs: 300 });
     const cli = launch([
       'run',
       '--user',
@@ -505,10 +510,11 @@ describe.concurrent('faults around the flow', () => {
     ]);
     try {
       expect(await within(reached, 60_000), cli.stderr).toBeDefined();
-      await sleep(300); // down for less than the retries' first two pauses (0.2 s + 0.6 s)
-      await env.proxy.setMode('pass');
       const exit = await within(cli.exited, (SLACK_S + REFUSED_TEARDOWN_S) * 1000);
       const after = await aftermath(env);
+      // An outage as long as the retries (a stalled test process) would not test what this cell says.
+      expect(env.proxy.outagesMs, 'how long the apiserver was away (ms)').toEqual([expect.any(Number)]);
+      expect(env.proxy.outagesMs[0], "the outage outlasted the retries' span").toBeLessThan(RETRY_SPAN_MIN_MS);
       expect(exit?.exitCode, cli.stderr).toBe(0);
       expect(
         env.proxy.log.some((r) => r.outcome === 'refused'),
@@ -525,7 +531,7 @@ describe.concurrent('faults around the flow', () => {
 
   cell('the apiserver stalls for less than apiTimeout during the creates: the job runs, exit 0', async (expect) => {
     const env = await cellEnv();
-    const reached = env.proxy.arm({ match: phase.duringCreates, at: 'request', mode: 'hang' });
+    const reached = env.proxy.arm({ match: phase.duringCreates, at: 'request', mode: 'hang', restoreAfterMs: (API_TIMEOUT_S * 1000) / 4 });
     const cli = launch([
       'run',
       '--user',
@@ -543,10 +549,10 @@ describe.concurrent('faults around the flow', () => {
     ]);
     try {
       expect(await within(reached, 60_000), cli.stderr).toBeDefined();
-      await sleep((API_TIMEOUT_S * 1000) / 4);
-      await env.proxy.setMode('pass');
       const exit = await within(cli.exited, SLACK_S * 1000);
       const after = await aftermath(env);
+      expect(env.proxy.outagesMs, 'how long the apiserver hung (ms)').toEqual([expect.any(Number)]);
+      expect(env.proxy.outagesMs[0], 'the stall outlasted apiTimeout').toBeLessThan(API_TIMEOUT_S * 1000);
       expect(exit?.exitCode, cli.stderr).toBe(0);
       expect(cli.stdout).toContain('"event":"marker"');
       expect(after.leftovers).toEqual([]);
@@ -626,12 +632,11 @@ describe.concurrent('faults around the flow', () => {
 
 // ---- adversarial input through the real CLI: never a cluster write ----
 
-/** Writes by dssuser in the audit log that concern any of these job ids or namespaces. */
-function auditWrites(jobIds: string[], namespaces: string[]): string[] {
+/** Writes by dssuser in the audit log, after `mark` (auditMark), that concern any of these job ids or namespaces. */
+async function auditWrites(mark: number, jobIds: string[], namespaces: string[]): Promise<string[]> {
   if (!cluster.auditLog || !existsSync(cluster.auditLog)) throw new Error('no audit log on this control plane');
   const hits: string[] = [];
-  for (const line of readFileSync(cluster.auditLog, 'utf8').split('\n')) {
-    if (!line.includes(cluster.dssuserName)) continue;
+  for (const line of await auditLines(cluster.auditLog, mark, cluster.dssuserName)) {
     if (!jobIds.some((id) => line.includes(id)) && !namespaces.some((ns) => line.includes(ns))) continue;
     const event = parseJson(line) as { user?: { username?: string }; verb?: string; requestURI?: string } | undefined;
     if (event?.user?.username === cluster.dssuserName && !['get', 'list', 'watch'].includes(event.verb ?? '')) hits.push(`${event.verb} ${event.requestURI}`);
@@ -672,6 +677,8 @@ describe.concurrent('adversarial input through the real CLI', () => {
     `${MUTATED_CONFIGS.length} mutated configs and ${HOSTILE_ARGS.length} hostile argument lists: documented exit, one line, no cluster write`,
     async (expect) => {
       const env = await cellEnv();
+      // The audit log before this cell's first request: what comes after holds every write it could cause.
+      const mark = auditMark(cluster.auditLog);
       try {
         const base = JSON.parse(readFileSync(env.config.path, 'utf8')).profiles.default as Record<string, unknown>;
         const inputs: { what: string; args: string[]; code: number; jobId: string }[] = [];
@@ -708,7 +715,8 @@ describe.concurrent('adversarial input through the real CLI', () => {
         }
         expect(env.proxy.log, 'requests to the apiserver').toEqual([]);
         expect(
-          auditWrites(
+          await auditWrites(
+            mark,
             inputs.map((i) => i.jobId),
             [env.namespace],
           ),

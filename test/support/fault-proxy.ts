@@ -43,6 +43,11 @@ export interface Trigger {
   mode: ProxyMode;
   /** Hold a matching request until a request matching this has been answered (to order parallel requests). */
   afterCompleted?: (request: RequestInfo) => boolean;
+  /**
+   * Switch back to pass this long after the trigger fired, timed by the proxy from the very request (a test
+   * that awaits the trigger and then sleeps adds its own latency to the outage). See `outagesMs`.
+   */
+  restoreAfterMs?: number;
 }
 
 /** A per-request fault that leaves the mode alone: answer in the apiserver's place, or forward late. */
@@ -68,6 +73,8 @@ export interface FaultProxy {
   readonly log: ProxyLogEntry[];
   /** Every token the apiserver issued through the proxy (TokenRequest responses), delivered or not. */
   readonly tokens: string[];
+  /** How long each restoreAfterMs outage really lasted, from the trigger until the proxy passed again. */
+  readonly outagesMs: number[];
   setMode(mode: ProxyMode): Promise<void>;
   /** Arms a one-shot trigger; resolves with the request that fired it. */
   arm(trigger: Trigger): Promise<RequestInfo>;
@@ -114,6 +121,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
   const agent = new Agent({ keepAlive: true, ca });
   const log: ProxyLogEntry[] = [];
   const tokens: string[] = [];
+  const outagesMs: number[] = [];
   const rawSockets = new Set<Socket>();
   const parkedSockets: Socket[] = [];
   const heldRequests: Exchange[] = [];
@@ -193,6 +201,7 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
         return;
       }
       trigger = undefined;
+      if (armed.restoreAfterMs !== undefined) restoreLater(armed.restoreAfterMs);
       if (armed.at === 'request') {
         switchMode(armed.mode);
         armed.resolve(exchange.info);
@@ -321,6 +330,22 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     }
   }
 
+  async function setMode(next: ProxyMode) {
+    if (next !== 'refuse') await relisten();
+    switchMode(next);
+  }
+
+  function restoreLater(ms: number) {
+    const from = performance.now();
+    setTimeout(() => {
+      // A port that could not be taken again leaves the outage open: outagesMs says so by its absence.
+      setMode('pass').then(
+        () => outagesMs.push(Math.round(performance.now() - from)),
+        () => {},
+      );
+    }, ms);
+  }
+
   async function relisten() {
     if (listening || closed) return;
     await new Promise<void>((resolve, reject) => {
@@ -340,10 +365,8 @@ export async function startFaultProxy(target: ProxyTarget): Promise<FaultProxy> 
     },
     log,
     tokens,
-    async setMode(next: ProxyMode) {
-      if (next !== 'refuse') await relisten();
-      switchMode(next);
-    },
+    outagesMs,
+    setMode,
     addRule(rule: Rule) {
       rules.push(rule);
     },
