@@ -2,12 +2,15 @@
 // as the dssuser Unix account, spark-submit through sudo as the end user, the driver talking to the real
 // apiserver with the job's kubeconfig. Its executors use an image the node does not have, so they never run
 // (node-spark.test.ts runs real executors); that is enough here: the driver has created them with the job token. One Spark job costs ~15 s on an idle 2-core machine (JVM,
-// SparkContext; up to ~50 s when the machine is busy), so the file runs three.
+// SparkContext; up to ~50 s when the machine is busy), so the file runs four, at the same time: each has its own
+// config (temp directory) and checks only its own job's objects; the rotation job, which reads every pod create
+// of its namespace, has a namespace of its own.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AuthenticationV1Api, CoordinationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { auditLines, auditMark } from '../support/audit-log.ts';
 import { dirEntries, dssuserDir, jobObjects, startCli, uniqueJobId, writeConfig, type RunningCli } from '../support/cli.ts';
 import { adminCore, adminKubeConfig, statusEventually, statusOf, tokenKubeConfig } from '../support/kube.ts';
 
@@ -30,6 +33,9 @@ const SPARK_CONF = {
   'spark.driver.bindAddress': '127.0.0.1',
   // Other test files may run Spark at the same time: no UI port to fight over.
   'spark.ui.enabled': 'false',
+  // The driver JVM's start-up is most of a job's CPU, and four jobs share two cores: the JIT's first tier only
+  // (C1) cuts it by a third (a local SparkSession: 14.7 s of CPU, 9.8 s with it) and changes nothing Spark does.
+  'spark.driver.defaultJavaOptions': '-XX:TieredStopAtLevel=1',
 };
 
 function sparkSubmitPath(): string {
@@ -50,13 +56,22 @@ interface SparkRun {
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<number>;
 }
 
-let config: { path: string; tempDir: string };
+let sparkSubmit: string;
 let appFile: string;
+/** The audit log before this file's first job: every write of its jobs comes after. */
+let auditFrom = 0;
 const scratch: string[] = [];
 const started: SparkRun[] = [];
 
+/** A job's own config (and so its own temp directory), with the profile's Spark confs. */
+function sparkProfile(profile: Record<string, unknown> = {}): { path: string; tempDir: string } {
+  const config = writeConfig({ sparkSubmit, sparkConf: SPARK_CONF, ...profile });
+  scratch.push(resolve(config.path, '..'));
+  return config;
+}
+
 /** Starts one job: a work directory the end user owns (token copy, release file, Spark's local dirs). */
-function startSparkJob(mode: 'ok' | 'fail' | 'more', marker: string, profile = config): SparkRun {
+function startSparkJob(mode: 'ok' | 'fail' | 'more', marker: string, profile: { path: string }): SparkRun {
   const jobId = uniqueJobId('spark');
   const work = dssuserDir('dss-spark-k8s-test-spark-');
   scratch.push(work);
@@ -168,13 +183,11 @@ interface AuditWrite {
   time: number;
 }
 
-/** Writes recorded by the apiserver's audit log (Metadata level) in one namespace. */
-function auditWrites(namespace: string): AuditWrite[] {
+/** Writes recorded by the apiserver's audit log (Metadata level) in one namespace, since this file began. */
+async function auditWrites(namespace: string): Promise<AuditWrite[]> {
   if (!cluster.auditLog) throw new Error('these tests read the apiserver audit log of the local control plane (scripts/cluster.sh); TEST_KUBECONFIG has none');
   return (
-    readFileSync(cluster.auditLog, 'utf8')
-      .split('\n')
-      .filter((line) => line.includes(`"namespace":"${namespace}"`))
+    (await auditLines(cluster.auditLog, auditFrom, `"namespace":"${namespace}"`))
       .map((line) => JSON.parse(line))
       // Writes to subresources are not the job's objects: the scheduler's pods/binding, the kubelet's pods/status.
       .filter((e) => e.objectRef?.namespace === namespace && !e.objectRef.subresource)
@@ -193,7 +206,9 @@ function auditWrites(namespace: string): AuditWrite[] {
 /** Every object the job's service account created, which must all be gone after the job ("kind/name"). */
 async function leftByDriver(namespace: string, jobSa: string): Promise<string[]> {
   const core = adminCore();
-  const created = auditWrites(namespace).filter((w) => w.username === `system:serviceaccount:${namespace}:${jobSa}` && w.verb === 'create' && w.code === 201);
+  const created = (await auditWrites(namespace)).filter(
+    (w) => w.username === `system:serviceaccount:${namespace}:${jobSa}` && w.verb === 'create' && w.code === 201,
+  );
   const left: string[] = [];
   for (const { resource, name } of created) {
     const read = {
@@ -221,10 +236,10 @@ function tail(text: string, lines = 40): string {
   return text.split('\n').slice(-lines).join('\n');
 }
 
-describe('run with a real spark-submit (client mode)', () => {
+describe.concurrent('run with a real spark-submit (client mode)', () => {
   beforeAll(() => {
-    const sparkSubmit = sparkSubmitPath();
-    config = writeConfig({ sparkSubmit, sparkConf: SPARK_CONF, leaseRenewSeconds: 2 });
+    auditFrom = auditMark(cluster.auditLog);
+    sparkSubmit = sparkSubmitPath();
     const appDir = dssuserDir('dss-spark-k8s-test-app-');
     scratch.push(appDir);
     appFile = join(appDir, 'spark-app.py');
@@ -245,7 +260,8 @@ describe('run with a real spark-submit (client mode)', () => {
   });
 
   it('runs a PySpark job as the end user: executors created with the job token, output streamed, nothing left', async () => {
-    const run = startSparkJob('ok', 'MARKER-streamed-while-running');
+    const config = sparkProfile({ leaseRenewSeconds: 2 });
+    const run = startSparkJob('ok', 'MARKER-streamed-while-running', config);
     const markerAt = await run.waitForLine(/^spark-app: MARKER-streamed-while-running$/m);
     // The application is blocked until we release it: the CLI cannot have exited yet.
     const runningAtMarker = run.closed() === undefined;
@@ -291,7 +307,9 @@ describe('run with a real spark-submit (client mode)', () => {
     }
 
     // Who created them: the apiserver's audit log names the job's service account, through Spark's client.
-    const podCreates = auditWrites(namespace).filter((w) => w.verb === 'create' && w.resource === 'pods' && pods.some((p) => p.metadata?.name === w.name));
+    const podCreates = (await auditWrites(namespace)).filter(
+      (w) => w.verb === 'create' && w.resource === 'pods' && pods.some((p) => p.metadata?.name === w.name),
+    );
     expect(podCreates.length).toBeGreaterThanOrEqual(pods.length);
     for (const create of podCreates) {
       expect(create).toMatchObject({ username: `system:serviceaccount:${namespace}:${serviceAccount}`, code: 201 });
@@ -316,7 +334,8 @@ describe('run with a real spark-submit (client mode)', () => {
   });
 
   it("exits with spark-submit's code when the application raises, after tearing down", async () => {
-    const run = startSparkJob('fail', 'MARKER-fail');
+    const config = sparkProfile({ leaseRenewSeconds: 2 });
+    const run = startSparkJob('fail', 'MARKER-fail', config);
     const { namespace, serviceAccount } = await provisioned(run);
     await run.waitForLine(/^spark-app: waiting for executor pods/m);
     release(run);
@@ -337,8 +356,8 @@ describe('run with a real spark-submit (client mode)', () => {
 
   it('keeps a driver working across token rotations: fabric8 re-reads the rotated kubeconfig token', async () => {
     // A new token every 10 s; each superseded token is revoked at once (its anchor Secret is deleted).
-    const rotating = writeConfig({ sparkSubmit: sparkSubmitPath(), sparkConf: SPARK_CONF, tokenRotation: '10s' });
-    scratch.push(resolve(rotating.path, '..'));
+    // Its own namespace: the checks below read every pod create in it after the second rotation.
+    const rotating = sparkProfile({ tokenRotation: '10s', targetNamespace: 'dss-rot-${dssUserLogin}' });
     const run = startSparkJob('more', 'MARKER-rotation', rotating);
     const { namespace, serviceAccount } = await provisioned(run);
     await run.waitForLine(/^spark-app: waiting for executor pods/m);
@@ -354,7 +373,7 @@ describe('run with a real spark-submit (client mode)', () => {
     // Pods the driver created after the second rotation: by then its first two tokens were revoked, so only a
     // client that re-read the kubeconfig could create them.
     const afterSecondRotation = Date.parse(String(rotations[1]!.time));
-    const lateCreates = auditWrites(namespace).filter((w) => w.verb === 'create' && w.resource === 'pods' && w.time > afterSecondRotation);
+    const lateCreates = (await auditWrites(namespace)).filter((w) => w.verb === 'create' && w.resource === 'pods' && w.time > afterSecondRotation);
     const jobSa = `system:serviceaccount:${namespace}:${serviceAccount}`;
     const created = lateCreates.filter((w) => w.code === 201);
     expect(created.length, JSON.stringify(lateCreates)).toBeGreaterThanOrEqual(1);
@@ -368,7 +387,7 @@ describe('run with a real spark-submit (client mode)', () => {
       ).toBe(true);
     }
     // And at stop, the driver deletes its executor pods itself, with the current token.
-    const driverDeletes = auditWrites(namespace).filter(
+    const driverDeletes = (await auditWrites(namespace)).filter(
       (w) => w.verb === 'deletecollection' && w.resource === 'pods' && w.username === jobSa && w.time > afterSecondRotation,
     );
     expect(driverDeletes.map((w) => w.code)).toContain(200);
@@ -377,7 +396,8 @@ describe('run with a real spark-submit (client mode)', () => {
   });
 
   it('leaves nothing behind when the driver JVM is killed (SIGKILL) with executors pending', async () => {
-    const run = startSparkJob('ok', 'MARKER-kill');
+    const config = sparkProfile({ leaseRenewSeconds: 2 });
+    const run = startSparkJob('ok', 'MARKER-kill', config);
     const { namespace, serviceAccount } = await provisioned(run);
     await until('executor pod', 120_000, async () => ((await jobPods(namespace, run.jobId)).length > 0 ? true : undefined), run.closed);
     // The driver is the JVM that sudo runs for the end user; its command line names the job's work dir.
