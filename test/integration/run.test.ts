@@ -1,6 +1,10 @@
 // `run` end to end as DSS does it: the CLI runs as the dssuser Unix account with the restricted Kubernetes
 // identity, and a fake spark-submit runs through the documented sudoers rule as the end user, making real
 // API calls with the job's kubeconfig.
+//
+// The tests run at the same time, each with a config (and so a temp directory) of its own; the server dry run
+// comes after them, once the namespace they share exists (with it, the server checks every object, not only the
+// namespace).
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,17 +38,34 @@ function tokenStatus(token: string) {
   return statusEventually(() => tokenKubeConfig(token).makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} }), 401, 15_000);
 }
 
-describe('run: the job lifecycle', () => {
-  let config: { path: string; tempDir: string };
+describe.concurrent('run: the job lifecycle', () => {
   beforeAll(() => {
-    config = writeConfig({});
     // A decoy: the end user's own kubeconfig must never be used by the job.
     mkdirSync(join(alice.home, '.kube'), { recursive: true });
     writeFileSync(join(alice.home, '.kube/config'), readFileSync(inject('cluster').adminKubeconfig, 'utf8').replace(/token: "[^"]+"/, 'token: "decoy"'));
     execFileSync('chown', ['-R', `${alice.uid}:${alice.gid}`, join(alice.home, '.kube')]);
   });
 
+  // The longest (a 25 s job): first, so that it starts at once.
+  it('rotates the token of a long job: the job keeps working and every superseded token gets 401', async () => {
+    const rotating = writeConfig({ tokenRotation: '10s', leaseRenewSeconds: '1s' });
+    const jobId = uniqueJobId('rot');
+    const drop = endUserDropDir();
+    const tokensFile = join(drop, 'tokens');
+    const result = await runCli(['run', '--user', alice.name, '--config', rotating.path, '--job-id', jobId, '--', 'app', 'rotation', '25', tokensFile]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const rotation = JSON.parse(result.stdout.split('\n').find((l) => l.includes('"event":"rotation"'))!);
+    expect(rotation.tokens).toBeGreaterThanOrEqual(3); // the first token and at least two rotations
+    expect(rotation.failures).toBe(0);
+    expect(result.stderr).toContain('rotated the token (generation 2');
+    expect(result.stderr).not.toContain('warning');
+    const tokens = readFileSync(tokensFile, 'utf8').trim().split('\n');
+    for (const token of tokens) expect(await tokenStatus(token)).toBe(401);
+    expect(await jobObjects(jobId)).toEqual([]);
+  });
+
   it('gives the end user only its namespace corner, through a kubeconfig nobody else can read', async () => {
+    const config = writeConfig({});
     const jobId = uniqueJobId();
     const drop = endUserDropDir();
     const cli = startCli([
@@ -104,6 +125,7 @@ describe('run: the job lifecycle', () => {
   });
 
   it("exits with spark-submit's own code after tearing down", async () => {
+    const config = writeConfig({});
     const jobId = uniqueJobId();
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'probe', 'exit', '3']);
     expect(result.exitCode).toBe(3);
@@ -118,6 +140,7 @@ describe('run: the job lifecycle', () => {
     ['SIGHUP', 129],
   ] as const) {
     it(`forwards ${signal} to spark-submit, tears down and exits ${code}`, async () => {
+      const config = writeConfig({});
       const jobId = uniqueJobId();
       const cli = startCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--', 'app', 'probe', 'sleep', '60']);
       await cli.waitForEvent('probe');
@@ -132,6 +155,7 @@ describe('run: the job lifecycle', () => {
   }
 
   it('writes one JSON line per phase to --events, apart from the driver output', async () => {
+    const config = writeConfig({});
     const jobId = uniqueJobId();
     const events = join(dssuserDir(), 'events.jsonl');
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--events', events, '--', 'app', 'marker', 'hello']);
@@ -147,6 +171,7 @@ describe('run: the job lifecycle', () => {
   });
 
   it('runs 20 jobs of one user at once: one namespace, created by the race, nothing left', async () => {
+    const config = writeConfig({});
     const user = unix.endUsers[1]!;
     const jobIds = Array.from({ length: 20 }, () => uniqueJobId('par'));
     const results = await Promise.all(
@@ -157,23 +182,6 @@ describe('run: the job lifecycle', () => {
     expect(namespaces.items.filter((n) => n.metadata?.name?.endsWith(`${user.name}`)).length).toBe(1);
     for (const jobId of jobIds) expect(await jobObjects(jobId)).toEqual([]);
     expect(dirEntries(config.tempDir)).toEqual([]);
-  });
-
-  it('rotates the token of a long job: the job keeps working and every superseded token gets 401', async () => {
-    const rotating = writeConfig({ tokenRotation: '10s', leaseRenewSeconds: '1s' });
-    const jobId = uniqueJobId('rot');
-    const drop = endUserDropDir();
-    const tokensFile = join(drop, 'tokens');
-    const result = await runCli(['run', '--user', alice.name, '--config', rotating.path, '--job-id', jobId, '--', 'app', 'rotation', '25', tokensFile]);
-    expect(result.exitCode, result.stderr).toBe(0);
-    const rotation = JSON.parse(result.stdout.split('\n').find((l) => l.includes('"event":"rotation"'))!);
-    expect(rotation.tokens).toBeGreaterThanOrEqual(3); // the first token and at least two rotations
-    expect(rotation.failures).toBe(0);
-    expect(result.stderr).toContain('rotated the token (generation 2');
-    expect(result.stderr).not.toContain('warning');
-    const tokens = readFileSync(tokensFile, 'utf8').trim().split('\n');
-    for (const token of tokens) expect(await tokenStatus(token)).toBe(401);
-    expect(await jobObjects(jobId)).toEqual([]);
   });
 
   it('gives an auto-created namespace the Pod Security labels, quota and limits of the profile', async () => {
@@ -201,6 +209,7 @@ describe('run: the job lifecycle', () => {
   });
 
   it('prints the plan with --dry-run=client without creating anything or showing a token', async () => {
+    const config = writeConfig({});
     const jobId = uniqueJobId();
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=client', '-o', 'json', '--', 'app']);
     expect(result.exitCode, result.stderr).toBe(0);
@@ -226,7 +235,8 @@ describe('run: the job lifecycle', () => {
     expect(await jobObjects(jobId)).toEqual([]);
   });
 
-  it('sends every write with dryRun=All for --dry-run=server', async () => {
+  it('sends every write with dryRun=All for --dry-run=server', { concurrent: false }, async () => {
+    const config = writeConfig({});
     const jobId = uniqueJobId();
     const result = await runCli(['run', '--user', alice.name, '--config', config.path, '--job-id', jobId, '--dry-run=server', '--', 'app']);
     expect(result.exitCode, result.stderr).toBe(0);
@@ -235,14 +245,9 @@ describe('run: the job lifecycle', () => {
   });
 });
 
-describe('run: bad input', () => {
-  let config: { path: string; tempDir: string };
-  beforeAll(() => {
-    config = writeConfig(
-      { allowedNamespaces: '^dss-ns-' },
-      { strict: { targetNamespace: '${dssUserLogin}' }, nospark: { sparkSubmit: '/nonexistent/spark-submit' } },
-    );
-  });
+describe.concurrent('run: bad input', () => {
+  const badInputConfig = () =>
+    writeConfig({ allowedNamespaces: '^dss-ns-' }, { strict: { targetNamespace: '${dssUserLogin}' }, nospark: { sparkSubmit: '/nonexistent/spark-submit' } });
 
   // [what, flags, spark-submit arguments, exit code, message]
   const cases: [string, () => string[], string[], number, RegExp][] = [
@@ -266,6 +271,7 @@ describe('run: bad input', () => {
   ];
   for (const [what, flags, sparkArgs, code, message] of cases) {
     it(`refuses ${what} with one line, exit ${code}, nothing created`, async () => {
+      const config = badInputConfig();
       const jobId = uniqueJobId('bad');
       const result = await runCli(['run', '--config', config.path, '--job-id', jobId, ...flags(), '--', ...sparkArgs]);
       expect(result.exitCode, result.stderr).toBe(code);
@@ -278,6 +284,7 @@ describe('run: bad input', () => {
   }
 
   it('refuses a malformed job id with one line, exit 64', async () => {
+    const config = badInputConfig();
     const result = await runCli(['run', '--config', config.path, '--job-id', 'Bad_Id', '--user', alice.name, '--', 'app']);
     expect(result.exitCode).toBe(64);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
@@ -285,6 +292,7 @@ describe('run: bad input', () => {
   });
 
   it('rolls back what it created when dssuser lacks a right (here: create RoleBindings)', async () => {
+    const config = badInputConfig();
     const identity = await createIdentity(withoutVerb(documentedRules(), 'rolebindings', 'create'));
     const jobId = uniqueJobId('rollback');
     const result = await runCli(['run', '--config', config.path, '--kubeconfig', identity.kubeconfig, '--job-id', jobId, '--user', alice.name, '--', 'app']);
