@@ -10,8 +10,9 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          // One real control plane, test Unix users and the sudoers rule for the whole run.
-          globalSetup: ['test/support/global-setup.ts'],
+          // One real control plane, test Unix users and the sudoers rule for the whole run; the package build
+          // in the background when package.test is in the run.
+          globalSetup: ['test/support/global-setup.ts', 'test/support/package-artifacts.ts'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },

@@ -3,82 +3,22 @@
 // with the restricted identity), and the Debian package installs with dpkg, its units pass systemd-analyze
 // verify, doctor runs from /usr/bin, and removal keeps the administrator's edited configuration until purge.
 //
-// The artifacts are built once per set of inputs (the sources, packaging/, the manifests, the lockfile, the
-// Node.js that is embedded) into the cache, so a warm run only checks its key. The package is purged after
-// the tests, also when one fails.
+// The artifacts are built once per set of inputs into the cache, in the background from the start of the run
+// (test/support/package-artifacts.ts). The package is purged after the tests, also when one fails.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import { dssuserDir, jobObjects, parseJson, uniqueJobId, writeConfig, type CliResult } from '../support/cli.ts';
+import { packagedArtifacts, type Artifacts } from '../support/package-artifacts.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const unix = inject('unix');
 const alice = unix.endUsers[0]!;
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const PACKAGE = 'dss-spark-k8s';
-const cacheRoot = process.env.DSS_SPARK_K8S_CACHE || '/var/cache/dss-spark-k8s';
-
-// ---------------------------------------------------------------------------------------------------------
-// The artifacts, built or taken from the cache
-
-/** Everything that goes into the artifacts. */
-const INPUTS = [
-  'src',
-  'packaging',
-  'deploy/rbac',
-  'scripts/package.sh',
-  'scripts/bundle.mjs',
-  'scripts/lib.sh',
-  'package.json',
-  'package-lock.json',
-  'README.md',
-  'config.schema.json',
-];
-
-function files(path: string): string[] {
-  if (!existsSync(path)) return [];
-  if (!statSync(path).isDirectory()) return [path];
-  return readdirSync(path)
-    .sort()
-    .flatMap((name) => files(join(path, name)));
-}
-
-function inputsKey(): string {
-  const hash = createHash('sha256').update(`${process.version}\n`);
-  for (const file of INPUTS.flatMap((input) => files(join(root, input)))) hash.update(`${relative(root, file)}\n`).update(readFileSync(file));
-  return hash.digest('hex').slice(0, 16);
-}
-
-interface Artifacts {
-  executable: string;
-  deb: string;
-  built: boolean;
-}
-
-function packagedArtifacts(): Artifacts {
-  const dir = join(cacheRoot, `package-${inputsKey()}`);
-  const artifacts = (built: boolean) => ({ executable: join(dir, 'dss-spark-k8s-linux-x64'), deb: join(dir, `${PACKAGE}_${version}_amd64.deb`), built });
-  if (existsSync(artifacts(false).deb) && existsSync(artifacts(false).executable)) return artifacts(false);
-  const partial = `${dir}.partial`;
-  rmSync(partial, { recursive: true, force: true });
-  const build = spawnSync('bash', [join(root, 'scripts/package.sh'), '--out', partial], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
-  });
-  if (build.status !== 0) throw new Error(`npm run package failed (exit ${build.status}):\n${build.stderr.split('\n').slice(-15).join('\n')}`);
-  // Only the newest build is kept: each is ~140 MB.
-  for (const name of readdirSync(cacheRoot)) {
-    if (name.startsWith('package-') && join(cacheRoot, name) !== partial) rmSync(join(cacheRoot, name), { recursive: true, force: true });
-  }
-  renameSync(partial, dir);
-  chmodSync(dir, 0o755);
-  return artifacts(true);
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Running a command as the dssuser account, with a PATH that has no node
@@ -117,7 +57,7 @@ const sh = (file: string, args: string[]) => spawnSync(file, args, { encoding: '
 let artifacts: Artifacts;
 let noNode: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   const installed = sh('dpkg-query', ['-W', '-f', '${Status}', PACKAGE]);
   if (installed.status === 0 && installed.stdout.trim() !== '') {
     throw new Error(
@@ -129,8 +69,10 @@ beforeAll(() => {
       throw new Error(`test set-up: '${tool}' is missing (Debian's dpkg, systemd and sudo packages); run 'bash scripts/setup.sh'`);
   }
   const started = Date.now();
-  artifacts = packagedArtifacts();
-  console.log(`package.test: artifacts ${artifacts.built ? `built in ${Date.now() - started} ms` : 'from the cache'}: ${dirname(artifacts.deb)}`);
+  artifacts = await packagedArtifacts();
+  console.log(
+    `package.test: artifacts ${artifacts.built ? `built by this run, ready ${Date.now() - started} ms after this file began` : 'from the cache'}: ${dirname(artifacts.deb)}`,
+  );
   noNode = pathWithoutNode();
 }, 900_000);
 
