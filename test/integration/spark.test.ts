@@ -361,7 +361,9 @@ describe.concurrent('run with a real spark-submit (client mode)', () => {
     const run = startSparkJob('more', 'MARKER-rotation', rotating);
     const { namespace, serviceAccount } = await provisioned(run);
     await run.waitForLine(/^spark-app: waiting for executor pods/m);
-    writeFileSync(join(run.work, 'release'), '45'); // 45 s more with the session up: four rotations or more
+    // 30 s more with the session up: three rotations or more (ten-second ones) while the driver holds its session,
+    // five or more in all, when the checks below need three, the second one before the last pod creates.
+    writeFileSync(join(run.work, 'release'), '30');
     execFileSync('chown', [`${alice.uid}:${alice.gid}`, join(run.work, 'release')]);
     const result = await run.cli.result;
 
