@@ -2,12 +2,12 @@
 // credential-ids annotation of job accounts) and job-token pods a merged executorPodTemplate could produce. Each
 // attack here is refused today; the control cases show the lane itself still works. Server-side dry runs only
 // (admission policies run on dry runs), so nothing is left behind but the namespace, deleted afterwards.
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Annotation, JOB_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 import { createManagedNamespace, uniqueName } from '../support/kube.ts';
 import { profileWith } from '../support/profile.ts';
+import { auditLines, auditMark } from '../support/audit-log.ts';
 import { adminApi, dssuserApi, executorPod, ownClaim, provisionJob, REFUSED_BY, type Api, type Job } from '../support/redteam.ts';
 
 const admin = adminApi();
@@ -241,14 +241,13 @@ describe("a job token cannot claim another job's identity (labels, login, audit 
     pod.metadata!.labels![JOB_LABEL] = other.labels[JOB_LABEL]!;
     pod.metadata!.labels![USER_LABEL] = other.labels[USER_LABEL]!;
     pod.metadata!.annotations = { [Annotation.login]: 'bob' };
+    const mark = auditMark(cluster.auditLog);
     expect((await job.api.create('pods', team, pod)).status).toBe(403);
     const name = pod.metadata!.name!;
     const deadline = Date.now() + 15_000;
     let annotations: Record<string, string> | undefined;
     while (annotations === undefined && Date.now() < deadline) {
-      const line = readFileSync(cluster.auditLog, 'utf8')
-        .split('\n')
-        .find((l) => l.includes(`"name":"${name}"`) && l.includes('"stage":"ResponseComplete"'));
+      const line = (await auditLines(cluster.auditLog, mark, `"name":"${name}"`)).find((l) => l.includes('"stage":"ResponseComplete"'));
       if (line) annotations = (JSON.parse(line) as { annotations?: Record<string, string> }).annotations;
       else await new Promise((resolve) => setTimeout(resolve, 300));
     }
