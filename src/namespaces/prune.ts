@@ -61,11 +61,19 @@ export function beingDeletedMessage(namespace: string): string {
   return `namespace ${namespace} is being deleted (namespaces prune); run the job again in a minute`;
 }
 
-/** When the namespace last held a job start: its last-used annotation or its creation, whichever is later. */
-export function idleSince(namespace: V1Namespace): Date {
+/** How far ahead of prune's clock a job host's may be: a last-used further in the future is not believed. */
+export const CLOCK_SKEW_MS = 3600_000;
+
+/**
+ * When the namespace last held a job start: its last-used annotation or its creation, whichever is later. A last-used
+ * more than CLOCK_SKEW_MS after `now` is ignored: it would keep the namespace forever (a wrong clock, or a
+ * compromised dssuser writing 9999-12-31).
+ */
+export function idleSince(namespace: V1Namespace, now: Date): Date {
   const created = toDate(namespace.metadata?.creationTimestamp);
   const raw = namespace.metadata?.annotations?.[Annotation.lastUsed];
-  const used = raw !== undefined && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(raw) ? toDate(raw) : undefined;
+  const parsed = raw !== undefined && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(raw) ? toDate(raw) : undefined;
+  const used = parsed !== undefined && parsed.getTime() <= now.getTime() + CLOCK_SKEW_MS ? parsed : undefined;
   const times = [created, used].filter((time): time is Date => time !== undefined);
   // No time at all is not idle: nothing the apiserver sends, but never a reason to delete.
   return times.length === 0 ? new Date(8.64e15) : new Date(Math.max(...times.map((time) => time.getTime())));
@@ -91,7 +99,7 @@ export function candidates(namespaces: readonly V1Namespace[], pattern: RegExp, 
   return namespaces
     .filter((namespace) => isToolPerUserNamespace(namespace) && !isBeingDeleted(namespace) && pattern.test(namespace.metadata?.name ?? ''))
     .map((namespace) => {
-      const since = idleSince(namespace);
+      const since = idleSince(namespace, now);
       return {
         name: namespace.metadata!.name!,
         uid: namespace.metadata?.uid ?? '',

@@ -115,6 +115,7 @@ describe("dssuser's update of a per-user namespace it made: only last-used, what
       () => ({ metadata: { annotations: lastUsed(), labels: { 'dss-spark-k8s.dataiku.io/managed': null } } }),
       'merge',
     ],
+    ['a merge patch changing generateName', () => ({ metadata: { annotations: lastUsed(), generateName: 'dss-other-' } }), 'merge'],
     [
       'a JSON patch adding a metadata finalizer',
       () => [
@@ -155,6 +156,21 @@ describe("dssuser's update of a per-user namespace it made: only last-used, what
     const phase = await dssuser.patch('namespaces', undefined, own, { metadata: { annotations: lastUsed() }, status: { phase: 'Terminating' } });
     expectStatus(phase, 200);
     expect((phase.body as { status: { phase: string } }).status.phase).toBe('Active');
+  });
+});
+
+describe('a namespace dssuser creates cannot outlive its delete nor belong to something else', () => {
+  it("refuses a create with a spec finalizer other than the apiserver's (the namespace would stay Terminating)", async () => {
+    const body = buildNamespace(ns('spec-fin'), profile, 'specfin');
+    expectPolicy(await dssuser.create('namespaces', undefined, { ...body, spec: { finalizers: ['example.com/x'] } }));
+    // The apiserver's own finalizer is what every namespace has: admitted.
+    expectStatus(await dssuser.create('namespaces', undefined, { ...body, spec: { finalizers: ['kubernetes'] } }), 201);
+  });
+
+  it('refuses a create with an owner reference', async () => {
+    const body = buildNamespace(ns('owned'), profile, 'owned');
+    body.metadata!.ownerReferences = [{ apiVersion: 'v1', kind: 'Namespace', name: team, uid: '00000000-0000-0000-0000-000000000000' }];
+    expectPolicy(await dssuser.create('namespaces', undefined, body));
   });
 });
 

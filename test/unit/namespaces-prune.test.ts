@@ -119,8 +119,14 @@ describe('idle since', () => {
     ],
     ['the creation, without last-used', {}, '2026-12-01T00:00:00.000Z'],
     ['the creation, when last-used is not a time', { lastUsed: 'yesterday' }, '2026-12-01T00:00:00.000Z'],
+    ['last-used up to an hour ahead of the clock (a job host running fast)', { lastUsed: '2026-12-10T12:59:00Z' }, '2026-12-10T12:59:00.000Z'],
+    [
+      'the creation, when last-used is further in the future (it would keep the namespace forever)',
+      { lastUsed: '9999-12-31T23:59:59Z' },
+      '2026-12-01T00:00:00.000Z',
+    ],
   ])('is %s', (_, options, expected) => {
-    expect(idleSince(namespace('dss-ns-a', '2026-12-01T00:00:00Z', options)).toISOString()).toBe(expected);
+    expect(idleSince(namespace('dss-ns-a', '2026-12-01T00:00:00Z', options), new Date('2026-12-10T12:00:00Z')).toISOString()).toBe(expected);
   });
 });
 
