@@ -53,6 +53,13 @@ export function buildAttributionPolicy(): V1ValidatingAdmissionPolicy {
       ],
       auditAnnotations: ATTRIBUTION_AUDIT_ANNOTATIONS.map((annotation) => ({ ...annotation })),
       validations: [
+        // A token outlives its account by the apiserver's authentication cache (~10 s): an account deleted and
+        // made again under the same name must not lend its labels to the earlier account's token.
+        {
+          expression: `!${OWN_ACCOUNT} || params.metadata.uid == request.userInfo.uid`,
+          messageExpression: `'the token of ' + variables.account + ' belongs to an earlier account of that name (uid ' + request.userInfo.uid + ', now ' + params.metadata.uid + ')'`,
+          reason: 'Forbidden',
+        },
         {
           expression:
             `!${OWN_ACCOUNT} || request.operation == 'DELETE'` +

@@ -336,3 +336,74 @@ describe('dssuser cannot put a foreign annotation on a ServiceAccount, nor more 
     }
   });
 });
+
+// Found by the second round and closed: create-time bounds of dssuser's job objects, and the account's uid.
+const withoutIds = (annotations: Record<string, string>) => Object.fromEntries(Object.entries(annotations).filter(([key]) => key !== IDS));
+describe('dssuser cannot make a job account lie, nor keep its objects past teardown', () => {
+  it('refuses a ServiceAccount created with credential ids (1000, or not token ids): only the patch once a token exists writes them a ServiceAccount created with 1000 credential ids, or ids that are not token ids', async () => {
+    for (const value of [ids(1000), 'not a token id; <script>']) {
+      const sa = account();
+      sa.metadata.annotations[IDS] = value;
+      const answer = await dssuser.create('serviceaccounts', team, sa);
+      expectRefused(answer, REFUSED_BY.dssuserPolicy);
+    }
+  });
+  it('refuses job objects (account, binding, anchor, Lease) created created with a finalizer or an owner reference', async () => {
+    const plan = planFor(teamProfile, 'mallory', { k8sNS: team });
+    const withFinalizer = (o: object) => {
+      const copy = structuredClone(o) as { metadata: Record<string, unknown> };
+      copy.metadata.finalizers = ['example.com/keep'];
+      return copy;
+    };
+    const owned = structuredClone(plan.serviceAccount) as { metadata: Record<string, unknown> };
+    owned.metadata.ownerReferences = [{ apiVersion: 'v1', kind: 'Namespace', name: 'kube-system', uid: '00000000-0000-0000-0000-000000000000' }];
+    const tries: [string, unknown][] = [
+      ['serviceaccounts', withFinalizer(plan.serviceAccount)],
+      ['serviceaccounts', owned],
+      ['rolebindings', withFinalizer(plan.roleBinding)],
+      ['secrets', withFinalizer(plan.tokenAnchor)],
+      ['leases', withFinalizer(plan.lease)],
+    ];
+    const answers = [];
+    for (const [resource, body] of tries) {
+      const answer = await dssuser.create(resource, team, body);
+      answers.push(answer.status);
+    }
+    expect(answers).toEqual([403, 403, 403, 403, 403]);
+  });
+  it('refuses the token of a running job whose account dssuser deleted and made again under other labels (the uid differs)', async () => {
+    const dave = await provisionJob(teamProfile, 'dave', { k8sNS: team });
+    // The running driver uses its token all the time: the apiserver caches the authentication (10 s).
+    expect((await dave.api.create('pods', team, executorPod(dave))).status).toBe(201);
+    const sa = (await dssuser.get('serviceaccounts', team, dave.base)).body as {
+      metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+    };
+    const deleted = await dssuser.delete('serviceaccounts', team, dave.base, { dryRun: false });
+    const recreated = await dssuser.create(
+      'serviceaccounts',
+      team,
+      {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: {
+          name: dave.base,
+          labels: { ...sa.metadata.labels, [JOB_LABEL]: bob.labels[JOB_LABEL], [USER_LABEL]: bob.labels[USER_LABEL] },
+          annotations: { ...withoutIds(sa.metadata.annotations), [Annotation.login]: 'bob' },
+        },
+        automountServiceAccountToken: false,
+      },
+      { dryRun: false },
+    );
+    expect(deleted.status, deleted.message).toBe(200);
+    expect(recreated.status, recreated.message).toBe(201);
+    // Within the token cache's 10 s, once the apiserver's informer has the new account (under a second).
+    await new Promise((r) => setTimeout(r, 2500));
+    const pod = executorPod(dave);
+    pod.metadata!.labels![JOB_LABEL] = bob.labels[JOB_LABEL]!;
+    pod.metadata!.labels![USER_LABEL] = bob.labels[USER_LABEL]!;
+    pod.metadata!.annotations = { [Annotation.login]: 'bob' };
+    const answer = await dave.api.create('pods', team, pod);
+    expect(answer.status, answer.message).toBe(403);
+    expect(answer.message).toMatch(/belongs to an earlier account of that name/);
+  });
+});

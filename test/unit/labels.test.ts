@@ -183,8 +183,10 @@ describe('the job-attribution policy', () => {
   });
 
   it("compares the written object's job id, user and login with its own account's, never on a delete", () => {
-    const [check] = policy.spec!.validations!;
-    expect(policy.spec!.validations).toHaveLength(1);
+    const [sameAccount, check] = policy.spec!.validations!;
+    expect(policy.spec!.validations).toHaveLength(2);
+    // The account is the token's own, not one made again under its name.
+    expect(sameAccount!.expression).toBe('!variables.ownAccount || params.metadata.uid == request.userInfo.uid');
     expect(check!.expression).toMatch(/^!variables\.ownAccount \|\| request\.operation == 'DELETE' \|\| /);
     expect(check!.expression).toContain(`object.metadata.?labels[?'${JOB_LABEL}'].orValue('') == params.metadata.?labels[?'${JOB_LABEL}'].orValue('')`);
     expect(check!.expression).toContain(`object.metadata.?labels[?'${USER_LABEL}'].orValue('') == params.metadata.?labels[?'${USER_LABEL}'].orValue('')`);
