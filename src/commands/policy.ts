@@ -5,6 +5,7 @@
 import { dump } from 'js-yaml';
 import { CliError, KubernetesError } from '../errors.ts';
 import { Kube, type ClusterKind } from '../k8s/client.ts';
+import { sameData } from '../k8s/same-data.ts';
 import { jobPolicies, WITHOUT_JOB_POLICY } from '../plan/attribution-policy.ts';
 import type { PolicyManifest } from '../plan/policy.ts';
 import { MANAGED_NAMESPACE_LABEL } from '../plan/types.ts';
@@ -126,27 +127,10 @@ function withVersion<T extends Installable>(object: T, resourceVersion: string):
 }
 
 function sameSpec(live: Installable, desired: Installable): boolean {
-  return JSON.stringify(normalize(live.spec)) === JSON.stringify(normalize(desired.spec));
+  return sameData(live.spec, desired.spec);
 }
 
 function sameLabels(live: Installable, desired: Installable): boolean {
   const labels = live.metadata?.labels ?? {};
   return Object.entries(desired.metadata?.labels ?? {}).every(([key, value]) => labels[key] === value);
-}
-
-/** Plain data with sorted keys, without the empty values the server adds or drops (an empty objectSelector…). */
-function normalize(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(normalize);
-  if (value === null || typeof value !== 'object') return value;
-  const entries = Object.entries(value)
-    .map(([key, inner]) => [key, normalize(inner)] as const)
-    .filter(([, inner]) => !isEmpty(inner))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return Object.fromEntries(entries);
-}
-
-function isEmpty(value: unknown): boolean {
-  if (value === undefined || value === null) return true;
-  if (Array.isArray(value)) return value.length === 0;
-  return typeof value === 'object' && Object.keys(value).length === 0;
 }

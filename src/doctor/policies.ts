@@ -1,15 +1,13 @@
 // 4. Admission policies (both modes): the job-isolation and job-attribution policies and the policy that keeps dssuser in its lane.
-import { isDeepStrictEqual } from 'node:util';
 import type { V1ValidatingAdmissionPolicyBinding } from '@kubernetes/client-node';
 import type { Profile } from '../config/types.ts';
 import { KubernetesError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
+import { sameData } from '../k8s/same-data.ts';
 import { ATTRIBUTION_POLICY_NAME, jobPolicies, WITHOUT_JOB_POLICY } from '../plan/attribution-policy.ts';
 import { ISOLATION_POLICY_NAME } from '../plan/policy.ts';
 import { isTeamMode } from './config.ts';
 import { result, type CheckResult } from './result.ts';
-
-const plain = (value: unknown): unknown => (value === undefined ? null : JSON.parse(JSON.stringify(value)));
 
 /** The paramRef of each binding that takes parameters, as this version builds it. */
 const PARAM_REFS: Record<string, unknown> = Object.fromEntries(
@@ -32,7 +30,7 @@ export async function checkPolicy(kube: Pick<KubeClient, 'getClusterObject'>, pr
       if (policy === undefined) missing.push(`${name} is not installed (${without})`);
       else if (binding?.spec?.policyName !== name || !binding.spec.validationActions.includes('Deny'))
         missing.push(`${name} is not bound with validationActions [Deny] (${without})`);
-      else if (!isDeepStrictEqual(plain(binding.spec.paramRef), plain(PARAM_REFS[name])))
+      else if (!sameData(binding.spec.paramRef, PARAM_REFS[name]))
         // A policy with parameters and a binding without the same paramRef denies every job write (failurePolicy Fail).
         missing.push(`${name}'s binding does not select the parameters this version expects (an older manifest?): jobs may be refused`);
     }

@@ -19,7 +19,7 @@
 // parameter; attribution may be: a namespace with no account of the tool has no job token to attribute.
 
 import type { V1AuditAnnotation, V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding } from '@kubernetes/client-node';
-import { ISOLATION_POLICY_NAME, jobRequests, type PolicyManifest, policyManifest } from './policy.ts';
+import { ACCOUNT_VARIABLE, ISOLATION_POLICY_NAME, jobRequests, type PolicyManifest, policyManifest } from './policy.ts';
 import { Annotation, JOB_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, USER_LABEL } from './types.ts';
 
 export const ATTRIBUTION_POLICY_NAME = 'dss-spark-k8s-job-attribution';
@@ -47,10 +47,7 @@ export function buildAttributionPolicy(): V1ValidatingAdmissionPolicy {
       paramKind: { apiVersion: 'v1', kind: 'ServiceAccount' },
       matchConstraints,
       matchConditions,
-      variables: [
-        { name: 'account', expression: `request.userInfo.username.split(':')[3]` },
-        { name: 'ownAccount', expression: `params.metadata.name == variables.account` },
-      ],
+      variables: [{ ...ACCOUNT_VARIABLE }, { name: 'ownAccount', expression: `params.metadata.name == variables.account` }],
       auditAnnotations: ATTRIBUTION_AUDIT_ANNOTATIONS.map((annotation) => ({ ...annotation })),
       validations: [
         // A token outlives its account by the apiserver's authentication cache (~10 s): an account deleted and

@@ -158,6 +158,9 @@ const ALLOWED_VOLUME = [
  */
 export const AUDIT_ANNOTATIONS: readonly V1AuditAnnotation[] = Object.freeze([{ key: 'job-account', valueExpression: 'variables.account' }]);
 
+/** The job account making the request (the matchCondition below admits only `system:serviceaccount:<ns>:dss-spark-…`). */
+export const ACCOUNT_VARIABLE = Object.freeze({ name: 'account', expression: `request.userInfo.username.split(':')[3]` });
+
 /** The requests both job policies hold: a job token's writes of what the driver role lets it write, in managed namespaces. */
 export function jobRequests(): Pick<NonNullable<V1ValidatingAdmissionPolicy['spec']>, 'matchConstraints' | 'matchConditions'> {
   return {
@@ -190,7 +193,7 @@ export function buildIsolationPolicy(): V1ValidatingAdmissionPolicy {
       failurePolicy: 'Fail',
       ...jobRequests(),
       variables: [
-        { name: 'account', expression: `request.userInfo.username.split(':')[3]` },
+        { ...ACCOUNT_VARIABLE },
         { name: 'executorAccount', expression: `variables.account + '-exec'` },
         {
           name: 'target',
