@@ -231,7 +231,7 @@ async function warnIfNotIsolated(deps: JobFlowDeps, files: JobFiles, plan: JobPl
   const jobKube = deps.jobClient(files.kubeconfig);
   if (!jobKube) return reporter.warn(`could not check the isolation policy of ${plan.namespace}: the job kubeconfig cannot be read`);
   try {
-    if (await isolationEnforced(jobKube, plan.namespace, executorServiceAccountName(plan.baseName))) return;
+    if (await isolationEnforced(jobKube, plan.namespace, executorServiceAccountName(plan.baseName), plan)) return;
     const message = `namespace ${plan.namespace} is shared by several users' jobs and the isolation policy does not protect it: an administrator should run dss-spark-k8s policy apply`;
     reporter.warn(message);
     reporter.event('warning', { message });

@@ -15,7 +15,9 @@ import { Kube } from '../../src/k8s/client.ts';
 import { provision } from '../../src/apply/provision.ts';
 import { buildNamespace } from '../../src/plan/objects.ts';
 import { planJob, POD_TEMPLATE_PLACEHOLDER } from '../../src/plan/plan.ts';
+import { ATTRIBUTION_POLICY_NAME } from '../../src/plan/attribution-policy.ts';
 import { ISOLATION_POLICY_NAME, OWNER_LABEL } from '../../src/plan/policy.ts';
+import { JOB_LABEL, USER_LABEL } from '../../src/plan/types.ts';
 import type { JobPlan } from '../../src/plan/types.ts';
 import { jobObjects, runCli, uniqueJobId, writeConfig } from '../support/cli.ts';
 import { applyManifest, EXTRA_IDENTITY_NAMESPACE_PREFIX, writeTokenKubeconfig } from '../support/cluster.ts';
@@ -164,6 +166,8 @@ function attacks(a: Job, b: Job, victims: { pod: string }) {
           },
         },
       }),
+    // Only its job id and user: the attribution policy has nothing to refuse, the isolation policy answers.
+    'pod without the owner labels': () => create(executorPod(a, { labels: { [JOB_LABEL]: a.plan.jobId, [USER_LABEL]: a.plan.userSlug } })),
     'unlabelled pod': () => create(executorPod(a, { labels: {} })),
     "pod with B's labels": () => create(executorPod(a, { labels: b.labels })),
     "pod named like B's executors": () => create(executorPod(a, { name: `${b.plan.baseName}-exec-99` })),
@@ -435,7 +439,7 @@ describe('isolation of jobs sharing a team namespace', () => {
   }
 
   it('is installed by the manifest, and policy apply and show agree with it', async () => {
-    expect(await isolationEnforced(a.kube, a.plan.namespace, a.plan.executorServiceAccount.metadata!.name!)).toBe(true);
+    expect(await isolationEnforced(a.kube, a.plan.namespace, a.plan.executorServiceAccount.metadata!.name!, a.plan)).toBe(true);
     const io = { out: '', err: '' };
     const sink = { stdout: (t: string) => (io.out += t), stderr: (t: string) => (io.err += t) };
     expect(await policyCommand('apply', { kubeconfig: adminKubeconfig, output: 'yaml' }, sink)).toBe(0);
@@ -463,10 +467,12 @@ describe('isolation of jobs sharing a team namespace', () => {
     for (const [name, attack] of Object.entries(attacks(a, b, await victims()))) results[name] = await outcome(attack());
     for (const [name, result] of Object.entries(results)) {
       expect({ name, status: result.status }).toEqual({ name, status: 403 });
-      expect(result.message, name).toContain(`ValidatingAdmissionPolicy '${ISOLATION_POLICY_NAME}'`);
+      // The two job policies judge the same requests; where both refuse, either may answer.
+      expect(result.message, name).toMatch(new RegExp(`ValidatingAdmissionPolicy '(${ISOLATION_POLICY_NAME}|${ATTRIBUTION_POLICY_NAME})'`));
     }
+    expect(results['pod without the owner labels']!.message).toContain(`ValidatingAdmissionPolicy '${ISOLATION_POLICY_NAME}'`);
     expect(results["pod as B's executor account"]!.message).toContain(`must run as the service account ${a.plan.baseName}-exec`);
-    expect(results['unlabelled pod']!.message).toContain(
+    expect(results['pod without the owner labels']!.message).toContain(
       `must carry the labels ${OWNER_LABEL}=${a.plan.baseName} and app.kubernetes.io/managed-by=dss-spark-k8s`,
     );
   });
